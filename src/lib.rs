@@ -1,0 +1,7 @@
+//! fiber: virtual threads for Rust (skeleton while the core lands).
+#![allow(dead_code)]
+
+pub(crate) mod driver;
+mod task;
+
+pub use task::{current, park, park_timeout, Fiber, FiberId};
