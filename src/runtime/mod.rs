@@ -194,7 +194,13 @@ impl Drop for Runtime {
             let _ = thread.join();
         }
         // Every worker has exited: what is left in the injector never ran.
-        while !matches!(self.shared.injector.steal(), crossbeam_deque::Steal::Empty) {}
+        loop {
+            match self.shared.injector.steal() {
+                crossbeam_deque::Steal::Success(task) => task.job.cancel(),
+                crossbeam_deque::Steal::Empty => break,
+                crossbeam_deque::Steal::Retry => {}
+            }
+        }
     }
 }
 
