@@ -110,8 +110,15 @@ impl Builder {
         // than `'static` (scoped fibers, `block_on`) do not return before the closure has been
         // consumed or dropped and the packet's result taken or dropped (`Packet::release`), so
         // nothing borrowed is used after `'a`. For `'a = 'static` this is a no-op.
-        let (task, target): (Arc<Task>, Arc<Task<dyn JoinTarget<T>>>) =
-            unsafe { (std::mem::transmute(task), std::mem::transmute(target)) };
+        let (task, target) = unsafe {
+            (
+                std::mem::transmute::<Arc<Task<dyn Job + 'a>>, Arc<Task<dyn Job + 'static>>>(task),
+                std::mem::transmute::<
+                    Arc<Task<dyn JoinTarget<T> + 'a>>,
+                    Arc<Task<dyn JoinTarget<T> + 'static>>,
+                >(target),
+            )
+        };
         task.shared.schedule_new(task.clone());
         Ok(JoinHandle {
             target,
