@@ -451,6 +451,11 @@ impl Worker {
     /// Sleeps until woken or until the next own timer is due. See README.md for the protocol.
     fn sleep(&self) {
         let shared = &self.shared;
+        if shared.stacks.needs_trim() {
+            // Nothing to run: a good moment to give surplus stack memory back. Then look again.
+            shared.stacks.trim();
+            return;
+        }
         let remote = &shared.remotes[self.index];
         let mut turn = shared.driver.try_turn();
         remote.sleep.store(
