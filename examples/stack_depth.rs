@@ -30,7 +30,7 @@ fn workload(name: &str) {
                 .collect();
             let s = format!(
                 "{v:#?} {:>20.5} {:?}",
-                3.14159,
+                2.71,
                 std::collections::BTreeMap::from([(1, "a"), (2, "b")])
             );
             let mut out = std::io::stdout().lock();
