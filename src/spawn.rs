@@ -14,6 +14,24 @@ use crate::task::{Fiber, Job, Task};
 /// # Panics
 /// If the runtime cannot take the fiber (it is shutting down). Use [`Builder::spawn`] to get an
 /// error instead.
+///
+/// The closure must be `Send`: it may start on any worker. Capturing an `Rc` does not compile:
+///
+/// ```compile_fail
+/// let shared = std::rc::Rc::new(1);
+/// fiber::spawn(move || *shared + 1);
+/// ```
+///
+/// Once started, a fiber never changes thread, so `!Send` values created *inside* it are fine:
+///
+/// ```
+/// let h = fiber::spawn(|| {
+///     let local = std::rc::Rc::new(41);
+///     fiber::yield_now(); // the Rc lives across a switch, on the same carrier thread
+///     *local + 1
+/// });
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
