@@ -180,7 +180,6 @@ fn never_started_detached_fibers_are_dropped() {
 }
 
 #[test]
-#[ignore = "BUG: a never-started fiber whose JoinHandle is alive is not dropped by Runtime::drop: its closure leaks and join() hangs forever"]
 fn never_started_fibers_from_outside_are_dropped_and_join_err() {
     watchdog(60, || {
         let rt = runtime(1, "drop-unstarted");
