@@ -188,7 +188,9 @@ fn a_local_destructor_may_use_the_fiber_api() {
 }
 
 /// A destructor that touches another key while the fiber's locals are being dropped.
-struct TouchesOther(DropGuard);
+struct TouchesOther {
+    _guard: DropGuard,
+}
 
 impl Drop for TouchesOther {
     fn drop(&mut self) {
@@ -211,7 +213,7 @@ fn a_local_destructor_may_touch_other_locals() {
                 let guard = drops.guard();
                 rt.spawn(move || {
                     VALUE.with(|v| v.set(5));
-                    TOUCHER.with(|t| *t.borrow_mut() = Some(TouchesOther(guard)));
+                    TOUCHER.with(|t| *t.borrow_mut() = Some(TouchesOther { _guard: guard }));
                 })
             })
             .collect();
