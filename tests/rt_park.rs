@@ -112,6 +112,34 @@ fn many_pairs_handoffs_mixed_local_and_remote() {
 }
 
 #[test]
+fn ping_pong_between_two_runtimes() {
+    // Wake-ups that cross runtimes go through the other runtime's inbox.
+    let total = scaled(400_000, 50_000);
+    watchdog(120, move || {
+        let rt_a = runtime(1, "pp-rt-a");
+        let rt_b = runtime(1, "pp-rt-b");
+        let turn = Arc::new(AtomicUsize::new(0));
+        let cells: Arc<[OnceLock<fiber::Fiber>; 2]> = Arc::new([OnceLock::new(), OnceLock::new()]);
+        let player = |me: usize| {
+            let (turn, cells) = (turn.clone(), cells.clone());
+            move || {
+                cells[me].set(fiber::current()).unwrap();
+                let other = loop {
+                    if let Some(f) = cells[1 - me].get() {
+                        break f.clone();
+                    }
+                    fiber::yield_now();
+                };
+                play(me, &turn, &other, total)
+            }
+        };
+        let a = rt_a.spawn(player(0));
+        let b = rt_b.spawn(player(1));
+        assert_eq!(a.join().unwrap() + b.join().unwrap(), total);
+    });
+}
+
+#[test]
 fn many_unparkers_one_parker() {
     // Fibers and OS threads each bump a counter and unpark the consumer; the consumer parks until
     // it has seen every bump. Unparks collapse into one token, so the count must be re-checked.

@@ -261,3 +261,37 @@ fn scoped_results_that_borrow_are_dropped_before_the_scope_ends() {
         assert_eq!(drops.get(), 10);
     });
 }
+
+#[test]
+fn many_short_scopes_stress_the_owner_wake_up() {
+    // The last scoped fiber to finish wakes the scope's owner; a lost wake-up hangs a scope.
+    let rounds = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        20_000
+    };
+    watchdog(120, move || {
+        let rt = runtime(2, "scope-stress");
+        let total = AtomicUsize::new(0);
+        // Owner on a plain thread (scoped fibers on the default runtime)...
+        for _ in 0..rounds / 4 {
+            fiber::scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|| total.fetch_add(1, Ordering::Relaxed));
+                }
+            });
+        }
+        // ...and owner in a fiber.
+        let total_ref = &total;
+        rt.block_on(|| {
+            for _ in 0..rounds {
+                fiber::scope(|s| {
+                    for _ in 0..3 {
+                        s.spawn(|| total_ref.fetch_add(1, Ordering::Relaxed));
+                    }
+                });
+            }
+        });
+        assert_eq!(total.into_inner(), 3 * (rounds / 4 + rounds));
+    });
+}

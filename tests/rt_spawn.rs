@@ -432,3 +432,26 @@ fn builder_stack_size_and_name() {
         assert!(on.starts_with("builder-"), "ran on {on}");
     });
 }
+
+#[test]
+fn spawn_then_join_at_once_from_fibers() {
+    // The child may be stolen by the other worker and finish while the parent is still on its
+    // way to parking in join: the join protocol must not lose that wake-up.
+    let n = scaled(200_000, 20_000) as u64;
+    watchdog(120, move || {
+        let rt = runtime(2, "spawn-join");
+        let sums: Vec<_> = (0..2u64)
+            .map(|k| {
+                rt.spawn(move || {
+                    let mut sum = 0;
+                    for i in 0..n / 2 {
+                        sum += fiber::spawn(move || i * 2 + k).join().unwrap();
+                    }
+                    sum
+                })
+            })
+            .collect();
+        let total: u64 = sums.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, (0..n).sum::<u64>());
+    });
+}
