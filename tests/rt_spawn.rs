@@ -455,3 +455,54 @@ fn spawn_then_join_at_once_from_fibers() {
         assert_eq!(total, (0..n).sum::<u64>());
     });
 }
+
+#[test]
+fn unstarted_fibers_are_stolen_from_a_blocked_worker() {
+    // A fiber that never yields holds its worker; the fibers it spawned have not started, so the
+    // other worker must be woken to steal them. Each round the other worker has gone idle again,
+    // so this also checks that a spawn wakes a sleeping worker every time.
+    let rounds = scaled(2_000, 300);
+    watchdog(120, move || {
+        let rt = runtime(2, "steal");
+        let stuck_round = rt
+            .spawn(move || {
+                for round in 0..rounds {
+                    let done = Arc::new(AtomicBool::new(false));
+                    let d2 = done.clone();
+                    let _child = fiber::spawn(move || d2.store(true, Ordering::SeqCst));
+                    // Spin without yielding (this worker runs nothing else meanwhile).
+                    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                    while !done.load(Ordering::SeqCst) {
+                        if std::time::Instant::now() > deadline {
+                            return Some(round);
+                        }
+                        std::hint::spin_loop();
+                    }
+                    // Let the other worker fall asleep before the next round (most rounds).
+                    if round % 8 != 0 {
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
+                }
+                None
+            })
+            .join()
+            .unwrap();
+        assert_eq!(stuck_round, None, "no worker stole the child");
+    });
+}
+
+#[test]
+fn fiber_handles_print_id_and_name() {
+    watchdog(30, || {
+        let rt = runtime(1, "debug-fmt");
+        let h = fiber::Builder::new()
+            .name("printable".into())
+            .spawn_on(&rt, || format!("{:?}", fiber::current()))
+            .unwrap();
+        let id = h.fiber().id();
+        let inside = h.join().unwrap();
+        assert!(inside.contains("printable"), "{inside}");
+        assert!(inside.contains(&format!("{id:?}")), "{inside}");
+        assert_eq!(format!("{id:?}"), format!("FiberId({})", id.as_u64()));
+    });
+}
