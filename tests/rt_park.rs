@@ -334,7 +334,7 @@ fn unpark_of_a_finished_fiber_is_harmless() {
                 std::hint::spin_loop();
             }
         });
-        let h = rt.spawn(|| fiber::park());
+        let h = rt.spawn(fiber::park);
         h.fiber().unpark();
         started.store(true, Ordering::SeqCst);
         blocker.join().unwrap();
