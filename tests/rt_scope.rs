@@ -12,7 +12,7 @@ use support::{payload_text, runtime, watchdog};
 fn scoped_fibers_borrow_the_callers_data() {
     watchdog(30, || {
         let numbers: Vec<u64> = (1..=100).collect();
-        let mut output = vec![0u64; 4];
+        let mut output = [0u64; 4];
         let counter = AtomicUsize::new(0);
         fiber::scope(|s| {
             for (i, slot) in output.iter_mut().enumerate() {
