@@ -29,7 +29,7 @@ fn block_on_returns_the_value_and_runs_in_a_fiber() {
 fn block_on_borrows_from_the_caller() {
     watchdog(30, || {
         let rt = runtime(2, "bo-borrow");
-        let input = vec![1u64, 2, 3];
+        let input = [1u64, 2, 3];
         let mut output = Vec::new();
         let mut counter = 0u32;
         rt.block_on(|| {
