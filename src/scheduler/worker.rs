@@ -343,7 +343,7 @@ impl Worker {
 
     fn take_stack(&self, size: usize) -> io::Result<FiberStack> {
         if size != 0 {
-            return stack::allocate_stack(size, None);
+            return stack::allocate_stack(size);
         }
         let mut cache = self.stacks.borrow_mut();
         if let Some(stack) = cache.pop() {
