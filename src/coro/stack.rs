@@ -85,10 +85,14 @@ fn guard_budget() -> usize {
 /// without splitting the mapping, and that survive `MADV_DONTNEED`.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
-/// Whether this kernel supports guard markers; probed once.
+/// Whether this kernel supports guard markers; probed once. `FIBER_NO_GUARD_MARKERS` set in the
+/// environment forces the fallback layout (tests use it to exercise that path on new kernels).
 fn guard_markers() -> bool {
     static SUPPORTED: OnceLock<bool> = OnceLock::new();
     *SUPPORTED.get_or_init(|| {
+        if std::env::var_os("FIBER_NO_GUARD_MARKERS").is_some() {
+            return false;
+        }
         let page = page_size();
         let Ok(base) = map_region(2 * page) else {
             return false;
