@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::coro::Suspend;
+use crate::coro::{Resume, Suspend};
 use crate::driver::timer::TimerAction;
 use crate::scheduler::context;
 use crate::task::{Fiber, FiberId};
@@ -104,9 +104,11 @@ pub fn sleep(dur: Duration) {
             )
         })
         .expect("a fiber always runs on a worker");
-        // Only the timer requeues a sleeping fiber; a resume without it is a cancellation.
-        context::suspend(task, Suspend::Wait);
-        context::with_worker(|w| w.cancel_timer(key));
+        // Only the timer requeues a sleeping fiber (and removes itself when it fires); any other
+        // resume is a cancellation, which leaves the timer behind.
+        if context::suspend(task, Suspend::Wait) == Resume::Cancel {
+            context::with_worker(|w| w.cancel_timer(key));
+        }
     });
     if slept.is_none() {
         std::thread::sleep(dur);

@@ -188,9 +188,7 @@ fn a_local_destructor_may_use_the_fiber_api() {
 }
 
 /// A destructor that touches another key while the fiber's locals are being dropped.
-struct TouchesOther {
-    _guard: DropGuard,
-}
+struct TouchesOther(#[allow(dead_code)] DropGuard); // held for its drop count
 
 impl Drop for TouchesOther {
     fn drop(&mut self) {
@@ -213,7 +211,7 @@ fn a_local_destructor_may_touch_other_locals() {
                 let guard = drops.guard();
                 rt.spawn(move || {
                     VALUE.with(|v| v.set(5));
-                    TOUCHER.with(|t| *t.borrow_mut() = Some(TouchesOther { _guard: guard }));
+                    TOUCHER.with(|t| *t.borrow_mut() = Some(TouchesOther(guard)));
                 })
             })
             .collect();

@@ -222,7 +222,6 @@ fn never_started_fibers_from_outside_are_dropped_and_join_err() {
 }
 
 #[test]
-#[ignore = "BUG: fibers queued on a worker's own deque are started and run to completion after shutdown began, instead of being dropped unrun"]
 fn never_started_fibers_spawned_by_a_fiber_are_dropped_and_join_err() {
     watchdog(60, || {
         let rt = runtime(1, "drop-unstarted-local");
@@ -264,7 +263,6 @@ fn never_started_fibers_spawned_by_a_fiber_are_dropped_and_join_err() {
 }
 
 #[test]
-#[ignore = "BUG: dropping a Runtime never returns while one of its fibers loops on yield_now()"]
 fn a_yield_looping_fiber_is_unwound_on_drop() {
     watchdog(20, || {
         let rt = runtime(1, "drop-yielder");
@@ -287,7 +285,6 @@ fn a_yield_looping_fiber_is_unwound_on_drop() {
 }
 
 #[test]
-#[ignore = "BUG: dropping a Runtime never returns while two of its fibers keep waking each other"]
 fn a_ping_pong_pair_is_unwound_on_drop() {
     watchdog(20, || {
         let rt = runtime(1, "drop-pair");

@@ -96,6 +96,12 @@ impl Builder {
             ));
         }
         let stack_size = validate_stack_size(self.stack_size)?;
+        if self.thread_name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "thread_name must not contain NUL bytes (it becomes the OS thread name)",
+            ));
+        }
         crate::coro::overflow::install_handler();
         let deques: Vec<Deque<Arc<crate::task::Task>>> =
             (0..workers).map(|_| Deque::new_lifo()).collect();

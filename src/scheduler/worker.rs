@@ -49,8 +49,9 @@ use crate::task::{Stage, Task};
 const MAINTENANCE_INTERVAL: u32 = 61;
 /// How often in a row the `next` slot may be preferred to the run queue.
 const MAX_NEXT_STREAK: u32 = 3;
-/// Rounds of searching for work before going to sleep.
-const SEARCH_ROUNDS: u32 = 64;
+/// Victims to try stealing from before going to sleep: 64 rounds over one other worker, fewer
+/// rounds with more workers (each round visits all of them), at least one.
+const SEARCH_BUDGET: usize = 64;
 /// How often a cancelled fiber is resumed before it is given up on (it keeps parking).
 const CANCEL_ATTEMPTS: usize = 64;
 
@@ -104,6 +105,7 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
+            // `next_task` returns `None` on a maintenance tick that sees shutdown, however busy.
             if self.shared.is_shutdown() {
                 return;
             }
@@ -119,6 +121,9 @@ impl Worker {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % MAINTENANCE_INTERVAL == 0 {
+            if self.shared.is_shutdown() {
+                return None;
+            }
             if let Some(task) = self.maintenance() {
                 return Some(task);
             }
@@ -143,9 +148,6 @@ impl Worker {
 
     #[cold]
     fn maintenance(&self) -> Option<Arc<Task>> {
-        if self.shared.is_shutdown() {
-            return None;
-        }
         self.fire_timers();
         self.drain_inbox();
         if self.shared.driver.has_sources() {
@@ -251,8 +253,16 @@ impl Worker {
         if self.searching.get() {
             self.stop_searching();
         }
-        if task.stage.get() == Stage::Unstarted && !self.start(&task) {
-            return;
+        if task.stage.get() == Stage::Unstarted {
+            if self.shared.is_shutdown() {
+                // Never start a fiber once shutdown has begun: drop it unrun.
+                task.stage.set(Stage::Done);
+                task.job.cancel();
+                return;
+            }
+            if !self.start(&task) {
+                return;
+            }
         }
         self.resume(task, Resume::Run);
     }
@@ -333,7 +343,7 @@ impl Worker {
 
     fn take_stack(&self, size: usize) -> io::Result<FiberStack> {
         if size != 0 {
-            return stack::allocate_stack(size, None);
+            return stack::allocate_stack(size);
         }
         let mut cache = self.stacks.borrow_mut();
         if let Some(stack) = cache.pop() {
@@ -366,17 +376,23 @@ impl Worker {
             return None;
         }
         if !self.searching.get() {
+            // At most half the workers search at once (at least one): with many workers, searching
+            // everyone's deque from every idle worker costs more than the work it finds.
+            if !self.shared.idle.try_begin_search(self.shared.remotes.len()) {
+                self.sleep();
+                return None;
+            }
             self.searching.set(true);
-            self.shared.idle.begin_search();
         }
-        for round in 0..SEARCH_ROUNDS {
+        let rounds = (SEARCH_BUDGET / self.shared.remotes.len().saturating_sub(1).max(1)).max(1);
+        for round in 0..rounds {
             if let Some(task) = self.steal() {
                 return Some(task);
             }
             if self.has_local_work() {
                 return None;
             }
-            if round < SEARCH_ROUNDS / 2 {
+            if round < rounds / 2 {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
