@@ -19,11 +19,23 @@ fn is_child(test: &str) -> bool {
 /// Runs test `test` of this binary in a child process (with core dumps off) and returns its
 /// output.
 fn run_child(test: &str) -> Output {
+    run_child_with(test, false)
+}
+
+/// As [`run_child`]; `fallback` forces the stack layout of kernels without guard markers
+/// (`FIBER_NO_GUARD_MARKERS`): separately mapped guard pages within a map budget, then unguarded
+/// slab stacks with a canary.
+fn run_child_with(test: &str, fallback: bool) -> Output {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test)
         .env("RUST_BACKTRACE", "0");
+    if fallback {
+        cmd.env("FIBER_NO_GUARD_MARKERS", "1");
+    } else {
+        cmd.env_remove("FIBER_NO_GUARD_MARKERS");
+    }
     // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
     // async-signal-safe; it touches no memory shared with the parent.
     unsafe {
@@ -151,58 +163,102 @@ fn overflow_of_a_small_custom_stack_aborts() {
     );
 }
 
+/// In the child: keeps `live` fibers parked (all started, holding their stacks) on a one-worker
+/// runtime, then runs `dive` in a fiber named `name`; never returns.
+fn park_many_then_dive(live: usize, name: &str, dive: fn() -> u64) -> ! {
+    let rt = support::runtime(1, "ovf");
+    let started = Arc::new(AtomicUsize::new(0));
+    let parked: Vec<_> = (0..live)
+        .map(|_| {
+            let started = started.clone();
+            rt.spawn(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                loop {
+                    fiber::park();
+                }
+            })
+        })
+        .collect();
+    assert!(support::eventually(60, || started.load(Ordering::SeqCst) == live));
+    let h = fiber::Builder::new()
+        .name(name.into())
+        .spawn_on(&rt, dive)
+        .unwrap();
+    let _ = h.join();
+    drop(parked);
+    unreachable!("the overflow did not abort the process");
+}
+
+/// More live fibers than the fallback layout can give separately mapped guard pages: a quarter
+/// of `vm.max_map_count` (the runtime's budget), plus some.
+fn beyond_the_map_budget() -> usize {
+    let max_maps: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65530);
+    max_maps / 4 + 500
+}
+
 #[test]
-fn overflow_beyond_the_guarded_stacks_is_caught_by_the_canary() {
-    const TEST: &str = "overflow_beyond_the_guarded_stacks_is_caught_by_the_canary";
+fn overflow_with_many_live_fibers_is_reported() {
+    const TEST: &str = "overflow_with_many_live_fibers_is_reported";
     if is_child(TEST) {
-        // Exhaust the guarded stacks: a quarter of vm.max_map_count live fibers (as the runtime
-        // budgets them), plus some. Later stacks come from slabs, with a canary instead of a
-        // guard page; the overflowing fiber gets one of those.
-        let max_maps: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(65530);
-        let live = max_maps / 4 + 100;
-        let rt = support::runtime(1, "ovf");
-        let started = Arc::new(AtomicUsize::new(0));
-        let parked: Vec<_> = (0..live)
-            .map(|_| {
-                let started = started.clone();
-                rt.spawn(move || {
-                    started.fetch_add(1, Ordering::SeqCst);
-                    loop {
-                        fiber::park();
-                    }
-                })
-            })
-            .collect();
-        assert!(support::eventually(60, || started.load(Ordering::SeqCst) == live));
-        let h = fiber::Builder::new()
-            .name("slab-diver".into())
-            .spawn_on(&rt, || {
-                // Recurse just past the bottom of this (default-sized) stack, into its canary,
-                // then switch out: the check at the switch must catch it. The stack top is a
-                // little above this local, so this overshoots the bottom by at most that much
-                // plus one frame (into a neighbouring parked fiber's stack, which never runs
-                // again).
-                let local = 0u8;
-                let top = std::hint::black_box(&local) as *const u8 as usize;
-                let limit = top - fiber::DEFAULT_STACK_SIZE + 64;
-                let depth = recurse_to(limit, 0);
-                eprintln!("CHILD-DEPTH={depth}");
-                fiber::yield_now();
-                depth
-            })
-            .unwrap();
-        let _ = h.join();
-        drop(parked);
-        unreachable!("the overflow did not abort the process");
+        park_many_then_dive(beyond_the_map_budget(), "crowded-diver", || {
+            recurse_forever(0)
+        });
     }
     let out = run_child(TEST);
     assert_died(
         &out,
         libc::SIGABRT,
+        "fiber 'crowded-diver' has overflowed its stack",
+    );
+}
+
+#[test]
+fn fallback_layout_overflow_with_few_fibers_is_reported() {
+    const TEST: &str = "fallback_layout_overflow_with_few_fibers_is_reported";
+    if is_child(TEST) {
+        park_many_then_dive(10, "mapped-diver", || recurse_forever(0));
+    }
+    let out = run_child_with(TEST, true);
+    assert_died(
+        &out,
+        libc::SIGABRT,
+        "fiber 'mapped-diver' has overflowed its stack",
+    );
+}
+
+#[test]
+fn fallback_layout_canary_catches_an_overflow_at_the_switch() {
+    const TEST: &str = "fallback_layout_canary_catches_an_overflow_at_the_switch";
+    if is_child(TEST) {
+        // Beyond the map budget the fallback gives unguarded slab stacks. This fiber recurses
+        // just past the bottom of its (default-sized) stack, through the canary, returns, and
+        // switches out: the check at the switch must catch it. The stack top is a little above
+        // `local`, so the recursion overshoots the bottom by at most that much plus one frame
+        // (into a neighbouring parked fiber's stack, which never runs again).
+        park_many_then_dive(beyond_the_map_budget(), "slab-diver", || {
+            let local = 0u8;
+            let top = std::hint::black_box(&local) as *const u8 as usize;
+            let limit = top - fiber::DEFAULT_STACK_SIZE + 64;
+            let depth = recurse_to(limit, 0);
+            eprintln!("CHILD-DEPTH={depth}");
+            fiber::yield_now();
+            depth
+        });
+    }
+    let out = run_child_with(TEST, true);
+    let stderr = assert_died(
+        &out,
+        libc::SIGABRT,
         "fiber 'slab-diver' has overflowed its stack",
+    );
+    // The recursion returned, so it was the canary check at the switch-out that reported the
+    // overflow (a guard page would have stopped the recursion itself).
+    assert!(
+        stderr.contains("CHILD-DEPTH="),
+        "the canary path was not taken:\n{stderr}"
     );
 }
 
