@@ -111,6 +111,10 @@ impl Worker {
             }
             if let Some(task) = self.idle() {
                 self.run_task(task);
+            } else if self.shared.is_shutdown() {
+                // Woken, possibly by a wake-up that a cancelled fiber caused: once shutdown has
+                // begun, fibers only unwind; none resumes its normal course.
+                return;
             }
         }
     }
