@@ -506,3 +506,24 @@ fn fiber_handles_print_id_and_name() {
         assert_eq!(format!("{id:?}"), format!("FiberId({})", id.as_u64()));
     });
 }
+
+// The handle types can cross threads, as their std counterparts can (checked at compile time).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<fiber::JoinHandle<u32>>();
+    send_sync::<fiber::Fiber>();
+    send_sync::<fiber::FiberId>();
+    send_sync::<fiber::Runtime>();
+    send_sync::<fiber::Builder>();
+    send_sync::<fiber::ScopedJoinHandle<'static, u32>>();
+};
+
+#[test]
+fn a_panicked_fiber_is_finished() {
+    watchdog(30, || {
+        let rt = runtime(1, "panic-finished");
+        let h = rt.spawn(|| panic!("done for"));
+        assert!(support::eventually(20, || h.is_finished()));
+        assert!(h.join().is_err());
+    });
+}
