@@ -198,6 +198,16 @@ unsafe impl Stack for FiberStack {
     }
 }
 
+/// Drops the pages of `[lo, hi)`, memory of pooled stacks that no fiber uses.
+fn release_range((lo, hi): (usize, usize)) {
+    // SAFETY: callers pass ranges of private anonymous stack memory that no coroutine uses (the
+    // stacks are in the pool or being dropped); MADV_DONTNEED only discards their contents, which
+    // read back as zero, as the red-zone check expects.
+    unsafe {
+        libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
+    }
+}
+
 /// True if the red zone at the bottom of an unguarded stack was written (the fiber overflowed).
 ///
 /// # Safety
@@ -275,15 +285,12 @@ impl StackPool {
     /// Takes back a batch of stacks from a worker cache that grew past its bound.
     #[cold]
     pub(crate) fn give_back(&self, cache: &mut Vec<FiberStack>, keep: usize) {
-        let surplus: Vec<FiberStack> = cache.drain(keep..).collect();
+        let mut surplus: Vec<FiberStack> = cache.drain(keep..).collect();
         let mut hot = self.hot.lock();
-        let room = HOT_STACKS.saturating_sub(hot.len());
-        let mut surplus = surplus.into_iter();
-        hot.extend(surplus.by_ref().take(room));
+        let room = HOT_STACKS.saturating_sub(hot.len()).min(surplus.len());
+        hot.extend(surplus.drain(..room));
         drop(hot);
-        for stack in surplus {
-            self.release(stack);
-        }
+        self.release_all(surplus);
     }
 
     /// Returns one stack to the pool without a worker cache (e.g. at shutdown).
@@ -298,12 +305,30 @@ impl StackPool {
     }
 
     fn release(&self, stack: FiberStack) {
-        if stack.kind != StackKind::Slab {
-            drop(stack); // munmap: also gives the map budget back
-        } else {
-            stack.release_pages();
-            self.cold.lock().push(stack);
+        self.release_all(vec![stack]);
+    }
+
+    /// Gives the memory of surplus stacks back: guarded ones are unmapped (returning their map
+    /// budget); slab stacks drop their pages, coalesced into one `madvise` per contiguous run
+    /// (stacks carved from one slab are usually adjacent), and wait in the cold list.
+    fn release_all(&self, mut stacks: Vec<FiberStack>) {
+        stacks.retain(|s| s.kind == StackKind::Slab); // the others unmap themselves on drop
+        stacks.sort_unstable_by_key(|s| s.bottom);
+        let mut run: Option<(usize, usize)> = None;
+        for stack in &stacks {
+            run = match run {
+                Some((lo, hi)) if hi == stack.bottom => Some((lo, stack.top)),
+                Some(range) => {
+                    release_range(range);
+                    Some((stack.bottom, stack.top))
+                }
+                None => Some((stack.bottom, stack.top)),
+            };
         }
+        if let Some(range) = run {
+            release_range(range);
+        }
+        self.cold.lock().extend(stacks);
     }
 
     fn allocate(&self) -> io::Result<FiberStack> {

@@ -256,7 +256,7 @@ impl Worker {
                 return;
             }
         }
-        self.resume(&task, Resume::Run);
+        self.resume(task, Resume::Run);
     }
 
     /// Turns an unstarted task into a coroutine on a stack of this worker; false if no stack
@@ -293,18 +293,20 @@ impl Worker {
         true
     }
 
-    /// Resumes a started fiber and files it according to how it stopped.
-    fn resume(&self, task: &Arc<Task>, msg: Resume) -> bool {
+    /// Resumes a started fiber and files it according to how it stopped; true if it finished.
+    /// Takes the caller's reference so that a yield requeues it without touching the refcount.
+    #[inline]
+    fn resume(&self, task: Arc<Task>, msg: Resume) -> bool {
         // SAFETY: as in `run_task`: we hold the run token of a task whose home is this worker.
         let Body::Running(coro) = (unsafe { &mut *task.body.get() }) else {
             return true;
         };
-        let previous = context::set_task(Arc::as_ptr(task));
+        let previous = context::set_task(Arc::as_ptr(&task));
         let outcome = coro.resume(msg);
         context::set_task(previous);
         match outcome {
             Outcome::Suspended(Suspend::Yield) => {
-                self.runq.borrow_mut().push_back(task.clone());
+                self.runq.borrow_mut().push_back(task);
                 false
             }
             Outcome::Suspended(Suspend::Wait) => false,
@@ -312,7 +314,7 @@ impl Worker {
                 // SAFETY: as above; the coroutine has returned, nothing refers to the body.
                 unsafe { *task.body.get() = Body::Done };
                 self.put_stack(stack, task.stack_size);
-                self.remove_live(task);
+                self.remove_live(&task);
                 true
             }
         }
@@ -495,7 +497,7 @@ impl Worker {
         for task in live {
             let mut finished = false;
             for _ in 0..CANCEL_ATTEMPTS {
-                if self.resume(&task, Resume::Cancel) {
+                if self.resume(task.clone(), Resume::Cancel) {
                     finished = true;
                     break;
                 }
