@@ -4,7 +4,8 @@
 //!
 //! `cargo run --release --example million -- [--fibers N] [--threads N] [--sleep-ms MS] [--workers N]`
 //!
-//! RSS per worker = (peak RSS − RSS before spawning) / N; the peak is `VmHWM` after a reset through
+//! RSS per worker = (peak RSS − RSS before spawning) / N, and RSS per sleeper divides by the most that
+//! were asleep at the same time instead (the same when all N sleep together); the peak is `VmHWM` after a reset through
 //! `/proc/self/clear_refs` (or the highest sampled `VmRSS` where that is not allowed). Page tables
 //! (`VmPTE`) are kernel memory outside the RSS and are printed separately.
 use std::process::ExitCode;
@@ -125,9 +126,19 @@ fn main() -> ExitCode {
         t.map(|t| format!("{:.1}", t.base.rss as f64 / 1024.0)),
     );
     row(
-        "RSS per worker (KiB)",
+        "most asleep at once",
+        fibers.peak_asleep.to_string(),
+        t.map(|t| t.peak_asleep.to_string()),
+    );
+    row(
+        "RSS per worker (KiB, / count)",
         format!("{:.2}", fibers.rss_per_worker_kib()),
         t.map(|t| format!("{:.2}", t.rss_per_worker_kib())),
+    );
+    row(
+        "RSS per sleeper (KiB)",
+        format!("{:.2}", fibers.rss_per_sleeper_kib()),
+        t.map(|t| format!("{:.2}", t.rss_per_sleeper_kib())),
     );
     row(
         "page tables per worker (KiB)",
@@ -146,8 +157,8 @@ fn main() -> ExitCode {
     );
     if let Some(t) = t {
         println!(
-            "\nper worker, fibers use {:.1}x less RSS than std threads; wall overhead over the sleep: fibers {:.0} ms, threads {:.0} ms",
-            t.rss_per_worker_kib() / fibers.rss_per_worker_kib().max(1e-9),
+            "\nper sleeper, fibers use {:.1}x less RSS than std threads; wall overhead over the sleep: fibers {:.0} ms, threads {:.0} ms",
+            t.rss_per_sleeper_kib() / fibers.rss_per_sleeper_kib().max(1e-9),
             (fibers.wall.as_secs_f64() - dur.as_secs_f64()) * 1e3,
             (t.wall.as_secs_f64() - dur.as_secs_f64()) * 1e3,
         );
@@ -156,6 +167,13 @@ fn main() -> ExitCode {
         if let Some(e) = &r.error {
             println!("{}: {} failed; first error: {e}", r.kind, r.failed);
         }
+    }
+    if fibers.peak_asleep < fibers.n {
+        println!(
+            "note: only {} of {} fibers were asleep at the same time (starting them lagged behind the first wake-ups); \
+             RSS per sleeper divides by that number",
+            fibers.peak_asleep, fibers.n
+        );
     }
     if fibers.failed > 0 || threads.as_ref().is_some_and(|t| t.failed > 0) {
         ExitCode::FAILURE

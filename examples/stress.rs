@@ -112,7 +112,7 @@ impl Table {
                 ratio(r.fiber, r.thread),
             );
         }
-        println!("(lower is better everywhere; a ratio below 1 means fibers win)");
+        println!("(lower is better except for counts; a ratio below 1 means fibers win)");
     }
 }
 
@@ -142,7 +142,8 @@ fn stage_million(o: &Opts, table: &mut Table) {
     }
     trim();
     let secs = |r: &common::CrowdReport| r.wall.as_secs_f64();
-    let per = |r: &common::CrowdReport| r.rss_per_worker_kib();
+    let per = |r: &common::CrowdReport| r.rss_per_sleeper_kib();
+    let asleep = |r: &common::CrowdReport| r.peak_asleep as f64;
     let peak = |r: &common::CrowdReport| r.peak_rss as f64 / 1024.0;
     table.add(
         "million",
@@ -151,6 +152,14 @@ fn stage_million(o: &Opts, table: &mut Table) {
         Some(secs(&f)),
         t.as_ref().map(secs),
         k.as_ref().map(secs),
+    );
+    table.add(
+        "million",
+        "most asleep at once",
+        "count",
+        Some(asleep(&f)),
+        t.as_ref().map(asleep),
+        k.as_ref().map(asleep),
     );
     table.add(
         "million",

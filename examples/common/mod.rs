@@ -58,6 +58,16 @@ pub(crate) struct Counters {
     pub(crate) spawned: AtomicUsize,
     pub(crate) sleeping: AtomicUsize,
     pub(crate) done: AtomicUsize,
+    /// The most sleepers that were asleep at the same time.
+    pub(crate) max_sleeping: AtomicUsize,
+}
+
+impl Counters {
+    /// Called by a sleeper just before it goes to sleep.
+    pub(crate) fn falling_asleep(&self) {
+        let now = self.sleeping.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_sleeping.fetch_max(now, Ordering::Relaxed);
+    }
 }
 
 /// A thread that prints a live `\r` progress line to stderr and samples the RSS (a fallback for
@@ -143,6 +153,8 @@ pub(crate) struct CrowdReport {
     pub(crate) maps: u64,
     /// The first error, if any.
     pub(crate) error: Option<String>,
+    /// The most that were asleep at the same time (all `n` unless starting them lagged behind).
+    pub(crate) peak_asleep: usize,
 }
 
 impl CrowdReport {
@@ -151,19 +163,27 @@ impl CrowdReport {
         self.peak_rss.saturating_sub(self.base.rss) as f64 / self.n.max(1) as f64
     }
 
+    /// (peak − baseline) / the most asleep at once, in KiB: the cost of one sleeper even when
+    /// not all `n` were asleep together (then it also carries the not-yet-started ones).
+    pub(crate) fn rss_per_sleeper_kib(&self) -> f64 {
+        self.peak_rss.saturating_sub(self.base.rss) as f64 / self.peak_asleep.max(1) as f64
+    }
+
     pub(crate) fn pte_per_worker_kib(&self) -> f64 {
         self.peak_pte.saturating_sub(self.base.pte) as f64 / self.n.max(1) as f64
     }
 
     pub(crate) fn print(&self) {
         println!(
-            "  {:<12} n={:<9} wall {:>8.3} s (spawning {:.3} s)  peak RSS {:>8.1} MiB  RSS/worker {:>6.2} KiB  page tables/worker {:.2} KiB{}{}",
+            "  {:<12} n={:<9} asleep at once {:<9} wall {:>8.3} s (spawning {:.3} s)  peak RSS {:>8.1} MiB  RSS/worker {:>6.2} KiB  RSS/sleeper {:>6.2} KiB  page tables/worker {:.2} KiB{}{}",
             self.kind,
             self.n,
+            self.peak_asleep,
             self.wall.as_secs_f64(),
             self.spawn.as_secs_f64(),
             self.peak_rss as f64 / 1024.0,
             self.rss_per_worker_kib(),
+            self.rss_per_sleeper_kib(),
             self.pte_per_worker_kib(),
             if self.maps > 0 { format!("  maps {}", self.maps) } else { String::new() },
             if self.failed > 0 {
@@ -204,6 +224,7 @@ fn end(
     reset: bool,
     sampled_max: u64,
     asleep: Mem,
+    counters: &Counters,
 ) -> CrowdReport {
     let now = mem();
     let peak_rss = if reset {
@@ -222,6 +243,7 @@ fn end(
         peak_pte: asleep.pte.max(now.pte),
         maps: asleep.maps,
         error,
+        peak_asleep: counters.max_sleeping.load(Ordering::Relaxed),
     }
 }
 
@@ -242,7 +264,7 @@ pub(crate) fn sleep_fibers(
         for _ in 0..n {
             let c2 = c.clone();
             handles.push(fiber::spawn(move || {
-                c2.sleeping.fetch_add(1, Ordering::Relaxed);
+                c2.falling_asleep();
                 fiber::sleep(dur);
                 c2.sleeping.fetch_sub(1, Ordering::Relaxed);
                 c2.done.fetch_add(1, Ordering::Release);
@@ -274,7 +296,7 @@ pub(crate) fn sleep_fibers(
     });
     let sampled = progress.finish();
     end(
-        "fibers", n, failed, error, spawn, wall, base, reset, sampled, asleep,
+        "fibers", n, failed, error, spawn, wall, base, reset, sampled, asleep, &counters,
     )
 }
 
@@ -290,7 +312,7 @@ pub(crate) fn sleep_threads(n: usize, dur: Duration, show: bool) -> CrowdReport 
     for _ in 0..n {
         let c = counters.clone();
         match std::thread::Builder::new().spawn(move || {
-            c.sleeping.fetch_add(1, Ordering::Relaxed);
+            c.falling_asleep();
             std::thread::sleep(dur);
             c.sleeping.fetch_sub(1, Ordering::Relaxed);
             c.done.fetch_add(1, Ordering::Release);
@@ -323,6 +345,7 @@ pub(crate) fn sleep_threads(n: usize, dur: Duration, show: bool) -> CrowdReport 
         reset,
         sampled,
         asleep,
+        &counters,
     )
 }
 
@@ -344,7 +367,7 @@ pub(crate) fn sleep_tokio(
             for _ in 0..n {
                 let c2 = c.clone();
                 handles.push(tokio::spawn(async move {
-                    c2.sleeping.fetch_add(1, Ordering::Relaxed);
+                    c2.falling_asleep();
                     tokio::time::sleep(dur).await;
                     c2.sleeping.fetch_sub(1, Ordering::Relaxed);
                     c2.done.fetch_add(1, Ordering::Release);
@@ -376,7 +399,7 @@ pub(crate) fn sleep_tokio(
     });
     let sampled = progress.finish();
     end(
-        "tokio", n, failed, error, spawn, wall, base, reset, sampled, asleep,
+        "tokio", n, failed, error, spawn, wall, base, reset, sampled, asleep, &counters,
     )
 }
 
