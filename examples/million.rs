@@ -96,6 +96,8 @@ fn main() -> ExitCode {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     let fibers = common::sleep_fibers(&rt, o.fibers, dur, !o.quiet);
+    drop(rt);
+    common::trim();
     let threads = (o.threads > 0).then(|| common::sleep_threads(o.threads, dur, !o.quiet));
 
     println!();

@@ -127,12 +127,12 @@ fn stage_million(o: &Opts, table: &mut Table) {
     let f = common::sleep_fibers(&rt, o.fibers, dur, !o.quiet);
     drop(rt);
     f.print();
-    trim();
+    common::trim();
     let t = (o.threads > 0).then(|| common::sleep_threads(o.threads, dur, !o.quiet));
     if let Some(t) = &t {
         t.print();
     }
-    trim();
+    common::trim();
     let k = (tokio_n > 0).then(|| {
         let rt = tokio_runtime(o.workers);
         common::sleep_tokio(&rt, tokio_n, dur, !o.quiet)
@@ -140,7 +140,7 @@ fn stage_million(o: &Opts, table: &mut Table) {
     if let Some(k) = &k {
         k.print();
     }
-    trim();
+    common::trim();
     let secs = |r: &common::CrowdReport| r.wall.as_secs_f64();
     let per = |r: &common::CrowdReport| r.rss_per_sleeper_kib();
     let asleep = |r: &common::CrowdReport| r.peak_asleep as f64;
@@ -238,16 +238,6 @@ fn tokio_runtime(workers: usize) -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// Hands freed heap memory back to the OS between phases, so that one phase's leftovers do not
-/// serve (and hide) the next phase's allocations.
-fn trim() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 fn usage() -> String {

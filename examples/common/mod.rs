@@ -403,6 +403,16 @@ pub(crate) fn sleep_tokio(
     )
 }
 
+/// Hands freed heap memory back to the OS between phases, so that one phase's leftovers do not
+/// serve (and hide) the next phase's allocations.
+pub(crate) fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn panic_message(e: &Box<dyn std::any::Any + Send>) -> String {
     e.downcast_ref::<&str>()
         .map(|s| s.to_string())
