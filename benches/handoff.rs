@@ -3,6 +3,9 @@
 //! (may is left out: its coroutine park/unpark ping-pong hung once here, one of its threads
 //! spinning in `sched_yield` for minutes, which would stall the whole `cargo bench`.)
 //!
+//! Two more pairs run the same ping-pong within one thread (one-worker fiber runtime, tokio
+//! current-thread runtime), to separate the park/unpark cost from the cross-thread wake-up.
+//!
 //! One criterion iteration is one handoff (A wakes B and waits; B wakes A is the next handoff), so
 //! a round trip is two iterations. The two fibers are pinned to different workers: the first
 //! spins (without yielding) until the second has started, which can then only have been started by
@@ -32,7 +35,9 @@ impl Turn {
     }
 }
 
-fn fiber_handoff(rt: &fiber::Runtime, handoffs: u64) -> Duration {
+/// With `pin`, the partner is held off this worker until another worker has started it; without,
+/// on a one-worker runtime, both fibers share the worker.
+fn fiber_handoff(rt: &fiber::Runtime, handoffs: u64, pin: bool) -> Duration {
     rt.block_on(|| {
         let turn = Arc::new(Turn(AtomicU64::new(0)));
         let started = Arc::new(AtomicBool::new(false));
@@ -52,7 +57,7 @@ fn fiber_handoff(rt: &fiber::Runtime, handoffs: u64) -> Duration {
         });
         let b = partner.fiber().clone();
         // Hold this worker until the other one has taken the partner (see module docs).
-        while !started.load(Ordering::Acquire) {
+        while pin && !started.load(Ordering::Acquire) {
             std::hint::spin_loop();
         }
         let start = Instant::now();
@@ -125,6 +130,10 @@ fn thread_handoff(handoffs: u64) -> Duration {
 
 fn bench(c: &mut Criterion) {
     let fiber_rt = fiber::Runtime::builder().worker_threads(2).build().unwrap();
+    let fiber_rt1 = fiber::Runtime::builder().worker_threads(1).build().unwrap();
+    let tokio_rt1 = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -136,12 +145,21 @@ fn bench(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
     group.bench_function("fiber_park_unpark", |b| {
-        b.iter_custom(|iters| fiber_handoff(&fiber_rt, iters))
+        b.iter_custom(|iters| fiber_handoff(&fiber_rt, iters, true))
     });
     group.bench_function("tokio_notify", |b| {
         b.iter_custom(|iters| tokio_handoff(&tokio_rt, iters))
     });
     group.bench_function("std_thread_park_unpark", |b| b.iter_custom(thread_handoff));
+    // The same ping-pong without crossing threads: both fibers on one worker, both tokio tasks on
+    // a current-thread runtime. The difference to the pairs above is the cost of the cross-thread
+    // wake-up.
+    group.bench_function("fiber_park_unpark_one_worker", |b| {
+        b.iter_custom(|iters| fiber_handoff(&fiber_rt1, iters, false))
+    });
+    group.bench_function("tokio_notify_current_thread", |b| {
+        b.iter_custom(|iters| tokio_handoff(&tokio_rt1, iters))
+    });
     group.finish();
 }
 
