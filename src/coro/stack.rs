@@ -29,7 +29,8 @@
 //! A fresh `mmap` costs microseconds; a reused stack nanoseconds. Each worker keeps a small cache
 //! (no lock); overflow and refill move batches to and from the pool shared by the runtime. Returned
 //! stacks stay resident, so a burst of fibers that ends while another starts reuses them without
-//! page faults. When a worker runs out of work it trims the pool to [`HOT_STACKS`], giving the rest
+//! page faults. When a worker has been out of work for a while (100 ms) it trims the pool to
+//! [`HOT_STACKS`], giving the rest
 //! of the memory back (`munmap` for guarded stacks, coalesced `madvise(MADV_DONTNEED)` for slab
 //! stacks, which stay mapped for reuse). Releasing on the hot path instead costs a syscall and a
 //! TLB shootdown per finished fiber, which stalled the million-fiber demo.

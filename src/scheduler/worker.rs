@@ -53,6 +53,8 @@ const MAX_NEXT_STREAK: u32 = 3;
 /// with one other worker, in one round of every `workers - 1` with more (each steal visits all of
 /// them), so the stealing effort per idle spell stays bounded.
 const IDLE_ROUNDS: usize = 64;
+/// How long a worker must stay idle before it gives surplus stack memory back.
+const TRIM_DELAY: Duration = Duration::from_millis(100);
 /// How often a cancelled fiber is resumed before it is given up on (it keeps parking).
 const CANCEL_ATTEMPTS: usize = 64;
 
@@ -476,11 +478,13 @@ impl Worker {
     /// Sleeps until woken or until the next own timer is due. See README.md for the protocol.
     fn sleep(&self) {
         let shared = &self.shared;
-        if shared.stacks.needs_trim() {
-            // Nothing to run: a good moment to give surplus stack memory back. Then look again.
-            shared.stacks.trim();
-            return;
-        }
+        // Surplus pooled stacks are given back only after this worker has stayed idle for
+        // TRIM_DELAY: trimming at every short idle spell released memory that the next burst of
+        // fibers had to fault in again. This adds one wake-up per idle period, never a periodic one.
+        let trim_at = shared
+            .stacks
+            .needs_trim()
+            .then(|| Instant::now() + TRIM_DELAY);
         let remote = &shared.remotes[self.index];
         let mut turn = shared.driver.try_turn();
         remote.sleep.store(
@@ -496,7 +500,11 @@ impl Worker {
             shared.idle.end_search();
         }
         fence(Ordering::SeqCst);
-        let deadline = self.timers.borrow().next_deadline();
+        let timer = self.timers.borrow().next_deadline();
+        let deadline = match (timer, trim_at) {
+            (Some(t), Some(trim)) => Some(t.min(trim)),
+            (t, trim) => t.or(trim),
+        };
         let cancel = shared.is_shutdown() || self.has_local_work() || self.has_stealable_work();
         if !cancel {
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -515,6 +523,13 @@ impl Worker {
         if !shared.idle.remove_sleeper(self.index) {
             // A notifier took us off the list and counted us as searching.
             self.searching.set(true);
+        }
+        if trim_at.is_some_and(|at| Instant::now() >= at) {
+            // In batches, so that work arriving meanwhile waits at most one batch.
+            while shared.stacks.needs_trim() && !self.has_local_work() && !self.has_stealable_work()
+            {
+                shared.stacks.trim();
+            }
         }
     }
 
