@@ -230,6 +230,25 @@ fn fallback_layout_overflow_with_few_fibers_is_reported() {
 }
 
 #[test]
+fn fallback_layout_unbounded_overflow_of_an_unguarded_stack_is_reported() {
+    // Beyond the map budget the fallback gives unguarded slab stacks; an unbounded recursion runs
+    // through the stacks below until it faults, and the fault handler must still blame the fiber
+    // whose stack pointer is below its stack. One worker, so no other fiber runs meanwhile.
+    const TEST: &str = "fallback_layout_unbounded_overflow_of_an_unguarded_stack_is_reported";
+    if is_child(TEST) {
+        park_many_then_dive(beyond_the_map_budget(), "unguarded-diver", || {
+            recurse_forever(0)
+        });
+    }
+    let out = run_child_with(TEST, true);
+    assert_died(
+        &out,
+        libc::SIGABRT,
+        "fiber 'unguarded-diver' has overflowed its stack",
+    );
+}
+
+#[test]
 fn fallback_layout_canary_catches_an_overflow_at_the_switch() {
     const TEST: &str = "fallback_layout_canary_catches_an_overflow_at_the_switch";
     if is_child(TEST) {
