@@ -5,6 +5,8 @@
 //!   OS thread (then I/O waits with poll(2) on the fd instead).
 //! - Whichever worker runs out of work polls the `mio::Poll`; for every event whose token is not
 //!   `WAKER_TOKEN` it calls `io::dispatch(&event)`. Dispatch unparks waiters with `Fiber::unpark`.
+pub(crate) mod io;
+
 use std::sync::Arc;
 
 /// Token reserved for the driver's own `mio::Waker`.

@@ -27,7 +27,9 @@ impl Fiber {
 
 /// The handle of the calling fiber (or OS thread).
 pub fn current() -> Fiber {
-    Fiber { thread: std::thread::current() }
+    Fiber {
+        thread: std::thread::current(),
+    }
 }
 /// Blocks the calling fiber until its token is made available.
 pub fn park() {
