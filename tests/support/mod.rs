@@ -1,0 +1,69 @@
+//! Shared test helpers: watchdogs and "run this body on a plain thread and inside a fiber".
+#![allow(dead_code)]
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// Runs `f` on a new OS thread; fails the test if it has not finished within `secs`.
+pub(crate) fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let h = thread::Builder::new()
+        .name("watched".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(());
+            r
+        })
+        .unwrap();
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match h.join().unwrap() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: test body still running after {secs} s")
+        }
+    }
+}
+
+/// Where a test body runs: on plain OS threads, or inside fibers of a runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Plain OS threads: sockets wait in poll(2).
+    Thread,
+}
+
+/// A helper task spawned by a test body, in the body's mode.
+pub(crate) struct Task<T>(thread::JoinHandle<T>);
+
+impl<T> Task<T> {
+    /// Waits for the task; re-raises its panic.
+    pub(crate) fn join(self) -> T {
+        match self.0.join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+}
+
+impl Mode {
+    /// Spawns a helper task (a thread, or a fiber) in this mode.
+    pub(crate) fn spawn<T: Send + 'static>(
+        self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Task<T> {
+        match self {
+            Mode::Thread => Task(thread::spawn(f)),
+        }
+    }
+}
+
+/// Runs `body` in every mode, each under a watchdog.
+pub(crate) fn both(body: fn(Mode)) {
+    watchdog(30, move || body(Mode::Thread));
+}
+
+/// Number of open fds of this process.
+pub(crate) fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
