@@ -163,6 +163,7 @@ mod tests {
 
     #[test]
     fn runs_on_pool_and_resumes_panics() {
+        let _serial = crate::driver::io::test_support::FD_TESTS.lock();
         let reactor = TestReactor::start();
         reactor.enter();
         let me = thread::current().id();

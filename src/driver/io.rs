@@ -22,9 +22,11 @@
 //! tick still equals the snapshot's** (compare-and-swap). So an event delivered between the syscall
 //! and the clear bumps the tick, the clear fails, the bits stay set, and the wait returns at once.
 //! The wait itself pushes the fiber on the slot's waiter list and re-checks the bits *under the
-//! waiter lock*; dispatch sets the bits *before* taking that lock. Either the waiter sees the bits,
-//! or dispatch sees the waiter and unparks it (park/unpark keep a token, so an unpark that arrives
-//! before the park is not lost either).
+//! waiter lock*; dispatch sets the bits and removes the waiters they satisfy *in one critical
+//! section of that lock*. Either the waiter sees the bits, or dispatch sees the waiter and unparks
+//! it (park/unpark keep a token, so an unpark that arrives before the park is not lost either).
+//! A waiter that wakes and finds no readiness (spurious wake-up, or another reader consumed it)
+//! puts itself back on the list before parking again.
 //!
 //! # Lifetime of slots
 //!
@@ -98,14 +100,19 @@ impl Slot {
     }
 
     /// Records `ready`, bumps the tick, and unparks the waiters it satisfies.
+    ///
+    /// The bits are set *under the waiter lock*: so every waiter this call removes registered
+    /// before these bits were set (it checked them under the same lock). Setting them before
+    /// taking the lock would let a waiter that already consumed this readiness, and registered
+    /// again, be removed by this call and never woken by the next one.
     fn set_ready(&self, ready: usize) {
+        let mut w = self.waiters.lock();
         // Cannot fail: the closure always returns `Some`.
         let _ = self
             .readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 Some(cur.wrapping_add(TICK) | ready)
             });
-        let mut w = self.waiters.lock();
         w.list.retain(|waiter| {
             if waiter.interest & ready != 0 {
                 waiter.fiber.unpark();
@@ -168,9 +175,24 @@ impl Slot {
                     crate::park_timeout(deadline - now);
                 }
             }
-            // Bits set after we registered imply a dispatch that removes (or removed) our entry.
+            // Bits set after we registered were set by a dispatch that removed our entry.
             if self.is_ready(interest) {
                 return true;
+            }
+            // Woken without readiness: a spurious wake-up, or a dispatch took our entry but
+            // another waiter (a second reader of the same socket) consumed that readiness first.
+            // Either way, make sure we are still on the list before parking again.
+            let mut w = self.waiters.lock();
+            if self.is_ready(interest) {
+                w.list.retain(|w| w.key != key);
+                return true;
+            }
+            if !w.list.iter().any(|w| w.key == key) {
+                w.list.push(Waiter {
+                    key,
+                    interest,
+                    fiber: crate::current(),
+                });
             }
         }
     }
@@ -252,6 +274,13 @@ impl Table {
         slot.waiters.lock().list.clear();
         self.free.lock().free.push(index);
     }
+}
+
+/// Slots currently owned by a registration (for leak tests).
+#[cfg(test)]
+pub(crate) fn slots_in_use() -> usize {
+    let free = TABLE.free.lock();
+    free.next_unused - free.free.len()
 }
 
 fn token(index: usize, generation: u32) -> mio::Token {
@@ -718,9 +747,21 @@ pub(crate) mod test_support {
 
         /// Makes the calling thread behave as a fiber of this reactor's runtime.
         pub(crate) fn enter(&self) {
-            let h = self.handle.clone();
-            TEST_HANDLE.with(|t| *t.borrow_mut() = Some(h));
+            enter_handle(self.handle.clone());
         }
+    }
+
+    /// Unit tests that open fds take this lock, so the fd-leak check can count exactly.
+    pub(crate) static FD_TESTS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+    /// Makes the calling thread behave as a fiber of the runtime of `h`.
+    pub(crate) fn enter_handle(h: Arc<Handle>) {
+        TEST_HANDLE.with(|t| *t.borrow_mut() = Some(h));
+    }
+
+    /// The handle the calling thread entered.
+    pub(crate) fn current_test_handle() -> Arc<Handle> {
+        TEST_HANDLE.with(|t| t.borrow().clone()).expect("entered")
     }
 
     impl Drop for TestReactor {

@@ -27,6 +27,8 @@ pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
 };
 
+#[cfg(test)]
+mod fiber_path_tests;
 mod tcp;
 mod udp;
 
