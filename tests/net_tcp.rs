@@ -419,13 +419,17 @@ fn adopt_std_sockets() {
             .set_read_timeout(Some(Duration::from_millis(40)))
             .unwrap();
         let c = TcpStream::from(std_c);
-        assert_eq!(c.read_timeout().unwrap(), Some(Duration::from_millis(40)));
+        let t = c.read_timeout().unwrap().unwrap();
+        assert!(
+            t >= Duration::from_millis(30) && t <= Duration::from_millis(50),
+            "{t:?}"
+        );
         let t0 = Instant::now();
         assert_eq!(
             (&c).read(&mut [0u8; 1]).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
         );
-        assert!(t0.elapsed() >= Duration::from_millis(40));
+        assert!(t0.elapsed() >= t);
         let l = TcpListener::from(std_l);
         let (s, _) = l.accept().unwrap();
         // A std socket that was already non-blocking stays non-blocking for its user.

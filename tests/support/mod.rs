@@ -58,9 +58,14 @@ impl Mode {
     }
 }
 
-/// Runs `body` in every mode, each under a watchdog.
+/// Runs `body` in every mode, each under a 30 s watchdog.
 pub(crate) fn both(body: fn(Mode)) {
-    watchdog(30, move || body(Mode::Thread));
+    both_timeout(30, body)
+}
+
+/// Runs `body` in every mode, each under a watchdog of `secs`.
+pub(crate) fn both_timeout(secs: u64, body: fn(Mode)) {
+    watchdog(secs, move || body(Mode::Thread));
 }
 
 /// Number of open fds of this process.
