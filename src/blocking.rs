@@ -151,7 +151,8 @@ where
     }
 }
 
-/// Number of blocking-pool threads alive right now (for tests and diagnostics).
+/// Number of blocking-pool threads alive right now (for tests).
+#[cfg(test)]
 pub(crate) fn pool_threads() -> usize {
     pool().state.lock().threads
 }

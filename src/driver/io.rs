@@ -492,10 +492,6 @@ impl<S: AsRawFd> IoSource<S> {
         self.opts.nonblocking.store(nonblocking, Ordering::Relaxed);
     }
 
-    pub(crate) fn is_nonblocking(&self) -> bool {
-        self.opts.nonblocking.load(Ordering::Relaxed)
-    }
-
     /// As std: `Some(Duration::ZERO)` is rejected with `InvalidInput`.
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.opts
