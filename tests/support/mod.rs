@@ -31,15 +31,24 @@ pub(crate) fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Sen
 pub(crate) enum Mode {
     /// Plain OS threads: sockets wait in poll(2).
     Thread,
+    /// Fibers on a 2-worker runtime: sockets park the fiber and the reactor wakes it.
+    Fiber,
 }
 
 /// A helper task spawned by a test body, in the body's mode.
-pub(crate) struct Task<T>(thread::JoinHandle<T>);
+pub(crate) enum Task<T> {
+    Thread(thread::JoinHandle<T>),
+    Fiber(fiber::JoinHandle<T>),
+}
 
 impl<T> Task<T> {
     /// Waits for the task; re-raises its panic.
     pub(crate) fn join(self) -> T {
-        match self.0.join() {
+        let r = match self {
+            Task::Thread(h) => h.join(),
+            Task::Fiber(h) => h.join(),
+        };
+        match r {
             Ok(v) => v,
             Err(p) => std::panic::resume_unwind(p),
         }
@@ -53,9 +62,19 @@ impl Mode {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Task<T> {
         match self {
-            Mode::Thread => Task(thread::spawn(f)),
+            Mode::Thread => Task::Thread(thread::spawn(f)),
+            Mode::Fiber => Task::Fiber(fiber::spawn(f)),
         }
     }
+}
+
+/// Runs `body` inside a fiber of a fresh 2-worker runtime.
+pub(crate) fn in_fiber<T: Send>(body: impl FnOnce() -> T + Send) -> T {
+    let rt = fiber::Runtime::builder().worker_threads(2).build().unwrap();
+    rt.block_on(|| {
+        assert!(fiber::is_fiber());
+        body()
+    })
 }
 
 /// Runs `body` in every mode, each under a 30 s watchdog.
@@ -66,6 +85,7 @@ pub(crate) fn both(body: fn(Mode)) {
 /// Runs `body` in every mode, each under a watchdog of `secs`.
 pub(crate) fn both_timeout(secs: u64, body: fn(Mode)) {
     watchdog(secs, move || body(Mode::Thread));
+    watchdog(secs, move || in_fiber(|| body(Mode::Fiber)));
 }
 
 /// Number of open fds of this process.
