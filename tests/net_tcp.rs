@@ -490,3 +490,24 @@ fn many_concurrent_echo_clients() {
         server.join();
     });
 }
+
+#[test]
+fn runtime_dropped_while_a_fiber_is_parked_on_a_shared_socket() {
+    support::watchdog(30, || {
+        let (c, mut s) = pair();
+        let c = std::sync::Arc::new(c);
+        let rt = fiber::Runtime::builder().worker_threads(2).build().unwrap();
+        let c2 = c.clone();
+        rt.spawn(move || {
+            let mut buf = [0u8; 1];
+            let _ = (&*c2).read(&mut buf); // parks: nothing is ever sent before the shutdown
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        drop(rt); // cancels the parked fiber: it unwinds out of the wait
+                  // The socket outlives the runtime and still works, now from a plain thread.
+        s.write_all(b"z").unwrap();
+        let mut buf = [0u8; 1];
+        (&*c).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"z");
+    });
+}

@@ -150,7 +150,7 @@ impl Slot {
         }
         let key = {
             let mut w = self.waiters.lock();
-            // Re-check under the lock: dispatch sets the bits before it takes this lock.
+            // Re-check under the lock: dispatch sets the bits while holding it.
             if self.is_ready(interest) {
                 return true;
             }
@@ -163,6 +163,7 @@ impl Slot {
             });
             key
         };
+        let _cancel = RemoveOnUnwind { slot: self, key };
         loop {
             match deadline {
                 None => crate::park(),
@@ -194,6 +195,22 @@ impl Slot {
                     fiber: crate::current(),
                 });
             }
+        }
+    }
+}
+
+/// Takes a waiter off its slot's list if the waiting fiber unwinds while parked (a runtime that
+/// shuts down cancels its parked fibers), so that no dispatch unparks it through a stale entry.
+struct RemoveOnUnwind<'a> {
+    slot: &'a Slot,
+    key: u64,
+}
+
+impl Drop for RemoveOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let key = self.key;
+            self.slot.waiters.lock().list.retain(|w| w.key != key);
         }
     }
 }
