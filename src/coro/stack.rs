@@ -22,9 +22,12 @@
 //! # Pooling
 //!
 //! A fresh `mmap` costs microseconds; a reused stack nanoseconds. Each worker keeps a small cache
-//! (no lock); overflow and refill move batches to and from the pool shared by the runtime. Stacks
-//! beyond [`HOT_STACKS`] in the shared pool give their memory back (`munmap` for guarded stacks,
-//! `madvise(MADV_DONTNEED)` for slab stacks, which stay mapped for reuse).
+//! (no lock); overflow and refill move batches to and from the pool shared by the runtime. Returned
+//! stacks stay resident, so a burst of fibers that ends while another starts reuses them without
+//! page faults. When a worker runs out of work it trims the pool to [`HOT_STACKS`], giving the rest
+//! of the memory back (`munmap` for guarded stacks, coalesced `madvise(MADV_DONTNEED)` for slab
+//! stacks, which stay mapped for reuse). Releasing on the hot path instead costs a syscall and a
+//! TLB shootdown per finished fiber, which stalled the million-fiber demo.
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -35,9 +38,11 @@ use parking_lot::Mutex;
 /// Bytes at the bottom of an unguarded stack that must stay zero.
 pub(crate) const RED_ZONE: usize = 256;
 /// Stacks per slab.
-const SLAB_STACKS: usize = 64;
-/// Stacks the shared pool keeps resident; the rest release their pages.
+const SLAB_STACKS: usize = 256;
+/// Stacks the shared pool keeps resident when idle; the rest release their pages.
 const HOT_STACKS: usize = 1024;
+/// Stacks released per trim, so that an idle worker is not kept from new work for long.
+const TRIM_BATCH: usize = 4096;
 /// Stacks a worker keeps in its own cache before moving a batch to the shared pool.
 pub(crate) const WORKER_CACHE: usize = 64;
 /// The smallest stack a fiber may ask for.
@@ -242,6 +247,8 @@ pub(crate) struct Slabs {
 pub(crate) struct StackPool {
     size: usize,
     hot: Mutex<Vec<FiberStack>>,
+    /// `hot.len()`, readable without the lock.
+    hot_len: AtomicUsize,
     /// Slab stacks whose pages were released; reused before carving new slabs.
     cold: Mutex<Vec<FiberStack>>,
     slabs: Mutex<Slabs>,
@@ -252,6 +259,7 @@ impl StackPool {
         StackPool {
             size,
             hot: Mutex::new(Vec::new()),
+            hot_len: AtomicUsize::new(0),
             cold: Mutex::new(Vec::new()),
             slabs: Mutex::new(Slabs { next: 0, end: 0 }),
         }
@@ -269,6 +277,7 @@ impl StackPool {
             let n = hot.len().min(want);
             let from = hot.len() - n;
             cache.extend(hot.drain(from..));
+            self.hot_len.store(hot.len(), Ordering::Relaxed);
         }
         if cache.is_empty() {
             let mut cold = self.cold.lock();
@@ -277,35 +286,53 @@ impl StackPool {
             cache.extend(cold.drain(from..));
         }
         if cache.is_empty() {
+            // Allocate a batch: fewer trips through the pool's locks and, for slab stacks, the
+            // kernel's memory-map lock, which page faults on other workers contend for.
             cache.push(self.allocate()?);
+            while cache.len() < want {
+                match self.allocate() {
+                    Ok(stack) => cache.push(stack),
+                    Err(_) => break,
+                }
+            }
         }
         Ok(())
     }
 
-    /// Takes back a batch of stacks from a worker cache that grew past its bound.
+    /// Takes back a batch of stacks from a worker cache that grew past its bound. They stay
+    /// resident: a burst that ends while another begins reuses them without page faults; `trim`
+    /// gives the surplus back when a worker has nothing else to do.
     #[cold]
     pub(crate) fn give_back(&self, cache: &mut Vec<FiberStack>, keep: usize) {
-        let mut surplus: Vec<FiberStack> = cache.drain(keep..).collect();
         let mut hot = self.hot.lock();
-        let room = HOT_STACKS.saturating_sub(hot.len()).min(surplus.len());
-        hot.extend(surplus.drain(..room));
-        drop(hot);
-        self.release_all(surplus);
+        hot.extend(cache.drain(keep..));
+        self.hot_len.store(hot.len(), Ordering::Relaxed);
     }
 
     /// Returns one stack to the pool without a worker cache (e.g. at shutdown).
     pub(crate) fn put(&self, stack: FiberStack) {
         let mut hot = self.hot.lock();
-        if hot.len() < HOT_STACKS {
-            hot.push(stack);
-        } else {
-            drop(hot);
-            self.release(stack);
-        }
+        hot.push(stack);
+        self.hot_len.store(hot.len(), Ordering::Relaxed);
     }
 
-    fn release(&self, stack: FiberStack) {
-        self.release_all(vec![stack]);
+    /// True if the pool holds more resident stacks than it keeps.
+    pub(crate) fn needs_trim(&self) -> bool {
+        self.hot_len.load(Ordering::Relaxed) > HOT_STACKS
+    }
+
+    /// Releases the memory of up to [`TRIM_BATCH`] surplus stacks (called by idle workers).
+    #[cold]
+    pub(crate) fn trim(&self) {
+        let surplus: Vec<FiberStack> = {
+            let mut hot = self.hot.lock();
+            let excess = hot.len().saturating_sub(HOT_STACKS).min(TRIM_BATCH);
+            let from = hot.len() - excess;
+            let surplus = hot.drain(from..).collect();
+            self.hot_len.store(hot.len(), Ordering::Relaxed);
+            surplus
+        };
+        self.release_all(surplus);
     }
 
     /// Gives the memory of surplus stacks back: guarded ones are unmapped (returning their map
@@ -338,18 +365,12 @@ impl StackPool {
 
 impl Drop for StackPool {
     fn drop(&mut self) {
-        // Slab stacks must not be unmapped one by one; their slabs are leaked deliberately (virtual
-        // address space only: their pages were or are now released).
-        for stack in self
-            .hot
-            .get_mut()
-            .drain(..)
-            .chain(self.cold.get_mut().drain(..))
-        {
-            if stack.kind == StackKind::Slab {
-                stack.release_pages();
-                std::mem::forget(stack);
-            }
+        // Guarded stacks unmap themselves. Slab stacks must not be unmapped one by one: their
+        // slabs are leaked deliberately (address space only), after their pages are released.
+        let hot = std::mem::take(self.hot.get_mut());
+        self.release_all(hot);
+        for stack in self.cold.get_mut().drain(..) {
+            std::mem::forget(stack);
         }
     }
 }

@@ -370,6 +370,8 @@ impl Registration {
             TABLE.free(index, slot);
             return Err(e);
         }
+        // Tells busy workers that non-blocking polls are worth making.
+        handle.sources.fetch_add(1, Ordering::Relaxed);
         let _ = self.state.set(Registered {
             handle: handle.clone(),
             fd,
@@ -386,6 +388,7 @@ impl Drop for Registration {
             // Deregister before the fd is closed: a dup of this fd (try_clone) keeps the open file
             // description alive, and epoll would keep reporting events for it otherwise.
             let _ = reg.handle.registry.deregister(&mut SourceFd(&reg.fd));
+            reg.handle.sources.fetch_sub(1, Ordering::Relaxed);
             TABLE.free(reg.index, reg.slot);
         }
     }
@@ -751,7 +754,10 @@ pub(crate) mod test_support {
                 }
             });
             TestReactor {
-                handle: Arc::new(Handle { registry }),
+                handle: Arc::new(Handle {
+                    registry,
+                    sources: AtomicUsize::new(0),
+                }),
                 stop,
                 waker,
                 thread: Some(thread),

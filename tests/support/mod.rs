@@ -1,30 +1,118 @@
-//! Shared test helpers: watchdogs and "run this body on a plain thread and inside a fiber".
-#![allow(dead_code)]
-use std::sync::mpsc;
-use std::thread;
+//! Helpers shared by the integration tests: a watchdog for anything that could hang, counting
+//! drop guards, and load scaling for debug builds.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-/// Runs `f` on a new OS thread; fails the test if it has not finished within `secs`.
-pub(crate) fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+/// Runs `f` on a fresh OS thread and returns its result; a panic in `f` is resumed here.
+///
+/// If `f` has not finished after `secs` seconds, panics with a message naming the test, so a lost
+/// wake-up or a deadlock fails the test instead of hanging the whole suite. The stuck thread is
+/// left behind (it cannot be killed); the test binary exits regardless.
+pub(crate) fn watchdog<T, F>(secs: u64, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned();
     let (tx, rx) = mpsc::channel();
-    let h = thread::Builder::new()
-        .name("watched".into())
+    std::thread::Builder::new()
+        .name(format!("watched:{test}"))
         .spawn(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = tx.send(());
-            r
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(result);
         })
-        .unwrap();
+        .expect("could not start the watched thread");
     match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match h.join().unwrap() {
-            Ok(v) => v,
-            Err(p) => std::panic::resume_unwind(p),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("watchdog: test body still running after {secs} s")
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+            "WATCHDOG: `{test}` did not finish within {secs} s \
+             (lost wake-up, deadlock or starvation?)"
+        ),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            unreachable!("the watched thread always sends its result")
         }
     }
 }
+
+/// `release` in an optimised build, `debug` otherwise: scales stress loads so that the debug
+/// suite stays quick.
+pub(crate) fn scaled(release: usize, debug: usize) -> usize {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
+
+/// Counts how many of its guards were dropped.
+#[derive(Clone, Default)]
+pub(crate) struct DropCounter(Arc<AtomicUsize>);
+
+impl DropCounter {
+    pub(crate) fn new() -> DropCounter {
+        DropCounter::default()
+    }
+
+    /// A guard that increments this counter when dropped.
+    pub(crate) fn guard(&self) -> DropGuard {
+        DropGuard(self.0.clone())
+    }
+
+    /// Guards dropped so far.
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Increments its [`DropCounter`] when dropped (also while unwinding).
+pub(crate) struct DropGuard(Arc<AtomicUsize>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A runtime with `n` workers whose threads are named `<name>-<index>`.
+pub(crate) fn runtime(n: usize, name: &str) -> fiber::Runtime {
+    fiber::Runtime::builder()
+        .worker_threads(n)
+        .thread_name(name)
+        .build()
+        .expect("could not build a runtime")
+}
+
+/// The panic payload as text (`&str` or `String` payloads), for asserting on messages.
+pub(crate) fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string payload>".to_owned()
+    }
+}
+
+/// Polls `cond` until it holds or `secs` seconds pass; returns whether it held.
+pub(crate) fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cond()
+}
+
+// ---- net/fs tests: run one body on plain threads and inside fibers ---------------------------
 
 /// Where a test body runs: on plain OS threads, or inside fibers of a runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +125,7 @@ pub(crate) enum Mode {
 
 /// A helper task spawned by a test body, in the body's mode.
 pub(crate) enum Task<T> {
-    Thread(thread::JoinHandle<T>),
+    Thread(std::thread::JoinHandle<T>),
     Fiber(fiber::JoinHandle<T>),
 }
 
@@ -62,7 +150,7 @@ impl Mode {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Task<T> {
         match self {
-            Mode::Thread => Task::Thread(thread::spawn(f)),
+            Mode::Thread => Task::Thread(std::thread::spawn(f)),
             Mode::Fiber => Task::Fiber(fiber::spawn(f)),
         }
     }
@@ -70,7 +158,7 @@ impl Mode {
 
 /// Runs `body` inside a fiber of a fresh 2-worker runtime.
 pub(crate) fn in_fiber<T: Send>(body: impl FnOnce() -> T + Send) -> T {
-    let rt = fiber::Runtime::builder().worker_threads(2).build().unwrap();
+    let rt = runtime(2, "net-test");
     rt.block_on(|| {
         assert!(fiber::is_fiber());
         body()
