@@ -3,7 +3,8 @@
 //! 64-byte messages; prints a table with ratios to tokio.
 //!
 //! `cargo run --release --example echo_bench -- [--duration 5] [--warmup 1] [--size 64]
-//!  [--conns 100,1000] [--servers fiber,tokio,may,std] [--workers 2] [--client-workers 2]`
+//!  [--conns 100,1000] [--servers fiber,tokio,may,std] [--workers 2] [--client-workers 2]
+//!  [--client fiber|tokio]`
 //!
 //! Each server runs in a child process (this program re-executed with `--serve <kind>`), so they
 //! do not share threads, allocator state or fds; the client and server share the machine's cores.
@@ -24,6 +25,7 @@ fn main() {
     let size: usize = common::arg("--size", 64);
     let workers: usize = common::arg("--workers", 2);
     let client_workers: usize = common::arg("--client-workers", 2);
+    let client: String = common::arg("--client", "fiber".to_string());
     let conns: Vec<usize> = common::arg("--conns", "100,1000".to_string())
         .split(',')
         .map(|s| s.parse().expect("--conns"))
@@ -33,7 +35,7 @@ fn main() {
         .map(str::to_string)
         .collect();
     println!(
-        "echo bench: {size} B messages, {:?} per run after {:?} warm-up, server workers {workers}, client workers {client_workers}",
+        "echo bench: {size} B messages, {:?} per run after {:?} warm-up, server workers {workers}, {client} client with {client_workers} workers",
         duration, warmup
     );
     println!(
@@ -44,7 +46,10 @@ fn main() {
         let mut results = Vec::new();
         for kind in &servers {
             let (mut child, addr) = spawn_server(kind, workers);
-            let r = common::run_load(addr, c, duration, warmup, size, client_workers);
+            let r = match client.as_str() {
+                "tokio" => common::run_load_tokio(addr, c, duration, warmup, size, client_workers),
+                _ => common::run_load(addr, c, duration, warmup, size, client_workers),
+            };
             let _ = child.kill();
             let _ = child.wait();
             results.push((kind.clone(), r));
