@@ -69,6 +69,8 @@ pub(crate) struct Report {
     pub(crate) p99: Duration,
     pub(crate) p999: Duration,
     pub(crate) errors: u64,
+    /// Round trips over the whole run, warm-up included.
+    pub(crate) total_round_trips: u64,
 }
 
 impl Report {
@@ -78,7 +80,7 @@ impl Report {
 }
 
 /// Summarises sorted latencies (nanoseconds) into a report.
-fn report(mut all: Vec<u64>, duration: Duration, errors: u64) -> Report {
+fn report(mut all: Vec<u64>, duration: Duration, errors: u64, total: u64) -> Report {
     all.sort_unstable();
     let pct = |p: f64| {
         if all.is_empty() {
@@ -90,6 +92,7 @@ fn report(mut all: Vec<u64>, duration: Duration, errors: u64) -> Report {
     };
     Report {
         round_trips: all.len() as u64,
+        total_round_trips: total,
         secs: duration.as_secs_f64(),
         p50: pct(0.50),
         p99: pct(0.99),
@@ -134,6 +137,7 @@ pub(crate) fn run_load_tokio(
                     let mut back = vec![0u8; size];
                     let mut lat = Vec::with_capacity(4096);
                     let mut errors = 0u64;
+                    let mut count = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let t0 = Instant::now();
                         if s.write_all(&msg).await.is_err()
@@ -143,11 +147,12 @@ pub(crate) fn run_load_tokio(
                             break;
                         }
                         let t1 = Instant::now();
+                        count += 1;
                         if t0 >= measure_from && t1 <= end {
                             lat.push((t1 - t0).as_nanos() as u64);
                         }
                     }
-                    (lat, errors)
+                    (lat, errors, count)
                 })
             })
             .collect();
@@ -155,12 +160,14 @@ pub(crate) fn run_load_tokio(
         stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         let mut errors = 0;
+        let mut total = 0;
         for h in handles {
-            let (lat, e) = h.await.expect("client task");
+            let (lat, e, n) = h.await.expect("client task");
             all.extend(lat);
             errors += e;
+            total += n;
         }
-        report(all, duration, errors)
+        report(all, duration, errors, total)
     })
 }
 
@@ -201,6 +208,7 @@ pub(crate) fn run_load(
                     let mut back = vec![0u8; size];
                     let mut lat = Vec::with_capacity(4096);
                     let mut errors = 0u64;
+                    let mut count = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let t0 = Instant::now();
                         if s.write_all(&msg)
@@ -211,11 +219,12 @@ pub(crate) fn run_load(
                             break;
                         }
                         let t1 = Instant::now();
+                        count += 1;
                         if t0 >= measure_from && t1 <= end {
                             lat.push((t1 - t0).as_nanos() as u64);
                         }
                     }
-                    (lat, errors)
+                    (lat, errors, count)
                 })
             })
             .collect();
@@ -223,11 +232,29 @@ pub(crate) fn run_load(
         stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         let mut errors = 0;
+        let mut total = 0;
         for h in handles {
-            let (lat, e) = h.join().expect("client fiber");
+            let (lat, e, n) = h.join().expect("client fiber");
             all.extend(lat);
             errors += e;
+            total += n;
         }
-        report(all, duration, errors)
+        report(all, duration, errors, total)
     })
+}
+
+/// CPU time (user + system) consumed so far by process `pid`, from `/proc/<pid>/stat`.
+pub(crate) fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(f.iter().sum::<u64>() * 1_000_000_000 / hz)
 }
