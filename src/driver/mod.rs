@@ -9,9 +9,9 @@
 //! Contract with the I/O layer: `current_handle()` gives the registry of the runtime the caller
 //! runs on (`None` on a plain OS thread); every event except the waker's is passed to
 //! `io::dispatch`, which unparks the waiting fibers.
+pub(crate) mod io;
 pub(crate) mod timer;
 
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,6 @@ use parking_lot::{Mutex, MutexGuard};
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 
 /// Shared handle to one runtime's reactor.
-#[allow(dead_code)] // read by the I/O layer
 pub(crate) struct Handle {
     pub(crate) registry: mio::Registry,
     /// Registered I/O sources; while zero, busy workers skip their non-blocking polls.
@@ -30,7 +29,6 @@ pub(crate) struct Handle {
 }
 
 /// The reactor of the runtime the caller runs on, if any.
-#[allow(dead_code)] // used by the I/O layer
 pub(crate) fn current_handle() -> Option<Arc<Handle>> {
     crate::scheduler::context::with_worker(|w| w.shared().driver.handle.clone())
 }
@@ -40,7 +38,6 @@ pub(crate) struct PollTurn {
     events: mio::Events,
 }
 
-#[allow(dead_code)] // `handle` is read by the I/O layer
 pub(crate) struct Driver {
     turn: Mutex<PollTurn>,
     waker: mio::Waker,
@@ -48,7 +45,7 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new() -> io::Result<Driver> {
+    pub(crate) fn new() -> std::io::Result<Driver> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let handle = Arc::new(Handle {
@@ -80,7 +77,7 @@ impl Driver {
     pub(crate) fn poll(&self, turn: &mut PollTurn, timeout: Option<Duration>) -> usize {
         let PollTurn { poll, events } = turn;
         if let Err(err) = poll.poll(events, timeout) {
-            if err.kind() != io::ErrorKind::Interrupted {
+            if err.kind() != std::io::ErrorKind::Interrupted {
                 // epoll_wait fails only on programming errors (EBADF, EFAULT, EINVAL).
                 panic!("fiber: polling the reactor failed: {err}");
             }
@@ -104,6 +101,6 @@ impl Driver {
 }
 
 /// Hands one readiness event to the I/O layer.
-fn dispatch(_event: &mio::event::Event) {
-    // The I/O layer (readiness slots) lands separately; until then no source is registered.
+fn dispatch(event: &mio::event::Event) {
+    io::dispatch(event)
 }
