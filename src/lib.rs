@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod driver;
+pub mod sync;
 mod task;
 
 pub use task::{current, park, park_timeout, Fiber, FiberId};
