@@ -388,3 +388,8 @@ impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
         (**self).fmt(f)
     }
 }
+
+// As std: poisoning reports a panic inside the critical section, so the lock may cross
+// `catch_unwind`.
+impl<T: ?Sized> std::panic::UnwindSafe for Mutex<T> {}
+impl<T: ?Sized> std::panic::RefUnwindSafe for Mutex<T> {}

@@ -271,3 +271,14 @@ impl<T: fmt::Debug, F> fmt::Debug for LazyLock<T, F> {
         d.finish()
     }
 }
+
+// As std: a panicking initialiser leaves the cell empty (never half-written).
+impl<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe> std::panic::RefUnwindSafe
+    for OnceLock<T>
+{
+}
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for OnceLock<T> {}
+impl<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe, F: std::panic::UnwindSafe>
+    std::panic::RefUnwindSafe for LazyLock<T, F>
+{
+}

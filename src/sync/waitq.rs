@@ -453,3 +453,8 @@ impl Spin {
         self.0 = 0;
     }
 }
+
+// The queue's invariants hold between any two of its operations (no user code runs while the
+// list is inconsistent), so observing it after a caught panic is fine.
+impl std::panic::RefUnwindSafe for WaitQueue {}
+impl std::panic::UnwindSafe for WaitQueue {}

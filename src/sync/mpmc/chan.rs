@@ -10,18 +10,26 @@
 //! leaves without consuming (a `select!` that took another arm) passes the notification on with
 //! `renotify_*`, so the message is not stranded while others sleep.
 //!
-//! Capacity 0 (rendezvous): a sender may push only while `buf.len() < ready`, where `ready` counts
-//! receivers currently blocked in `recv`. Each such receiver takes a message before it leaves
-//! (even when its time-out fires), so a zero-capacity send completes only when a receiver is
-//! committed to taking its message.
+//! Capacity 0 (rendezvous), as std's `sync_channel(0)`: a blocked `send` puts its message in the
+//! buffer tagged with a sequence number and waits (keyed by that number) until a receiver has
+//! taken exactly that message; on time-out or disconnection it takes its message back out. So
+//! `try_recv` succeeds whenever a sender is blocked, and `send` returns only after the hand-over.
+//! `try_send` succeeds only while more receivers are blocked in `recv` (`ready`) than messages are
+//! buffered.
 use std::collections::VecDeque;
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
 use std::time::Instant;
 
-use crate::sync::waitq::{Node, WaitQueue, WaitResult, TOKEN_NORMAL};
+use crate::sync::waitq::{Filter, Node, WaitQueue, WaitResult, TOKEN_NORMAL};
+
+/// Wait-queue key bit of `select!` nodes (plain waiters use small keys).
+pub(crate) const SELECT_KEY: usize = 1 << (usize::BITS - 1);
 
 pub(crate) struct State<T> {
     buf: VecDeque<T>,
+    /// Capacity 0 only: the sequence number of each buffered message (parallel to `buf`).
+    seqs: VecDeque<u64>,
+    next_seq: u64,
     senders: usize,
     receivers: usize,
     /// Receivers blocked in `recv` (only tracked for capacity 0).
@@ -51,6 +59,8 @@ impl<T> Chan<T> {
         Chan {
             state: parking_lot::Mutex::new(State {
                 buf,
+                seqs: VecDeque::new(),
+                next_seq: 0,
                 senders: 1,
                 receivers: 1,
                 ready: 0,
@@ -78,6 +88,11 @@ impl<T> Chan<T> {
             return Err(TrySendError::Full(value));
         }
         s.buf.push_back(value);
+        if self.cap == Some(0) {
+            let seq = s.next_seq;
+            s.next_seq += 1;
+            s.seqs.push_back(seq);
+        }
         drop(s);
         if self.recv_q.has_waiters() {
             self.recv_q.notify_one(|_| TOKEN_NORMAL);
@@ -85,7 +100,54 @@ impl<T> Chan<T> {
         Ok(())
     }
 
+    /// `send` on a zero-capacity channel; see the module docs.
+    fn send_rendezvous(&self, value: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
+        let mut s = self.state.lock();
+        if s.receivers == 0 {
+            return Err(SendFail::Disconnected(value));
+        }
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        s.buf.push_back(value);
+        s.seqs.push_back(seq);
+        drop(s);
+        if self.recv_q.has_waiters() {
+            self.recv_q.notify_one(|_| TOKEN_NORMAL);
+        }
+        let key = seq as usize & !SELECT_KEY;
+        loop {
+            let r = self.send_q.wait(
+                key,
+                || {
+                    let s = self.state.lock();
+                    s.receivers != 0 && s.seqs.contains(&seq)
+                },
+                || {},
+                deadline,
+                |_| {},
+            );
+            let mut s = self.state.lock();
+            let Some(pos) = s.seqs.iter().position(|&x| x == seq) else {
+                return Ok(());
+            };
+            let timed_out =
+                r == WaitResult::TimedOut || deadline.is_some_and(|d| Instant::now() >= d);
+            if s.receivers == 0 || timed_out {
+                s.seqs.remove(pos);
+                let v = s.buf.remove(pos).expect("parallel queues");
+                return Err(if s.receivers == 0 {
+                    SendFail::Disconnected(v)
+                } else {
+                    SendFail::Timeout(v)
+                });
+            }
+        }
+    }
+
     pub(crate) fn send(&self, mut value: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
+        if self.cap == Some(0) {
+            return self.send_rendezvous(value, deadline);
+        }
         loop {
             match self.try_send(value) {
                 Ok(()) => return Ok(()),
@@ -117,9 +179,36 @@ impl<T> Chan<T> {
     fn pop(&self, mut s: parking_lot::MutexGuard<'_, State<T>>) -> Result<T, TryRecvError> {
         match s.buf.pop_front() {
             Some(v) => {
+                let seq = if self.cap == Some(0) {
+                    s.seqs.pop_front()
+                } else {
+                    None
+                };
                 drop(s);
                 if self.cap.is_some() && self.send_q.has_waiters() {
-                    self.send_q.notify_one(|_| TOKEN_NORMAL);
+                    match seq {
+                        // Wake exactly the sender whose message this was.
+                        Some(seq) => {
+                            let key = seq as usize & !SELECT_KEY;
+                            let found = std::cell::Cell::new(false);
+                            self.send_q.notify_filter(
+                                |k| {
+                                    if found.get() {
+                                        Filter::Stop
+                                    } else if k == key {
+                                        found.set(true);
+                                        Filter::Notify
+                                    } else {
+                                        Filter::Skip
+                                    }
+                                },
+                                |_| TOKEN_NORMAL,
+                            );
+                        }
+                        None => {
+                            self.send_q.notify_one(|_| TOKEN_NORMAL);
+                        }
+                    }
                 }
                 Ok(v)
             }
@@ -177,12 +266,27 @@ impl<T> Chan<T> {
         s.ready = s.ready.checked_add_signed(delta).expect("ready count");
         drop(s);
         if delta > 0 && self.send_q.has_waiters() {
-            self.send_q.notify_one(|_| TOKEN_NORMAL);
+            // Blocked plain senders already have their message in the buffer; only a `select!`
+            // send arm can use a newly ready receiver.
+            self.wake_one_selector(&self.send_q);
         }
     }
 
-    pub(crate) fn is_rendezvous(&self) -> bool {
-        self.cap == Some(0)
+    fn wake_one_selector(&self, q: &WaitQueue) {
+        let found = std::cell::Cell::new(false);
+        q.notify_filter(
+            |k| {
+                if found.get() {
+                    Filter::Stop
+                } else if k & SELECT_KEY != 0 {
+                    found.set(true);
+                    Filter::Notify
+                } else {
+                    Filter::Skip
+                }
+            },
+            |_| TOKEN_NORMAL,
+        );
     }
 
     /// For `select!`: would `try_recv` not return `Empty`?
@@ -207,7 +311,11 @@ impl<T> Chan<T> {
     /// Passes on a send notification that its recipient did not use.
     pub(crate) fn renotify_send(&self) {
         if self.send_ready() {
-            self.send_q.notify_one(|_| TOKEN_NORMAL);
+            if self.cap == Some(0) {
+                self.wake_one_selector(&self.send_q);
+            } else {
+                self.send_q.notify_one(|_| TOKEN_NORMAL);
+            }
         }
     }
 
@@ -257,7 +365,12 @@ impl<T> Chan<T> {
         if s.receivers != 0 {
             return;
         }
-        let buf = std::mem::take(&mut s.buf);
+        // Capacity 0: blocked senders take their own messages back (they get `SendError(msg)`).
+        let buf = if self.cap == Some(0) {
+            VecDeque::new()
+        } else {
+            std::mem::take(&mut s.buf)
+        };
         drop(s);
         // Messages nobody can receive any more are dropped now, outside the lock.
         drop(buf);

@@ -134,7 +134,6 @@ macro_rules! __select_expand {
             }
         };
         $crate::sync::mpmc::__select_finish(&__arms, __notified, __done);
-        drop(__arms);
         $( let _ = &$val; )+
         $(
             if __done == $ix {

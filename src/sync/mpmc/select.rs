@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::mpsc::{TryRecvError, TrySendError};
 use std::time::Instant;
 
-use super::chan::Chan;
+use super::chan::{Chan, SELECT_KEY};
 use crate::sync::waitq::Node;
 
 /// The channel side of one `select!` arm, type-erased.
@@ -24,8 +24,6 @@ pub(crate) trait SelectChan {
     /// `node` must have been registered on this channel with the same `is_send`.
     unsafe fn unregister(&self, node: Pin<&Node>, is_send: bool) -> Option<usize>;
     fn renotify(&self, is_send: bool);
-    fn add_ready(&self, delta: isize);
-    fn is_rendezvous(&self) -> bool;
 }
 
 impl<T> SelectChan for Chan<T> {
@@ -46,14 +44,6 @@ impl<T> SelectChan for Chan<T> {
         } else {
             self.renotify_recv()
         }
-    }
-
-    fn add_ready(&self, delta: isize) {
-        Chan::add_ready(self, delta)
-    }
-
-    fn is_rendezvous(&self) -> bool {
-        Chan::is_rendezvous(self)
     }
 }
 
@@ -231,11 +221,7 @@ impl Drop for Registered<'_, '_> {
 /// Returns `None` on time-out, else a bit mask of the arms that were notified.
 #[doc(hidden)]
 pub fn __select_wait(arms: &[SelectArm<'_>], deadline: Option<Instant>) -> Option<u64> {
-    let nodes: Box<[Node]> = (0..arms.len()).map(Node::new).collect();
-    let rendezvous_recv = |arm: &SelectArm<'_>| !arm.is_send && arm.chan.is_rendezvous();
-    for arm in arms.iter().filter(|a| rendezvous_recv(a)) {
-        arm.chan.add_ready(1);
-    }
+    let nodes: Box<[Node]> = (0..arms.len()).map(|i| Node::new(SELECT_KEY | i)).collect();
     let mut reg = Registered {
         arms,
         nodes: &nodes,
@@ -278,9 +264,6 @@ pub fn __select_wait(arms: &[SelectArm<'_>], deadline: Option<Instant>) -> Optio
     reg.unregister_all();
     let notified = reg.notified;
     drop(reg);
-    for arm in arms.iter().filter(|a| rendezvous_recv(a)) {
-        arm.chan.add_ready(-1);
-    }
     if timed_out && notified == 0 {
         None
     } else {
