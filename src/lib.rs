@@ -1,8 +1,48 @@
-//! fiber: virtual threads for Rust (skeleton while the core lands).
-#![allow(dead_code)]
+//! # fiber: virtual threads for Rust
+//!
+//! Write plain blocking code — spawn, join, sleep, park — and run hundreds of thousands of
+//! *fibers* (virtual threads: stackful coroutines) on a few OS threads. A call that would block
+//! parks only the fiber; its worker thread runs other fibers meanwhile. The API mirrors
+//! `std::thread`, so porting is a change of `use` lines, and the same calls made from a plain OS
+//! thread behave exactly as `std` does.
+//!
+//! ```
+//! let handles: Vec<_> = (0..1000)
+//!     .map(|i| fiber::spawn(move || {
+//!         fiber::sleep(std::time::Duration::from_millis(10));
+//!         i * 2
+//!     }))
+//!     .collect();
+//! let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+//! assert_eq!(sum, 999 * 1000);
+//! ```
+//!
+//! # Implementation
+//! Fibers run on an M:N work-stealing scheduler: one worker OS thread per CPU by default (threads
+//! named `fiber-default-N` for the default runtime, started on first use). A fiber that has
+//! started stays on its worker (thread-locals stay sound); only unstarted fibers are stolen. Idle
+//! workers sleep, one of them in the `mio` reactor. Stacks are pooled `mmap` regions; see
+//! `docs/architecture.md` and `docs/caveats.md` (thread-locals, blocking calls, CPU loops, stack
+//! sizes).
 
+mod coro;
+mod current;
 pub(crate) mod driver;
+pub mod runtime;
+mod scheduler;
+mod scope;
+mod spawn;
 pub mod sync;
 mod task;
+pub mod time;
 
-pub use task::{current, park, park_timeout, Fiber, FiberId};
+pub use current::{current, is_fiber, park, park_timeout, sleep, yield_now};
+pub use runtime::{
+    run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
+    MAX_WORKER_THREADS, MIN_STACK_SIZE,
+};
+pub use scope::{scope, Scope, ScopedJoinHandle};
+pub use spawn::{spawn, Builder};
+pub use task::join::JoinHandle;
+pub use task::local::LocalKey;
+pub use task::{Fiber, FiberId};

@@ -1,39 +1,193 @@
-//! TEMPORARY skeleton: the public park/unpark API with std-thread semantics.
-//! The core runtime replaces the bodies; the signatures and semantics stay:
-//! `park` consumes one token or waits for `unpark`; spurious wake-ups are allowed,
-//! so every caller re-checks its condition in a loop (as with std::thread::park).
-use std::time::Duration;
+//! The fiber header (`Task`) and the public handle to it (`Fiber`).
+//!
+//! # Fields in the task, and who may touch them when
+//!
+//! | field        | written by                                  | read by                        |
+//! |--------------|---------------------------------------------|--------------------------------|
+//! | `id`, `name`, `stack_size`, `shared` | spawn (immutable after)  | anyone                         |
+//! | `park`       | the fiber (park) and unparkers (atomic)     | both                           |
+//! | `home`       | the home worker, once, when the fiber starts | unparkers, after seeing PARKED |
+//! | `body`       | the worker holding the *run token*          | that worker only               |
+//! | `yielder`, `locals`, `timer` | the fiber itself, on its stack's thread | the fiber itself  |
+//!
+//! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
+//! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
+//! `Yield`, by the one unparker that sees `PARKED`, or by the timer that owns a sleep. Before the
+//! first run the token may move between workers (stealing); after, only the home worker holds it.
+pub(crate) mod join;
+pub(crate) mod local;
+pub(crate) mod state;
 
-/// A handle to a fiber (or, outside a runtime, to the calling OS thread).
-#[derive(Clone, Debug)]
-pub struct Fiber {
-    thread: std::thread::Thread,
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::coro::{Coro, Yielder};
+use crate::scheduler::Shared;
+use local::LocalMap;
+use state::ParkState;
+
+/// What a task will run, is running, or ran.
+pub(crate) enum Body {
+    /// Not started: only this `Send` closure exists; the task may still be stolen.
+    Unstarted(Box<dyn FnOnce() + Send>),
+    /// Started on its home worker; never moves again.
+    Running(Coro),
+    /// Finished (or cancelled): nothing left.
+    Done,
 }
 
-/// A unique identifier of a fiber or thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FiberId(u64);
+pub(crate) struct Task {
+    pub(crate) id: FiberId,
+    pub(crate) name: Option<Box<str>>,
+    /// Requested stack size, or 0 for the runtime's default.
+    pub(crate) stack_size: usize,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) park: ParkState,
+    /// Index of the home worker; `usize::MAX` until started.
+    pub(crate) home: AtomicUsize,
+    pub(crate) body: UnsafeCell<Body>,
+    /// The coroutine's yielder, set when the body starts.
+    pub(crate) yielder: Cell<*const Yielder>,
+    pub(crate) locals: LocalMap,
+    /// Position in the home worker's list of started fibers.
+    pub(crate) live_index: Cell<usize>,
+}
+
+// SAFETY: the fields that are not thread-safe on their own are `body`, `yielder`, `locals` and
+// `live_index`. By the table above each is touched only by the worker holding the run token or by
+// the fiber itself; once the fiber has started both are on the home worker's thread, so its
+// coroutine (and any `!Send` value on its stack) never changes thread. Before the start `body` holds
+// only a `Send` closure, which may move with the token. A task dropped on another thread holds an
+// `Unstarted` closure or `Done`: the worker removes a started coroutine before releasing it.
+unsafe impl Send for Task {}
+// SAFETY: see above.
+unsafe impl Sync for Task {}
+
+impl Task {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        name: Option<String>,
+        stack_size: usize,
+        body: Box<dyn FnOnce() + Send>,
+    ) -> Task {
+        Task {
+            id: FiberId::next(),
+            name: name.map(String::into_boxed_str),
+            stack_size,
+            shared,
+            park: ParkState::new(),
+            home: AtomicUsize::new(usize::MAX),
+            body: UnsafeCell::new(Body::Unstarted(body)),
+            yielder: Cell::new(std::ptr::null()),
+            locals: LocalMap::default(),
+            live_index: Cell::new(usize::MAX),
+        }
+    }
+
+    /// Makes the park token available and requeues the fiber if it was parked.
+    #[inline]
+    pub(crate) fn unpark(self: &Arc<Task>) {
+        if self.park.unpark() {
+            self.shared.wake(self.clone());
+        }
+    }
+}
+
+/// A unique identifier of a fiber (or of an OS thread seen through [`current`](crate::current)).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiberId(NonZeroU64);
+
+impl FiberId {
+    pub(crate) fn next() -> FiberId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        FiberId(NonZeroU64::new(id).expect("fiber id counter overflowed"))
+    }
+
+    /// The id as a number (unique in this process, never reused).
+    pub fn as_u64(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for FiberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FiberId({})", self.0)
+    }
+}
+
+/// A handle to a fiber, as [`std::thread::Thread`] is to a thread.
+///
+/// Called on a plain OS thread, [`current`](crate::current) returns a `Fiber` that stands for
+/// that thread: `unpark` then unparks the thread.
+#[derive(Clone)]
+pub struct Fiber {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Task(Arc<Task>),
+    Thread(std::thread::Thread, FiberId),
+}
 
 impl Fiber {
-    /// Makes the token available / wakes the fiber if it is parked.
-    pub fn unpark(&self) {
-        self.thread.unpark()
+    pub(crate) fn from_task(task: Arc<Task>) -> Fiber {
+        Fiber {
+            inner: Inner::Task(task),
+        }
     }
-    /// The fiber's name.
+
+    pub(crate) fn from_thread(thread: std::thread::Thread, id: FiberId) -> Fiber {
+        Fiber {
+            inner: Inner::Thread(thread, id),
+        }
+    }
+
+    /// Makes the park token available: the fiber's next (or current) [`park`](crate::park)
+    /// returns. As [`std::thread::Thread::unpark`].
+    #[inline]
+    pub fn unpark(&self) {
+        match &self.inner {
+            Inner::Task(task) => task.unpark(),
+            Inner::Thread(thread, _) => thread.unpark(),
+        }
+    }
+
+    /// The fiber's unique id.
+    pub fn id(&self) -> FiberId {
+        match &self.inner {
+            Inner::Task(task) => task.id,
+            Inner::Thread(_, id) => *id,
+        }
+    }
+
+    /// The fiber's name, if it was given one (for a thread, the thread's name).
     pub fn name(&self) -> Option<&str> {
-        self.thread.name()
+        match &self.inner {
+            Inner::Task(task) => task.name.as_deref(),
+            Inner::Thread(thread, _) => thread.name(),
+        }
     }
 }
 
-/// The handle of the calling fiber (or OS thread).
-pub fn current() -> Fiber {
-    Fiber { thread: std::thread::current() }
+impl fmt::Debug for Fiber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fiber")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish()
+    }
 }
-/// Blocks the calling fiber until its token is made available.
-pub fn park() {
-    std::thread::park()
-}
-/// As `park`, with a timeout.
-pub fn park_timeout(dur: Duration) {
-    std::thread::park_timeout(dur)
+
+/// The running fiber's local map, if the caller is a fiber.
+pub(crate) fn current_local_map() -> Option<&'static LocalMap> {
+    let task = crate::scheduler::context::current_task_ptr();
+    // SAFETY: a non-null pointer is the task being run on this thread; the worker holds it alive
+    // while it runs, and the reference is only used during the calling fiber's own code. The
+    // 'static lifetime never escapes `LocalKey::with`, which returns before the fiber finishes.
+    (!task.is_null()).then(|| unsafe { &(*task).locals })
 }

@@ -1,0 +1,106 @@
+//! Functions acting on the calling fiber — or, called from a plain OS thread, on that thread,
+//! exactly as their `std::thread` namesakes.
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use crate::coro::Suspend;
+use crate::driver::timer::TimerAction;
+use crate::scheduler::context;
+use crate::task::{Fiber, FiberId};
+
+/// The handle of the calling fiber; on a plain OS thread, a handle standing for that thread.
+pub fn current() -> Fiber {
+    if let Some(fiber) = context::with_task(|task| Fiber::from_task(task.clone())) {
+        return fiber;
+    }
+    thread_local! {
+        static THREAD_ID: Cell<Option<FiberId>> = const { Cell::new(None) };
+    }
+    let id = THREAD_ID.with(|cell| match cell.get() {
+        Some(id) => id,
+        None => {
+            let id = FiberId::next();
+            cell.set(Some(id));
+            id
+        }
+    });
+    Fiber::from_thread(std::thread::current(), id)
+}
+
+/// True when called from a fiber (as opposed to a plain OS thread).
+pub fn is_fiber() -> bool {
+    !context::current_task_ptr().is_null()
+}
+
+/// Blocks the calling fiber until its park token is made available by [`Fiber::unpark`], as
+/// [`std::thread::park`]: only the fiber waits, its worker runs other fibers meanwhile. It may
+/// also return spuriously, so callers re-check their condition in a loop.
+pub fn park() {
+    let parked = context::with_task(|task| {
+        if task.park.try_consume() || !task.park.begin_park() {
+            return;
+        }
+        context::suspend(task, Suspend::Wait);
+        task.park.end_park();
+    });
+    if parked.is_none() {
+        std::thread::park();
+    }
+}
+
+/// As [`park`], but returns after `dur` at the latest, as [`std::thread::park_timeout`].
+pub fn park_timeout(dur: Duration) {
+    let parked = context::with_task(|task| {
+        if task.park.try_consume() {
+            return;
+        }
+        let Some(deadline) = Instant::now().checked_add(dur) else {
+            // Too far to represent: the same as waiting forever.
+            return park();
+        };
+        let key =
+            context::with_worker(|w| w.add_timer(deadline, TimerAction::Unpark(task.clone())))
+                .expect("a fiber always runs on a worker");
+        if task.park.begin_park() {
+            context::suspend(task, Suspend::Wait);
+            task.park.end_park();
+        }
+        context::with_worker(|w| w.cancel_timer(key));
+    });
+    if parked.is_none() {
+        std::thread::park_timeout(dur);
+    }
+}
+
+/// Lets other fibers on this worker run before the caller continues, as
+/// [`std::thread::yield_now`]. On a plain OS thread, yields the thread.
+pub fn yield_now() {
+    if context::with_task(|task| context::suspend(task, Suspend::Yield)).is_none() {
+        std::thread::yield_now();
+    }
+}
+
+/// Puts the calling fiber to sleep for at least `dur`, as [`std::thread::sleep`]; only the fiber
+/// waits. It does not use or consume the park token. On a plain OS thread, sleeps the thread.
+pub fn sleep(dur: Duration) {
+    let slept = context::with_task(|task| {
+        let Some(deadline) = Instant::now().checked_add(dur) else {
+            // Longer than the clock can represent: sleep in representable steps.
+            loop {
+                sleep(Duration::from_secs(u32::MAX as u64));
+            }
+        };
+        if dur.is_zero() {
+            return;
+        }
+        let key =
+            context::with_worker(|w| w.add_timer(deadline, TimerAction::Resume(task.clone())))
+                .expect("a fiber always runs on a worker");
+        // Only the timer requeues a sleeping fiber; a resume without it is a cancellation.
+        context::suspend(task, Suspend::Wait);
+        context::with_worker(|w| w.cancel_timer(key));
+    });
+    if slept.is_none() {
+        std::thread::sleep(dur);
+    }
+}

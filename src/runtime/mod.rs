@@ -1,0 +1,239 @@
+//! `Runtime`: a set of worker threads running fibers; its builder; the global default runtime.
+use std::io;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle as ThreadHandle;
+
+use crossbeam_deque::Worker as Deque;
+
+use crate::coro::stack;
+use crate::driver::Driver;
+use crate::scheduler::{context, worker, Shared};
+use crate::task::join::JoinHandle;
+
+/// The default virtual stack size of a fiber: 256 KiB.
+///
+/// Only the pages a fiber touches are resident (one page for a fiber that sleeps), so the size is
+/// address space, not memory. It is chosen from measurement (`tests/rt_stack_depth.rs` prints the
+/// depth that formatting, std I/O and panics reach) with a wide margin, because an overflow of an
+/// unguarded stack is detected only after the fact (see docs/caveats.md).
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// The smallest stack size a fiber may have.
+pub const MIN_STACK_SIZE: usize = stack::MIN_STACK_SIZE;
+/// The largest stack size a fiber may have.
+pub const MAX_STACK_SIZE: usize = stack::MAX_STACK_SIZE;
+/// The most worker threads a runtime may have.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// A runtime: worker threads that run fibers, with their reactor and timers.
+///
+/// Dropping a runtime shuts it down: every fiber it started is unwound (its destructors run),
+/// unstarted fibers are dropped (their join handles return `Err`), and the worker threads are
+/// joined.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<ThreadHandle<()>>,
+}
+
+/// Configures and builds a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    worker_threads: Option<usize>,
+    stack_size: usize,
+    thread_name: String,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per available CPU, [`DEFAULT_STACK_SIZE`].
+    pub fn new() -> Builder {
+        Builder {
+            worker_threads: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            thread_name: "fiber-worker".into(),
+        }
+    }
+
+    /// Number of worker threads (default: `std::thread::available_parallelism()`).
+    pub fn worker_threads(mut self, n: usize) -> Builder {
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// Default stack size of the runtime's fibers, in bytes (rounded up to whole pages).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Name prefix of the worker threads (`<name>-<index>`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Builds the runtime and starts its workers.
+    ///
+    /// Errors (`InvalidInput`) on zero or more than [`MAX_WORKER_THREADS`] workers and on a stack
+    /// size outside [`MIN_STACK_SIZE`]..=[`MAX_STACK_SIZE`]; otherwise on OS failures.
+    pub fn build(self) -> io::Result<Runtime> {
+        let workers = match self.worker_threads {
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if workers == 0 || workers > MAX_WORKER_THREADS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "worker_threads must be between 1 and {MAX_WORKER_THREADS} (got {workers})"
+                ),
+            ));
+        }
+        let stack_size = validate_stack_size(self.stack_size)?;
+        crate::coro::overflow::install_handler();
+        let deques: Vec<Deque<Arc<crate::task::Task>>> =
+            (0..workers).map(|_| Deque::new_lifo()).collect();
+        let stealers = deques.iter().map(Deque::stealer).collect();
+        let shared = Arc::new(Shared::new(stealers, Driver::new()?, stack_size));
+        let mut threads = Vec::with_capacity(workers);
+        for (index, deque) in deques.into_iter().enumerate() {
+            let shared2 = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-{index}", self.thread_name))
+                .spawn(move || worker::run(shared2, index, deque));
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(err) => {
+                    shared.shut_down();
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Runtime { shared, threads })
+    }
+}
+
+/// Checks a requested stack size and rounds it up to whole pages.
+pub(crate) fn validate_stack_size(bytes: usize) -> io::Result<usize> {
+    if bytes < MIN_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("stack size {bytes} bytes is below the minimum of {MIN_STACK_SIZE} bytes (fiber::MIN_STACK_SIZE)"),
+        ));
+    }
+    if bytes > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("stack size {bytes} bytes is above the maximum of {MAX_STACK_SIZE} bytes (fiber::MAX_STACK_SIZE)"),
+        ));
+    }
+    Ok(stack::round_to_pages(bytes))
+}
+
+impl Runtime {
+    /// A runtime with the default configuration.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A builder to configure a runtime.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Spawns a fiber on this runtime. Panics, as `std::thread::spawn` does, if the runtime cannot
+    /// take it (see [`crate::Builder::spawn_on`] for the fallible form).
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::Builder::new()
+            .spawn_on(self, f)
+            .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"))
+    }
+
+    /// Runs `f` as a fiber on this runtime and blocks the calling thread until it returns; a panic
+    /// in `f` resumes in the caller. Called from a fiber, it parks only that fiber.
+    ///
+    /// `f` may borrow from the caller: the call does not return before `f` has finished.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let result = crate::scope::run_borrowed(&self.shared, f);
+        match result {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.shut_down();
+        let on_own_worker =
+            context::with_worker(|w| Arc::ptr_eq(w.shared(), &self.shared)).unwrap_or(false);
+        if on_own_worker {
+            // Joining would wait for ourselves; the workers finish the shutdown on their own.
+            return;
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        // Every worker has exited: what is left in the injector never ran.
+        while !matches!(self.shared.injector.steal(), crossbeam_deque::Steal::Empty) {}
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.shared.remotes.len())
+            .finish()
+    }
+}
+
+/// The runtime that `fiber::spawn` uses outside any runtime, started on first use.
+pub(crate) fn default_runtime() -> &'static Runtime {
+    static DEFAULT: OnceLock<Runtime> = OnceLock::new();
+    DEFAULT.get_or_init(|| {
+        Builder::new()
+            .thread_name("fiber-default")
+            .build()
+            .unwrap_or_else(|err| panic!("failed to start the default fiber runtime: {err}"))
+    })
+}
+
+/// The runtime of the calling fiber or worker, else the default runtime.
+pub(crate) fn current_shared() -> Arc<Shared> {
+    context::with_worker(|w| w.shared().clone())
+        .unwrap_or_else(|| default_runtime().shared().clone())
+}
+
+/// Runs `f` on the default runtime and blocks until it returns, as [`Runtime::block_on`].
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    match context::with_worker(|w| w.shared().clone()) {
+        Some(shared) => match crate::scope::run_borrowed(&shared, f) {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
+        None => default_runtime().block_on(f),
+    }
+}

@@ -1,0 +1,129 @@
+//! The M:N scheduler: worker threads, run queues, stealing, and idle sleep.
+//!
+//! Queues (see `README.md` for the full protocol):
+//! - per worker, a stealable deque of *unstarted* fibers (spawned on that worker), LIFO for the
+//!   owner (depth-first: few stacks live at once) and FIFO for thieves;
+//! - per worker, a local run queue and a one-slot `next` of *started* fibers, which never leave
+//!   their worker (carrier affinity);
+//! - per worker, an `inbox` of started fibers woken from other threads;
+//! - one global injector of unstarted fibers spawned from outside the workers.
+pub(crate) mod context;
+pub(crate) mod idle;
+pub(crate) mod worker;
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+
+use crossbeam_deque::{Injector, Stealer};
+
+use crate::coro::stack::StackPool;
+use crate::driver::Driver;
+use crate::task::Task;
+use idle::Idle;
+
+/// What other threads may touch of one worker.
+pub(crate) struct Remote {
+    pub(crate) stealer: Stealer<Arc<Task>>,
+    pub(crate) inbox: Injector<Arc<Task>>,
+    pub(crate) sleep: AtomicU8,
+    pub(crate) thread: OnceLock<Thread>,
+}
+
+/// State shared by all workers of one runtime.
+pub(crate) struct Shared {
+    pub(crate) remotes: Box<[Remote]>,
+    pub(crate) injector: Injector<Arc<Task>>,
+    pub(crate) idle: Idle,
+    pub(crate) driver: Driver,
+    pub(crate) stacks: StackPool,
+    pub(crate) shutdown: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        stealers: Vec<Stealer<Arc<Task>>>,
+        driver: Driver,
+        stack_size: usize,
+    ) -> Shared {
+        let workers = stealers.len();
+        Shared {
+            remotes: stealers
+                .into_iter()
+                .map(|stealer| Remote {
+                    stealer,
+                    inbox: Injector::new(),
+                    sleep: AtomicU8::new(idle::RUNNING),
+                    thread: OnceLock::new(),
+                })
+                .collect(),
+            injector: Injector::new(),
+            idle: Idle::new(workers),
+            driver,
+            stacks: StackPool::new(stack_size),
+            shutdown: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Queues a new, unstarted fiber: on the calling worker's deque if it belongs to this runtime,
+    /// else on the injector; then makes sure some worker will look.
+    pub(crate) fn schedule_new(self: &Arc<Self>, task: Arc<Task>) {
+        let mut task = Some(task);
+        context::with_worker(|w| task = w.push_new(self, task.take().expect("set above")));
+        if let Some(task) = task {
+            self.injector.push(task);
+        }
+        self.notify_work();
+    }
+
+    /// Requeues a started fiber that became runnable (unpark, I/O readiness). It goes to its home
+    /// worker: straight into that worker's `next` slot when called on it, else into its inbox.
+    pub(crate) fn wake(self: &Arc<Self>, task: Arc<Task>) {
+        let home = task.home.load(Ordering::Relaxed);
+        let mut task = Some(task);
+        context::with_worker(|w| task = w.push_woken(self, home, task.take().expect("set above")));
+        let Some(task) = task else { return };
+        let remote = &self.remotes[home];
+        remote.inbox.push(task);
+        self.wake_worker(home);
+    }
+
+    /// Stealable work was added: wake a sleeping worker unless someone is already searching.
+    pub(crate) fn notify_work(&self) {
+        if let Some(index) = self.idle.worker_to_notify() {
+            self.wake_worker(index);
+        }
+    }
+
+    /// Makes sure worker `index` notices new work: a syscall only if it sleeps and nobody else
+    /// already woke it.
+    pub(crate) fn wake_worker(&self, index: usize) {
+        fence(Ordering::SeqCst);
+        let remote = &self.remotes[index];
+        match idle::claim_wake(&remote.sleep) {
+            idle::SLEEPING => {
+                if let Some(thread) = remote.thread.get() {
+                    thread.unpark();
+                }
+            }
+            idle::POLLING => self.driver.wake(),
+            _ => {}
+        }
+    }
+
+    /// Begins shutdown and wakes every worker.
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        for remote in self.remotes.iter() {
+            remote.sleep.store(idle::NOTIFIED, Ordering::SeqCst);
+            if let Some(thread) = remote.thread.get() {
+                thread.unpark();
+            }
+        }
+        self.driver.wake();
+    }
+}

@@ -1,0 +1,529 @@
+//! The worker loop.
+//!
+//! # Design
+//!
+//! A worker is one OS thread that runs fibers until its runtime shuts down. Each scheduling *tick*
+//! it picks one fiber and resumes it until the fiber yields, waits, or finishes:
+//!
+//! 1. every [`MAINTENANCE_INTERVAL`] ticks: fire due timers, move the inbox to the run queue, poll
+//!    the reactor without blocking (if nobody else holds the poll turn), and take one fiber from
+//!    the global injector and one from the FIFO end of its own deque, so that neither a busy
+//!    run queue nor a LIFO deque can starve older work;
+//! 2. the `next` slot (the fiber this worker just woke: messaging locality), at most
+//!    [`MAX_NEXT_STREAK`] times in a row, so that two fibers waking each other cannot starve a third;
+//! 3. the local run queue (started fibers: yields and local wake-ups), then the inbox;
+//! 4. its own deque of unstarted fibers (LIFO: depth-first spawn trees keep few stacks live);
+//! 5. idle: fire timers, then search — steal a batch from the injector or another worker's deque,
+//!    spinning briefly — then sleep (in the reactor if the poll turn is free, else on the thread
+//!    parker) until woken or the next own timer is due.
+//!
+//! The worker is reached from its fibers through the thread-local context (spawn pushes to its
+//! deque, unpark to its `next` slot, sleep inserts a timer), while the loop itself is suspended in
+//! `resume`. So every field that fibers touch is a `Cell`/`RefCell`, the loop only ever holds `&self`,
+//! and no `RefCell` borrow is held across a resume.
+//!
+//! # Shutdown
+//!
+//! When the runtime is dropped each worker leaves its loop, then resumes every fiber it started
+//! with `Resume::Cancel`: the fiber unwinds from its suspension point (destructors run) and
+//! finishes. Queued unstarted fibers are dropped unrun; their join handles report an error.
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Steal, Worker as Deque};
+
+use super::context::{self, EnterWorker};
+use super::idle;
+use super::Shared;
+use crate::coro::stack::{self, FiberStack};
+use crate::coro::{Coro, Outcome, Resume, Suspend};
+use crate::driver::timer::{TimerAction, TimerKey, Timers};
+use crate::task::{Body, Task};
+
+/// Ticks between maintenance passes (a prime, as the scheduler literature likes).
+const MAINTENANCE_INTERVAL: u32 = 61;
+/// How often in a row the `next` slot may be preferred to the run queue.
+const MAX_NEXT_STREAK: u32 = 3;
+/// Rounds of searching for work before going to sleep.
+const SEARCH_ROUNDS: u32 = 64;
+/// How often a cancelled fiber is resumed before it is given up on (it keeps parking).
+const CANCEL_ATTEMPTS: usize = 64;
+
+pub(crate) struct Worker {
+    index: usize,
+    shared: Arc<Shared>,
+    deque: Deque<Arc<Task>>,
+    runq: RefCell<VecDeque<Arc<Task>>>,
+    next: Cell<Option<Arc<Task>>>,
+    next_streak: Cell<u32>,
+    tick: Cell<u32>,
+    searching: Cell<bool>,
+    timers: RefCell<Timers>,
+    stacks: RefCell<Vec<FiberStack>>,
+    /// Every fiber this worker started and that has not finished.
+    live: RefCell<Vec<Arc<Task>>>,
+    rng: Cell<u64>,
+}
+
+/// Runs worker `index` of `shared` on the calling thread until shutdown.
+pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>) {
+    crate::coro::overflow::ensure_alt_stack();
+    let _ = shared.remotes[index].thread.set(std::thread::current());
+    let worker = Worker {
+        index,
+        shared,
+        deque,
+        runq: RefCell::new(VecDeque::new()),
+        next: Cell::new(None),
+        next_streak: Cell::new(0),
+        tick: Cell::new(0),
+        searching: Cell::new(false),
+        timers: RefCell::new(Timers::default()),
+        stacks: RefCell::new(Vec::new()),
+        live: RefCell::new(Vec::new()),
+        rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+    };
+    let _enter = EnterWorker::new(&worker);
+    worker.run();
+    worker.shut_down();
+}
+
+impl Worker {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    fn run(&self) {
+        loop {
+            if let Some(task) = self.next_task() {
+                self.run_task(task);
+                continue;
+            }
+            if self.shared.is_shutdown() {
+                return;
+            }
+            if let Some(task) = self.idle() {
+                self.run_task(task);
+            }
+        }
+    }
+
+    /// Picks the next fiber from the local queues (steps 1-4 of the module docs).
+    #[inline]
+    fn next_task(&self) -> Option<Arc<Task>> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % MAINTENANCE_INTERVAL == 0 {
+            if let Some(task) = self.maintenance() {
+                return Some(task);
+            }
+        }
+        if let Some(task) = self.next.take() {
+            let streak = self.next_streak.get();
+            if streak < MAX_NEXT_STREAK {
+                self.next_streak.set(streak + 1);
+                return Some(task);
+            }
+            self.runq.borrow_mut().push_back(task);
+        }
+        self.next_streak.set(0);
+        if let Some(task) = self.runq.borrow_mut().pop_front() {
+            return Some(task);
+        }
+        if self.drain_inbox() {
+            return self.runq.borrow_mut().pop_front();
+        }
+        self.deque.pop()
+    }
+
+    #[cold]
+    fn maintenance(&self) -> Option<Arc<Task>> {
+        if self.shared.is_shutdown() {
+            return None;
+        }
+        self.fire_timers();
+        self.drain_inbox();
+        if let Some(mut turn) = self.shared.driver.try_turn() {
+            self.shared.driver.poll(&mut turn, Some(Duration::ZERO));
+        }
+        // Fairness: the oldest unstarted fiber of the injector, then of our own LIFO deque, go
+        // before the queues that could otherwise keep them waiting.
+        loop {
+            match self.shared.injector.steal() {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => break,
+                Steal::Retry => continue,
+            }
+        }
+        loop {
+            match self.shared.remotes[self.index].stealer.steal() {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Moves fibers woken from other threads to the run queue; true if there were any.
+    fn drain_inbox(&self) -> bool {
+        let inbox = &self.shared.remotes[self.index].inbox;
+        if inbox.is_empty() {
+            return false;
+        }
+        let mut runq = self.runq.borrow_mut();
+        let before = runq.len();
+        loop {
+            match inbox.steal() {
+                Steal::Success(task) => runq.push_back(task),
+                Steal::Empty => break,
+                Steal::Retry => continue,
+            }
+        }
+        runq.len() > before
+    }
+
+    /// Fires due timers; true if any fiber became runnable.
+    fn fire_timers(&self) -> bool {
+        if self.timers.borrow().len() == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let mut fired = false;
+        loop {
+            // The borrow ends before the action runs: unparking may touch the timers again.
+            let action = self.timers.borrow_mut().pop_due(now);
+            match action {
+                Some(TimerAction::Resume(task)) => self.runq.borrow_mut().push_back(task),
+                Some(TimerAction::Unpark(task)) => task.unpark(),
+                None => break,
+            }
+            fired = true;
+        }
+        fired
+    }
+
+    // ---- entry points used by fibers and wakers on this thread -------------------------------
+
+    /// Pushes a new fiber to this worker's deque if it belongs to `shared`; else gives it back.
+    pub(crate) fn push_new(&self, shared: &Arc<Shared>, task: Arc<Task>) -> Option<Arc<Task>> {
+        if !Arc::ptr_eq(&self.shared, shared) {
+            return Some(task);
+        }
+        self.deque.push(task);
+        None
+    }
+
+    /// Puts a woken fiber in the `next` slot if this is its home worker; else gives it back.
+    #[inline]
+    pub(crate) fn push_woken(
+        &self,
+        shared: &Arc<Shared>,
+        home: usize,
+        task: Arc<Task>,
+    ) -> Option<Arc<Task>> {
+        if home != self.index || !Arc::ptr_eq(&self.shared, shared) {
+            return Some(task);
+        }
+        if let Some(previous) = self.next.replace(Some(task)) {
+            self.runq.borrow_mut().push_back(previous);
+        }
+        None
+    }
+
+    pub(crate) fn add_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
+        self.timers.borrow_mut().insert(deadline, action)
+    }
+
+    pub(crate) fn cancel_timer(&self, key: TimerKey) -> bool {
+        self.timers.borrow_mut().cancel(key)
+    }
+
+    // ---- running a fiber ----------------------------------------------------------------------
+
+    fn run_task(&self, task: Arc<Task>) {
+        if self.searching.get() {
+            self.stop_searching();
+        }
+        // SAFETY: we hold the task's run token (we popped it from a queue), so no other thread
+        // touches its body; a started task is only ever queued on this, its home, worker.
+        let body = unsafe { &mut *task.body.get() };
+        if let Body::Unstarted(_) = body {
+            if !self.start(&task, body) {
+                return;
+            }
+        }
+        self.resume(&task, Resume::Run);
+    }
+
+    /// Turns an unstarted task into a coroutine on a stack of this worker; false if no stack
+    /// could be had (the closure is dropped and its join handle reports an error).
+    fn start(&self, task: &Arc<Task>, body: &mut Body) -> bool {
+        let Body::Unstarted(f) = std::mem::replace(body, Body::Done) else {
+            unreachable!()
+        };
+        let stack = match self.take_stack(task.stack_size) {
+            Ok(stack) => stack,
+            Err(err) => {
+                eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
+                return false;
+            }
+        };
+        // SAFETY: the name lives in the task, which outlives its coroutine: the worker's live list
+        // holds the task until the coroutine finished, and a coroutine that cannot be finished is
+        // leaked together with the task's name (see `shut_down`).
+        let name: Option<&'static str> =
+            task.name.as_deref().map(|n| unsafe { &*(n as *const str) });
+        let coro = Coro::new(stack, task.id.as_u64(), name, move |yielder| {
+            // TASK points at this fiber while its worker resumes it.
+            let me = context::current_task_ptr();
+            // SAFETY: `me` is the running task (set by `resume` below), alive for the whole run;
+            // `yielder` is valid until this closure returns, and the fiber only uses it until then.
+            unsafe { (*me).yielder.set(yielder) };
+            f();
+        });
+        *body = Body::Running(coro);
+        task.home.store(self.index, Ordering::Relaxed);
+        let mut live = self.live.borrow_mut();
+        task.live_index.set(live.len());
+        live.push(task.clone());
+        true
+    }
+
+    /// Resumes a started fiber and files it according to how it stopped.
+    fn resume(&self, task: &Arc<Task>, msg: Resume) -> bool {
+        // SAFETY: as in `run_task`: we hold the run token of a task whose home is this worker.
+        let Body::Running(coro) = (unsafe { &mut *task.body.get() }) else {
+            return true;
+        };
+        let previous = context::set_task(Arc::as_ptr(task));
+        let outcome = coro.resume(msg);
+        context::set_task(previous);
+        match outcome {
+            Outcome::Suspended(Suspend::Yield) => {
+                self.runq.borrow_mut().push_back(task.clone());
+                false
+            }
+            Outcome::Suspended(Suspend::Wait) => false,
+            Outcome::Finished(stack) => {
+                // SAFETY: as above; the coroutine has returned, nothing refers to the body.
+                unsafe { *task.body.get() = Body::Done };
+                self.put_stack(stack, task.stack_size);
+                self.remove_live(task);
+                true
+            }
+        }
+    }
+
+    fn remove_live(&self, task: &Task) {
+        let mut live = self.live.borrow_mut();
+        let index = task.live_index.get();
+        live.swap_remove(index);
+        if let Some(moved) = live.get(index) {
+            moved.live_index.set(index);
+        }
+    }
+
+    fn take_stack(&self, size: usize) -> io::Result<FiberStack> {
+        if size != 0 {
+            return stack::allocate_stack(size, None);
+        }
+        let mut cache = self.stacks.borrow_mut();
+        if let Some(stack) = cache.pop() {
+            return Ok(stack);
+        }
+        self.shared
+            .stacks
+            .refill(&mut cache, stack::WORKER_CACHE / 2)?;
+        Ok(cache.pop().expect("refill yields at least one stack"))
+    }
+
+    fn put_stack(&self, stack: FiberStack, size: usize) {
+        if size != 0 {
+            return; // dropped: unmapped
+        }
+        let mut cache = self.stacks.borrow_mut();
+        cache.push(stack);
+        if cache.len() > 2 * stack::WORKER_CACHE {
+            self.shared
+                .stacks
+                .give_back(&mut cache, stack::WORKER_CACHE);
+        }
+    }
+
+    // ---- idle: search, then sleep -------------------------------------------------------------
+
+    #[cold]
+    fn idle(&self) -> Option<Arc<Task>> {
+        if self.fire_timers() {
+            return None;
+        }
+        if !self.searching.get() {
+            self.searching.set(true);
+            self.shared.idle.begin_search();
+        }
+        for round in 0..SEARCH_ROUNDS {
+            if let Some(task) = self.steal() {
+                return Some(task);
+            }
+            if self.has_local_work() {
+                return None;
+            }
+            if round < SEARCH_ROUNDS / 2 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        self.sleep();
+        None
+    }
+
+    /// Found work while searching: stop, and if we were the last searcher wake another worker,
+    /// since there may be more stealable work than we took.
+    fn stop_searching(&self) {
+        self.searching.set(false);
+        if self.shared.idle.end_search() && !self.deque.is_empty() {
+            self.shared.notify_work();
+        }
+    }
+
+    fn has_local_work(&self) -> bool {
+        !self.shared.remotes[self.index].inbox.is_empty() || !self.runq.borrow().is_empty()
+    }
+
+    fn has_stealable_work(&self) -> bool {
+        !self.shared.injector.is_empty()
+            || self
+                .shared
+                .remotes
+                .iter()
+                .enumerate()
+                .any(|(i, r)| i != self.index && !r.stealer.is_empty())
+    }
+
+    fn steal(&self) -> Option<Arc<Task>> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.deque) {
+                Steal::Success(task) => return Some(task),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+        let n = self.shared.remotes.len();
+        let start = self.random(n);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.index {
+                continue;
+            }
+            loop {
+                match self.shared.remotes[i]
+                    .stealer
+                    .steal_batch_and_pop(&self.deque)
+                {
+                    Steal::Success(task) => return Some(task),
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        None
+    }
+
+    fn random(&self, n: usize) -> usize {
+        // xorshift64: enough to spread thieves over victims.
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        (x % n as u64) as usize
+    }
+
+    /// Sleeps until woken or until the next own timer is due. See README.md for the protocol.
+    fn sleep(&self) {
+        let shared = &self.shared;
+        let remote = &shared.remotes[self.index];
+        let mut turn = shared.driver.try_turn();
+        remote.sleep.store(
+            if turn.is_some() {
+                idle::POLLING
+            } else {
+                idle::SLEEPING
+            },
+            Ordering::SeqCst,
+        );
+        shared.idle.add_sleeper(self.index);
+        if self.searching.replace(false) {
+            shared.idle.end_search();
+        }
+        fence(Ordering::SeqCst);
+        let deadline = self.timers.borrow().next_deadline();
+        let cancel = shared.is_shutdown() || self.has_local_work() || self.has_stealable_work();
+        if !cancel {
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match turn.as_mut() {
+                Some(turn) => {
+                    shared.driver.poll(turn, timeout);
+                }
+                None => match timeout {
+                    Some(timeout) => std::thread::park_timeout(timeout),
+                    None => std::thread::park(),
+                },
+            }
+        }
+        drop(turn);
+        remote.sleep.store(idle::RUNNING, Ordering::SeqCst);
+        if !shared.idle.remove_sleeper(self.index) {
+            // A notifier took us off the list and counted us as searching.
+            self.searching.set(true);
+        }
+    }
+
+    // ---- shutdown -----------------------------------------------------------------------------
+
+    fn shut_down(&self) {
+        if self.searching.replace(false) {
+            self.shared.idle.end_search();
+        }
+        // Unwind every fiber this worker started, so that their destructors run.
+        let live: Vec<Arc<Task>> = self.live.borrow().clone();
+        for task in live {
+            let mut finished = false;
+            for _ in 0..CANCEL_ATTEMPTS {
+                if self.resume(&task, Resume::Cancel) {
+                    finished = true;
+                    break;
+                }
+            }
+            if !finished {
+                eprintln!(
+                    "fiber: fiber {:?} kept parking while its runtime shut down; its stack is leaked",
+                    task.id
+                );
+                // SAFETY: we are the home worker holding the run token; the coroutine is
+                // suspended and will never be resumed again. Leaking it (and the task, which holds
+                // the name it refers to) is the only sound option: dropping it would unwind it
+                // again.
+                let body = std::mem::replace(unsafe { &mut *task.body.get() }, Body::Done);
+                std::mem::forget(body);
+                std::mem::forget(task.clone());
+                self.remove_live(&task);
+            }
+        }
+        // Drop the queued fibers: started ones are finished now; unstarted closures are dropped.
+        self.next.take();
+        self.runq.borrow_mut().clear();
+        while self.deque.pop().is_some() {}
+        let inbox = &self.shared.remotes[self.index].inbox;
+        while !matches!(inbox.steal(), Steal::Empty) {}
+        self.timers.borrow_mut().clear();
+        for stack in self.stacks.borrow_mut().drain(..) {
+            self.shared.stacks.put(stack);
+        }
+    }
+}

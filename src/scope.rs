@@ -1,0 +1,149 @@
+//! Scoped fibers, as `std::thread::scope`: fibers that may borrow from the caller's stack.
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::scheduler::Shared;
+use crate::task::join::JoinHandle;
+use crate::task::Fiber;
+
+/// A scope to spawn scoped fibers in; see [`scope`].
+pub struct Scope<'scope, 'env: 'scope> {
+    data: Arc<ScopeData>,
+    shared: Arc<Shared>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+/// Bookkeeping shared by a scope and its fibers' packets.
+pub(crate) struct ScopeData {
+    running: AtomicUsize,
+    panicked: AtomicBool,
+    owner: Fiber,
+}
+
+impl ScopeData {
+    /// Called when a scoped fiber's packet is dropped (its result is gone).
+    pub(crate) fn fiber_finished(&self, unhandled_panic: bool) {
+        if unhandled_panic {
+            self.panicked.store(true, Ordering::Relaxed);
+        }
+        if self.running.fetch_sub(1, Ordering::Release) == 1 {
+            self.owner.unpark();
+        }
+    }
+}
+
+/// An owned permission to join a scoped fiber.
+pub struct ScopedJoinHandle<'scope, T> {
+    handle: JoinHandle<T>,
+    scope: PhantomData<&'scope ()>,
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the fiber and returns its result (`Err` with the payload if it panicked).
+    pub fn join(self) -> std::thread::Result<T> {
+        self.handle.join()
+    }
+
+    /// True once the fiber has finished.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// The handle of the fiber.
+    pub fn fiber(&self) -> &Fiber {
+        self.handle.fiber()
+    }
+}
+
+/// Creates a scope for spawning fibers that borrow non-`'static` data, as
+/// [`std::thread::scope`]. Every fiber spawned in the scope is joined before `scope` returns; if
+/// one of them panicked and was not joined, `scope` panics.
+///
+/// ```
+/// let mut numbers = vec![1, 2, 3];
+/// let total = std::sync::atomic::AtomicI32::new(0);
+/// fiber::scope(|s| {
+///     s.spawn(|| total.fetch_add(numbers.iter().sum(), std::sync::atomic::Ordering::Relaxed));
+/// });
+/// numbers.push(4);
+/// assert_eq!(total.into_inner(), 6);
+/// ```
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let scope = Scope {
+        data: Arc::new(ScopeData {
+            running: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            owner: crate::current(),
+        }),
+        shared: crate::runtime::current_shared(),
+        scope: PhantomData,
+        env: PhantomData,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    while scope.data.running.load(Ordering::Acquire) != 0 {
+        crate::park();
+    }
+    match result {
+        Err(payload) => resume_unwind(payload),
+        Ok(_) if scope.data.panicked.load(Ordering::Relaxed) => panic!("a scoped fiber panicked"),
+        Ok(value) => value,
+    }
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Spawns a scoped fiber; see [`scope`]. Panics if the runtime cannot take it.
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        crate::Builder::new()
+            .spawn_scoped(self, f)
+            .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"))
+    }
+}
+
+impl crate::Builder {
+    /// Spawns a scoped fiber with this configuration, as `std::thread::Builder::spawn_scoped`.
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        f: F,
+    ) -> std::io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        scope.data.running.fetch_add(1, Ordering::Relaxed);
+        match self.spawn_in(&scope.shared, f, Some(scope.data.clone())) {
+            Ok(handle) => Ok(ScopedJoinHandle {
+                handle,
+                scope: PhantomData,
+            }),
+            Err(err) => {
+                // The packet was never made: undo the count ourselves.
+                scope.data.running.fetch_sub(1, Ordering::Relaxed);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Runs `f` as a fiber of `shared` and waits for its result; `f` may borrow from the caller.
+pub(crate) fn run_borrowed<F, T>(shared: &Arc<Shared>, f: F) -> std::thread::Result<T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let handle = crate::Builder::new()
+        .spawn_in(shared, f, None)
+        .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"));
+    // Waiting for the result is what makes the borrow sound: see `spawn_in`.
+    handle.join()
+}
