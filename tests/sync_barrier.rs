@@ -4,7 +4,7 @@ mod support;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fiber::sync::Barrier;
-use support::{scale, threads, watchdog};
+use support::{fibers, mixed, scale, threads, watchdog};
 
 #[test]
 fn one_leader_per_generation() {
@@ -31,4 +31,38 @@ fn one_leader_per_generation() {
 fn barrier_of_one_and_zero() {
     assert!(Barrier::new(1).wait().is_leader());
     assert!(Barrier::new(0).wait().is_leader());
+}
+
+#[test]
+fn thousand_fibers_on_one_barrier() {
+    watchdog(60, || {
+        let rounds = scale(20, 5);
+        let b = Barrier::new(1_000);
+        let leaders = AtomicUsize::new(0);
+        fibers(2, 1_000, |_| {
+            for _ in 0..rounds {
+                if b.wait().is_leader() {
+                    leaders.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        assert_eq!(leaders.load(Ordering::Relaxed), rounds);
+    });
+}
+
+#[test]
+fn fibers_and_threads_on_one_barrier() {
+    watchdog(60, || {
+        let rounds = scale(200, 50);
+        let b = Barrier::new(20);
+        let leaders = AtomicUsize::new(0);
+        mixed(16, 4, |_| {
+            for _ in 0..rounds {
+                if b.wait().is_leader() {
+                    leaders.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        assert_eq!(leaders.load(Ordering::Relaxed), rounds);
+    });
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fiber::sync::{Condvar, Mutex};
-use support::{scale, threads, watchdog};
+use support::{fibers, mixed, scale, threads, watchdog};
 
 #[test]
 fn wait_while_producer_consumer() {
@@ -142,6 +142,62 @@ fn poison_propagates_through_wait() {
             });
             cv.notify_all();
             h.join().unwrap();
+        });
+    });
+}
+
+#[test]
+fn fibers_ping_pong_no_lost_wakeup() {
+    watchdog(60, || {
+        let n = scale(20_000, 5_000);
+        let turn = Mutex::new(0usize);
+        let cv = Condvar::new();
+        fibers(2, 2, |me| {
+            for _ in 0..n {
+                let mut t = cv
+                    .wait_while(turn.lock().unwrap(), |t| *t % 2 != me)
+                    .unwrap();
+                *t += 1;
+                drop(t);
+                cv.notify_all();
+            }
+        });
+        assert_eq!(*turn.lock().unwrap(), 2 * n);
+    });
+}
+
+#[test]
+fn fibers_and_threads_share_a_condvar() {
+    // A counter passed round-robin between 100 fibers and 2 threads.
+    watchdog(60, || {
+        let rounds = scale(100, 20);
+        let parties = 102;
+        let turn = Mutex::new(0usize);
+        let cv = Condvar::new();
+        mixed(100, 2, |me| {
+            for _ in 0..rounds {
+                let mut t = cv
+                    .wait_while(turn.lock().unwrap(), |t| *t % parties != me)
+                    .unwrap();
+                *t += 1;
+                drop(t);
+                cv.notify_all();
+            }
+        });
+        assert_eq!(*turn.lock().unwrap(), parties * rounds);
+    });
+}
+
+#[test]
+fn fibers_wait_timeout() {
+    watchdog(20, || {
+        let m = Mutex::new(());
+        let cv = Condvar::new();
+        fibers(2, 100, |_| {
+            let (_g, r) = cv
+                .wait_timeout(m.lock().unwrap(), Duration::from_millis(20))
+                .unwrap();
+            assert!(r.timed_out());
         });
     });
 }

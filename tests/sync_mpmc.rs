@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fiber::sync::mpmc::{self, RecvTimeoutError, SendTimeoutError};
-use support::{scale, watchdog};
+use support::{fibers, mixed, scale, watchdog};
 
 fn producers_consumers(cap: Option<usize>, p: usize, c: usize, n: usize) {
     let (tx, rx) = match cap {
@@ -131,5 +131,71 @@ fn recv_timeouts_racing_with_sends_lose_nothing() {
             drop(tx);
         });
         assert_eq!(got.load(Ordering::Relaxed), n);
+    });
+}
+
+#[test]
+fn fibers_100_producers_100_consumers_bounded_1024() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let (tx, rx) = mpmc::bounded::<usize>(1_024);
+        let (tx, rx) = (
+            std::sync::Mutex::new(Some(tx)),
+            std::sync::Mutex::new(Some(rx)),
+        );
+        let sum = AtomicUsize::new(0);
+        let count = AtomicUsize::new(0);
+        let txs: Vec<_> = (0..100)
+            .map(|_| tx.lock().unwrap().as_ref().unwrap().clone())
+            .collect();
+        let rxs: Vec<_> = (0..100)
+            .map(|_| rx.lock().unwrap().as_ref().unwrap().clone())
+            .collect();
+        drop((tx, rx));
+        let txs = std::sync::Mutex::new(txs);
+        let rxs = std::sync::Mutex::new(rxs);
+        fibers(2, 200, |i| {
+            if i < 100 {
+                let tx = txs.lock().unwrap().pop().unwrap();
+                for k in 0..ops {
+                    tx.send(k).unwrap();
+                }
+            } else {
+                let rx = rxs.lock().unwrap().pop().unwrap();
+                for v in rx.iter() {
+                    sum.fetch_add(v, Ordering::Relaxed);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 100 * ops);
+        assert_eq!(sum.load(Ordering::Relaxed), 100 * ops * (ops - 1) / 2);
+    });
+}
+
+#[test]
+fn mixed_fibers_and_threads_rendezvous() {
+    watchdog(60, || {
+        let ops = scale(500, 100);
+        let (tx, rx) = mpmc::bounded::<usize>(0);
+        let got = AtomicUsize::new(0);
+        let senders = AtomicUsize::new(0);
+        mixed(50, 4, |i| {
+            if i % 2 == 0 {
+                for k in 0..ops {
+                    tx.send(k).unwrap();
+                }
+                senders.fetch_add(1, Ordering::SeqCst);
+            } else {
+                // 27 receivers; 27 senders send `ops` each. Receive until all is accounted for.
+                while got.load(Ordering::SeqCst) < 27 * ops {
+                    if rx.recv_timeout(Duration::from_millis(5)).is_ok() {
+                        got.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        });
+        assert_eq!(got.load(Ordering::SeqCst), 27 * ops);
+        assert_eq!(senders.load(Ordering::SeqCst), 27);
     });
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber::sync::mpsc::{self, RecvTimeoutError, TryRecvError, TrySendError};
-use support::{scale, watchdog};
+use support::{mixed, runtime, scale, watchdog};
 
 #[test]
 fn many_producers_exact_sum() {
@@ -184,5 +184,97 @@ fn rendezvous_recv_timeout_race() {
             }
         });
         assert_eq!(received.load(Ordering::Relaxed), n);
+    });
+}
+
+#[test]
+fn thousand_producer_fibers_one_consumer_thread() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let rt = runtime(2);
+        let (tx, rx) = mpsc::sync_channel::<usize>(64);
+        for _ in 0..1_000 {
+            let tx = tx.clone();
+            rt.spawn(move || {
+                for i in 0..ops {
+                    tx.send(i).unwrap();
+                }
+            });
+        }
+        drop(tx);
+        let sum: usize = rx.iter().sum();
+        assert_eq!(sum, 1_000 * ops * (ops - 1) / 2);
+    });
+}
+
+#[test]
+fn fiber_ping_pong() {
+    watchdog(60, || {
+        let n = scale(50_000, 10_000);
+        for workers in [1, 2] {
+            let rt = runtime(workers);
+            rt.block_on(|| {
+                let (tx1, rx1) = mpsc::channel::<usize>();
+                let (tx2, rx2) = mpsc::channel::<usize>();
+                let echo = fiber::spawn(move || {
+                    for v in rx1.iter() {
+                        tx2.send(v + 1).unwrap();
+                    }
+                });
+                for i in 0..n {
+                    tx1.send(i).unwrap();
+                    assert_eq!(rx2.recv().unwrap(), i + 1);
+                }
+                drop(tx1);
+                echo.join().unwrap();
+            });
+        }
+    });
+}
+
+#[test]
+fn fibers_recv_timeout_and_disconnect() {
+    watchdog(20, || {
+        let rt = runtime(2);
+        rt.block_on(|| {
+            let (tx, rx) = mpsc::channel::<i32>();
+            assert_eq!(
+                rx.recv_timeout(Duration::from_millis(20)),
+                Err(RecvTimeoutError::Timeout)
+            );
+            let h = fiber::spawn(move || {
+                fiber::sleep(Duration::from_millis(10));
+                drop(tx);
+            });
+            assert!(rx.recv().is_err());
+            h.join().unwrap();
+            let (tx, rx) = mpsc::sync_channel::<i32>(0);
+            let h = fiber::spawn(move || tx.send(5));
+            fiber::sleep(Duration::from_millis(10));
+            drop(rx);
+            assert_eq!(h.join().unwrap().unwrap_err().0, 5);
+        });
+    });
+}
+
+#[test]
+fn mixed_senders_exact_sum() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let (tx, rx) = mpsc::channel::<usize>();
+        let tx = std::sync::Mutex::new(tx);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                mixed(200, 4, |_| {
+                    let tx = tx.lock().unwrap().clone();
+                    for i in 0..ops {
+                        tx.send(i).unwrap();
+                    }
+                });
+                drop(tx.lock().unwrap().clone());
+            });
+            let got: usize = rx.iter().take(204 * ops).sum();
+            assert_eq!(got, 204 * ops * (ops - 1) / 2);
+        });
     });
 }

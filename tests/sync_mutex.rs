@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber::sync::{Mutex, RawMutex, TryLockError};
-use support::{scale, threads, watchdog};
+use support::{fibers, mixed, runtime, scale, threads, watchdog};
 
 #[test]
 fn exact_count_os_threads() {
@@ -187,5 +187,87 @@ fn worst_case_wait_is_bounded() {
         );
         // Generous bound (VMs get descheduled); without hand-off this is unbounded.
         assert!(worst < 250_000, "worst wait {worst} us");
+    });
+}
+
+#[test]
+fn fibers_exact_count_1000x1000_on_2_workers() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let m = Mutex::new(0usize);
+        fibers(2, 1_000, |_| {
+            for _ in 0..ops {
+                *m.lock().unwrap() += 1;
+            }
+        });
+        assert_eq!(*m.lock().unwrap(), 1_000 * ops);
+    });
+}
+
+#[test]
+fn fibers_mixed_with_threads_exact_count() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let m = Mutex::new(0usize);
+        mixed(500, 4, |_| {
+            for _ in 0..ops {
+                *m.lock().unwrap() += 1;
+            }
+        });
+        assert_eq!(*m.lock().unwrap(), 504 * ops);
+    });
+}
+
+#[test]
+fn waiting_parks_the_fiber_not_the_worker() {
+    // One worker: the holder sleeps (a fiber sleep) while another fiber waits for the lock. If
+    // waiting blocked the worker thread, the holder could never resume.
+    watchdog(20, || {
+        let rt = runtime(1);
+        let m = Mutex::new(0);
+        rt.block_on(|| {
+            fiber::scope(|s| {
+                let g = m.lock().unwrap();
+                s.spawn(|| *m.lock().unwrap() += 1);
+                fiber::sleep(Duration::from_millis(20));
+                drop(g);
+            })
+        });
+        assert_eq!(*m.lock().unwrap(), 1);
+    });
+}
+
+#[test]
+fn fibers_timed_lock() {
+    watchdog(20, || {
+        let rt = runtime(2);
+        let m = lock_api::Mutex::<RawMutex, i32>::new(0);
+        rt.block_on(|| {
+            let g = m.lock();
+            fiber::scope(|s| {
+                s.spawn(|| assert!(m.try_lock_for(Duration::from_millis(20)).is_none()));
+            });
+            drop(g);
+            assert!(m.try_lock_for(Duration::from_millis(20)).is_some());
+        });
+    });
+}
+
+#[test]
+fn fibers_poisoning() {
+    watchdog(20, || {
+        let rt = runtime(2);
+        let m = Mutex::new(1);
+        rt.block_on(|| {
+            let r = fiber::scope(|s| {
+                s.spawn(|| {
+                    let _g = m.lock().unwrap();
+                    panic!("poison from a fiber");
+                })
+                .join()
+            });
+            assert!(r.is_err());
+        });
+        assert!(m.is_poisoned());
     });
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fiber::sync::{LazyLock, OnceLock};
-use support::{threads, watchdog};
+use support::{fibers, mixed, threads, watchdog};
 
 #[test]
 fn init_runs_once_others_wait() {
@@ -67,4 +67,35 @@ fn lazy_lock_static_and_poison() {
     let msg = again.unwrap_err();
     let msg = msg.downcast_ref::<&str>().copied().unwrap_or("");
     assert!(msg.contains("poisoned"), "{msg}");
+}
+
+#[test]
+fn fibers_park_while_another_initialises() {
+    watchdog(60, || {
+        let cell = OnceLock::new();
+        let runs = AtomicUsize::new(0);
+        fibers(2, 1_000, |_| {
+            let v = cell.get_or_init(|| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                fiber::sleep(Duration::from_millis(20));
+                7
+            });
+            assert_eq!(*v, 7);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn lazy_lock_mixed() {
+    watchdog(60, || {
+        let runs = AtomicUsize::new(0);
+        let lazy = LazyLock::new(|| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            vec![1u8; 10]
+        });
+        mixed(500, 4, |_| assert_eq!(lazy.len(), 10));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    });
 }

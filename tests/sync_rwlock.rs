@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fiber::sync::{Barrier, RwLock, TryLockError};
-use support::{scale, threads, watchdog};
+use support::{fibers, mixed, scale, threads, watchdog};
 
 #[test]
 fn exact_count_readers_and_writers() {
@@ -125,5 +125,41 @@ fn hand_off_chain_stress() {
             .map(|i| (0..n).filter(|k| (i + k) % 3 == 0).count())
             .sum();
         assert_eq!(*l.read().unwrap(), expected);
+    });
+}
+
+#[test]
+fn fibers_exact_count_1000x1000_on_2_workers() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let l = RwLock::new(0usize);
+        fibers(2, 1_000, |i| {
+            for _ in 0..ops {
+                if i % 4 == 0 {
+                    *l.write().unwrap() += 1;
+                } else {
+                    drop(l.read().unwrap());
+                }
+            }
+        });
+        assert_eq!(*l.read().unwrap(), 250 * ops);
+    });
+}
+
+#[test]
+fn fibers_mixed_with_threads() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let l = RwLock::new(0usize);
+        mixed(200, 4, |i| {
+            for _ in 0..ops {
+                if i % 2 == 0 {
+                    *l.write().unwrap() += 1;
+                } else {
+                    drop(l.read().unwrap());
+                }
+            }
+        });
+        assert_eq!(*l.read().unwrap(), 102 * ops);
     });
 }

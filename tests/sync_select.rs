@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fiber::sync::{mpmc, mpsc};
-use support::{scale, watchdog};
+use support::{fibers, runtime, scale, watchdog};
 
 #[test]
 fn picks_the_ready_arm() {
@@ -146,5 +146,71 @@ fn selectors_and_plain_receivers_lose_no_message() {
             drop((rx1, rx2));
         });
         assert_eq!(got.load(Ordering::Relaxed), 2 * n);
+    });
+}
+
+#[test]
+fn fibers_select_with_timeout_arm() {
+    watchdog(30, || {
+        let rt = runtime(2);
+        rt.block_on(|| {
+            let (tx1, rx1) = mpmc::bounded::<usize>(0);
+            let (tx2, rx2) = mpmc::unbounded::<usize>();
+            let n = scale(10_000, 2_000);
+            let a = fiber::spawn(move || (0..n).for_each(|i| tx1.send(i).unwrap()));
+            let b = fiber::spawn(move || (0..n).for_each(|i| tx2.send(i).unwrap()));
+            let (mut got, mut timeouts) = (0, 0);
+            let (mut o1, mut o2) = (true, true);
+            while o1 || o2 {
+                fiber::select! {
+                    recv(rx1) -> m => match m { Ok(_) => got += 1, Err(_) => o1 = false },
+                    recv(rx2) -> m => match m { Ok(_) => got += 1, Err(_) => o2 = false },
+                    timeout(Duration::from_millis(100)) => timeouts += 1,
+                }
+            }
+            a.join().unwrap();
+            b.join().unwrap();
+            assert_eq!(got, 2 * n);
+            let _ = timeouts;
+            let t = Instant::now();
+            let (_tx, rx) = mpmc::unbounded::<()>();
+            let r = fiber::select! {
+                recv(rx) -> _m => false,
+                timeout(Duration::from_millis(20)) => true,
+            };
+            assert!(r && t.elapsed() >= Duration::from_millis(20));
+        });
+    });
+}
+
+#[test]
+fn many_fiber_selectors() {
+    watchdog(60, || {
+        let n = scale(200, 50);
+        let (tx1, rx1) = mpmc::bounded::<usize>(8);
+        let (tx2, rx2) = mpmc::bounded::<usize>(8);
+        let got = AtomicUsize::new(0);
+        let sent = AtomicUsize::new(0);
+        fibers(2, 400, |i| match i % 4 {
+            0 => (0..n).for_each(|k| {
+                tx1.send(k).unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+            }),
+            1 => (0..n).for_each(|k| {
+                tx2.send(k).unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+            }),
+            _ => loop {
+                if got.load(Ordering::SeqCst) >= 200 * n {
+                    break;
+                }
+                fiber::select! {
+                    recv(rx1) -> _m => { got.fetch_add(1, Ordering::SeqCst); },
+                    recv(rx2) -> _m => { got.fetch_add(1, Ordering::SeqCst); },
+                    timeout(Duration::from_millis(10)) => {},
+                }
+            },
+        });
+        assert_eq!(got.load(Ordering::SeqCst), 200 * n);
     });
 }

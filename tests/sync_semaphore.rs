@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fiber::sync::Semaphore;
-use support::{scale, threads, watchdog};
+use support::{fibers, mixed, scale, threads, watchdog};
 
 #[test]
 fn never_exceeds_permits() {
@@ -77,5 +77,43 @@ fn add_permits_wakes_waiters() {
             s.add_permits(4);
         });
         assert_eq!(s.available_permits(), 0);
+    });
+}
+
+#[test]
+fn fibers_never_exceed_permits() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let s = Semaphore::new(3);
+        let inside = AtomicUsize::new(0);
+        let total = AtomicUsize::new(0);
+        fibers(2, 1_000, |_| {
+            for _ in 0..ops {
+                let _p = s.acquire();
+                assert!(inside.fetch_add(1, Ordering::SeqCst) < 3);
+                total.fetch_add(1, Ordering::Relaxed);
+                inside.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 1_000 * ops);
+        assert_eq!(s.available_permits(), 3);
+    });
+}
+
+#[test]
+fn fibers_and_threads_with_timeouts() {
+    watchdog(60, || {
+        let ops = scale(500, 100);
+        let s = Semaphore::new(2);
+        mixed(100, 4, |i| {
+            for _ in 0..ops {
+                if i % 2 == 0 {
+                    drop(s.acquire());
+                } else if let Some(p) = s.acquire_timeout(Duration::from_micros(50)) {
+                    drop(p);
+                }
+            }
+        });
+        assert_eq!(s.available_permits(), 2);
     });
 }

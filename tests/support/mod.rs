@@ -44,3 +44,44 @@ pub(crate) fn threads<F: Fn(usize) + Sync>(n: usize, f: F) {
         }
     });
 }
+
+/// A runtime with `workers` worker threads.
+pub(crate) fn runtime(workers: usize) -> fiber::Runtime {
+    fiber::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .unwrap()
+}
+
+/// Runs `f(i)` in `n` fibers on a fresh runtime with `workers` workers, and waits for them.
+pub(crate) fn fibers<F: Fn(usize) + Sync>(workers: usize, n: usize, f: F) {
+    let rt = runtime(workers);
+    rt.block_on(|| {
+        fiber::scope(|s| {
+            for i in 0..n {
+                let f = &f;
+                s.spawn(move || f(i));
+            }
+        })
+    });
+}
+
+/// Runs `f(i)` for `i in 0..n_fibers` in fibers on a 2-worker runtime and, at the same time, for
+/// `i in n_fibers..n_fibers + n_threads` on OS threads: the same primitive shared by both worlds.
+pub(crate) fn mixed<F: Fn(usize) + Sync>(n_fibers: usize, n_threads: usize, f: F) {
+    let rt = runtime(2);
+    std::thread::scope(|s| {
+        for i in 0..n_threads {
+            let f = &f;
+            s.spawn(move || f(n_fibers + i));
+        }
+        rt.block_on(|| {
+            fiber::scope(|fs| {
+                for i in 0..n_fibers {
+                    let f = &f;
+                    fs.spawn(move || f(i));
+                }
+            })
+        });
+    });
+}
