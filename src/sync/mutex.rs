@@ -131,7 +131,7 @@ impl RawMutex {
     #[cold]
     fn unlock_slow(&self, force_fair: bool) {
         // State is LOCKED | PARKED; nobody else may change it while we hold the queue lock.
-        self.queue.notify_one(|result| {
+        self.queue.notify_one_fair(|result| {
             if result.notified != 0 && (force_fair || result.be_fair) {
                 if !result.have_more {
                     self.state.store(LOCKED, Ordering::Relaxed);

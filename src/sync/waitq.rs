@@ -91,23 +91,124 @@ impl Node {
     }
 }
 
-/// The list itself; only ever touched with `WaitQueue::list` locked.
-struct List {
+/// The intrusive list itself, without a lock: whoever owns a `WaitList` keeps it behind a lock of
+/// its own (`WaitQueue` uses a `parking_lot` mutex; a channel keeps its two lists inside its state
+/// mutex, so one lock covers "check the buffer, then queue"). `&mut self` on every method is the
+/// proof that the owner's lock is held.
+pub(crate) struct WaitList {
     head: *const Node,
     tail: *const Node,
+    len: usize,
     /// When the next notification should be "fair" (see `NotifyResult::be_fair`).
     fair_at: Option<Instant>,
     /// State of a tiny xorshift generator that jitters the fairness interval.
     seed: u32,
 }
 
-// SAFETY: `List` holds raw pointers to `Node`s. They are dereferenced only while the queue lock is
-// held and only while the node is linked, and a linked node is kept alive and in place by its
-// waiter (see the module docs). The only non-trivially-shareable field a node has, `Fiber`, is a
-// thread-safe handle. Moving the list between threads is therefore fine.
-unsafe impl Send for List {}
+// SAFETY: `WaitList` holds raw pointers to `Node`s. They are dereferenced only through `&mut self`
+// (its owner's lock is held) and only while the node is linked, and a linked node is kept alive
+// and in place by its waiter (see the module docs). The only field of a node that is not plain
+// data, `Fiber`, is a thread-safe handle. Moving the list between threads is therefore fine.
+unsafe impl Send for WaitList {}
 
-impl List {
+impl WaitList {
+    /// An empty list.
+    pub(crate) const fn new() -> WaitList {
+        WaitList {
+            head: ptr::null(),
+            tail: ptr::null(),
+            len: 0,
+            fair_at: None,
+            seed: 0x9E37_79B9,
+        }
+    }
+
+    /// Whether nobody is queued.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// Appends `node` (resetting it to "waiting", so a node can be queued again after a wake-up).
+    ///
+    /// # Safety
+    /// `node` must not be linked, and must stay alive and in place until it has been either
+    /// notified (`node.token()` is `Some`) or unlinked with [`WaitList::remove`].
+    pub(crate) unsafe fn push(&mut self, node: Pin<&Node>) {
+        node.state.store(WAITING, Ordering::Relaxed);
+        // SAFETY: forwarded to our caller's contract.
+        unsafe { self.push_back(&node) };
+    }
+
+    /// Unlinks `node` if it is still queued: `None` if it was (its waiter gives up), else the token
+    /// a notifier already handed it.
+    ///
+    /// # Safety
+    /// `node` must have been pushed onto this list.
+    pub(crate) unsafe fn remove(&mut self, node: Pin<&Node>) -> Option<usize> {
+        if node.linked.get() {
+            // SAFETY: linked, and in this list (caller contract).
+            unsafe { self.unlink(&node) };
+            None
+        } else {
+            // Stored while the owner's lock was held; we hold it now, so it is visible.
+            node.token()
+        }
+    }
+
+    /// Unlinks the first waiter, hands it `token` and returns its handle, to be unparked by the
+    /// caller (preferably after releasing the lock).
+    #[inline]
+    pub(crate) fn wake_front(&mut self, token: usize) -> Option<Fiber> {
+        let head = self.head;
+        if head.is_null() {
+            return None;
+        }
+        // SAFETY: `head` is linked, hence alive; `&mut self` means the owner's lock is held.
+        let node = unsafe { &*head };
+        // SAFETY: linked in this list.
+        unsafe { self.unlink(node) };
+        Some(Self::hand_over(node, token))
+    }
+
+    /// As `wake_front`, for the first waiter whose key satisfies `pred`.
+    pub(crate) fn wake_first(
+        &mut self,
+        mut pred: impl FnMut(usize) -> bool,
+        token: usize,
+    ) -> Option<Fiber> {
+        let mut cur = self.head;
+        while !cur.is_null() {
+            // SAFETY: `cur` is linked (we walk the list with the lock held), hence alive.
+            let node = unsafe { &*cur };
+            if pred(node.key) {
+                // SAFETY: linked in this list.
+                unsafe { self.unlink(node) };
+                return Some(Self::hand_over(node, token));
+            }
+            cur = node.next.get();
+        }
+        None
+    }
+
+    /// Wakes every waiter with `token`; returns their handles.
+    pub(crate) fn wake_all(&mut self, token: usize) -> Vec<Fiber> {
+        let mut fibers = Vec::with_capacity(self.len);
+        while let Some(f) = self.wake_front(token) {
+            fibers.push(f);
+        }
+        fibers
+    }
+
+    /// The last touch of a node by its notifier: clone the handle, then publish the token.
+    #[inline]
+    fn hand_over(node: &Node, token: usize) -> Fiber {
+        let fiber = node.fiber.clone();
+        // After this store the waiter may return and free the node.
+        node.state.store(token, Ordering::Release);
+        fiber
+    }
+
     /// Appends `node`.
     ///
     /// # Safety
@@ -124,6 +225,7 @@ impl List {
             unsafe { (*self.tail).next.set(node) };
         }
         self.tail = node;
+        self.len += 1;
     }
 
     /// Unlinks `node`, which must be linked in this list.
@@ -148,6 +250,7 @@ impl List {
         node.prev.set(ptr::null());
         node.next.set(ptr::null());
         node.linked.set(false);
+        self.len -= 1;
     }
 
     /// Decides whether this notification should be fair: true at most about once per
@@ -173,7 +276,8 @@ pub(crate) struct NotifyResult {
     pub(crate) notified: usize,
     /// Whether waiters remain in the queue after this notification.
     pub(crate) have_more: bool,
-    /// True about once a millisecond (and never on an empty queue): the primitive should hand its
+    /// Only computed by [`WaitQueue::notify_one_fair`] (it reads the clock), else false: true
+    /// about once a millisecond (never on an empty queue), when the primitive should hand its
     /// resource directly to the woken waiter instead of letting newcomers barge.
     pub(crate) be_fair: bool,
 }
@@ -182,8 +286,6 @@ pub(crate) struct NotifyResult {
 pub(crate) enum Filter {
     /// Wake this waiter and continue.
     Notify,
-    /// Leave this waiter queued and continue.
-    Skip,
     /// Leave this waiter and every later one.
     Stop,
 }
@@ -199,10 +301,38 @@ pub(crate) enum WaitResult {
     TimedOut,
 }
 
-/// The shared wait queue. See the module docs.
+/// Parks the caller until `node` is notified or `deadline` passes. At the deadline `expire` runs:
+/// it must take the owner's lock and `remove` the node, returning true if the node was still
+/// queued (then this returns `TimedOut`); if a notifier got there first it returns false and the
+/// token (now visible) is returned instead. This is the one park loop of `fiber::sync`.
+pub(crate) fn park_node(
+    node: &Node,
+    deadline: Option<Instant>,
+    mut expire: impl FnMut() -> bool,
+) -> WaitResult {
+    loop {
+        if let Some(token) = node.token() {
+            return WaitResult::Notified(token);
+        }
+        match deadline {
+            None => crate::park(),
+            Some(deadline) => {
+                let now = Instant::now();
+                if now < deadline {
+                    crate::park_timeout(deadline - now);
+                } else if expire() {
+                    return WaitResult::TimedOut;
+                }
+            }
+        }
+    }
+}
+
+/// The shared wait queue: a [`WaitList`] behind its own short lock. See the module docs.
 pub(crate) struct WaitQueue {
-    list: parking_lot::Mutex<List>,
-    /// Number of linked nodes plus waiters inside `validate`; see `has_waiters`.
+    list: parking_lot::Mutex<WaitList>,
+    /// Number of linked nodes plus waiters inside `validate` (see `has_waiters`). Only written
+    /// with the lock held, so plain load + store suffice (no read-modify-write).
     len: AtomicUsize,
 }
 
@@ -216,12 +346,7 @@ impl WaitQueue {
     /// An empty queue.
     pub(crate) const fn new() -> WaitQueue {
         WaitQueue {
-            list: parking_lot::const_mutex(List {
-                head: ptr::null(),
-                tail: ptr::null(),
-                fair_at: None,
-                seed: 0x9E37_79B9,
-            }),
+            list: parking_lot::const_mutex(WaitList::new()),
             len: AtomicUsize::new(0),
         }
     }
@@ -232,6 +357,11 @@ impl WaitQueue {
     #[inline]
     pub(crate) fn has_waiters(&self) -> bool {
         self.len.load(Ordering::Relaxed) != 0
+    }
+
+    #[inline]
+    fn sync_len(&self, list: &WaitList, extra: usize) {
+        self.len.store(list.len + extra, Ordering::Relaxed);
     }
 
     /// Parks the caller on this queue.
@@ -257,33 +387,21 @@ impl WaitQueue {
         }
         let guard = Linked { queue: self, node };
         before_sleep();
-        loop {
-            if let Some(token) = node.token() {
-                std::mem::forget(guard);
-                return WaitResult::Notified(token);
+        let mut timed_out = Some(timed_out);
+        let result = park_node(&node, deadline, || {
+            let mut list = self.list.lock();
+            // SAFETY: enqueued on this queue above.
+            if unsafe { list.remove(node) }.is_some() {
+                return false;
             }
-            match deadline {
-                None => crate::park(),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now < deadline {
-                        crate::park_timeout(deadline - now);
-                        continue;
-                    }
-                    let mut list = self.list.lock();
-                    if node.linked.get() {
-                        // SAFETY: linked in this list (checked under the lock we hold).
-                        unsafe { list.unlink(&node) };
-                        self.len.fetch_sub(1, Ordering::Relaxed);
-                        timed_out(list.head.is_null());
-                        drop(list);
-                        std::mem::forget(guard);
-                        return WaitResult::TimedOut;
-                    }
-                    // A notifier unlinked us and stored the token under this lock: loop to read it.
-                }
+            self.sync_len(&list, 0);
+            if let Some(f) = timed_out.take() {
+                f(list.is_empty());
             }
-        }
+            true
+        });
+        std::mem::forget(guard);
+        result
     }
 
     /// Links `node` at the tail if `validate()` (run under the queue lock) returns true.
@@ -293,13 +411,13 @@ impl WaitQueue {
     /// (`node.token()` is `Some`) or removed with [`WaitQueue::remove`].
     pub(crate) unsafe fn enqueue(&self, node: Pin<&Node>, validate: impl FnOnce() -> bool) -> bool {
         let mut list = self.list.lock();
-        self.len.fetch_add(1, Ordering::Relaxed);
+        self.sync_len(&list, 1);
         if !validate() {
-            self.len.fetch_sub(1, Ordering::Relaxed);
+            self.sync_len(&list, 0);
             return false;
         }
         // SAFETY: forwarded to our caller's contract.
-        unsafe { list.push_back(&node) };
+        unsafe { list.push(node) };
         true
     }
 
@@ -310,23 +428,35 @@ impl WaitQueue {
     /// `node` must have been enqueued on this queue by `enqueue`.
     pub(crate) unsafe fn remove(&self, node: Pin<&Node>) -> Option<usize> {
         let mut list = self.list.lock();
-        if node.linked.get() {
-            // SAFETY: linked (checked under the lock) in this queue (caller contract).
-            unsafe { list.unlink(&node) };
-            self.len.fetch_sub(1, Ordering::Relaxed);
-            None
-        } else {
-            // Stored under the lock we hold, so visible.
-            node.token()
-        }
+        // SAFETY: forwarded to our caller's contract.
+        let r = unsafe { list.remove(node) };
+        self.sync_len(&list, 0);
+        r
     }
 
     /// Wakes the first waiter, if any. `callback` runs under the queue lock (whether or not a
     /// waiter was found) and returns the token handed to the woken waiter.
+    #[inline]
     pub(crate) fn notify_one(&self, callback: impl FnOnce(NotifyResult) -> usize) -> NotifyResult {
+        self.notify_one_inner(false, callback)
+    }
+
+    /// As `notify_one`, also computing `NotifyResult::be_fair` (eventual-fairness timer).
+    #[inline]
+    pub(crate) fn notify_one_fair(
+        &self,
+        callback: impl FnOnce(NotifyResult) -> usize,
+    ) -> NotifyResult {
+        self.notify_one_inner(true, callback)
+    }
+
+    fn notify_one_inner(
+        &self,
+        want_fair: bool,
+        callback: impl FnOnce(NotifyResult) -> usize,
+    ) -> NotifyResult {
         let mut list = self.list.lock();
-        let head = list.head;
-        if head.is_null() {
+        if list.is_empty() {
             let result = NotifyResult {
                 notified: 0,
                 have_more: false,
@@ -335,22 +465,18 @@ impl WaitQueue {
             callback(result);
             return result;
         }
-        // SAFETY: `head` is linked, hence alive (waiters keep linked nodes alive); lock held.
-        let node = unsafe { &*head };
-        // SAFETY: `node` is linked in `list`.
-        unsafe { list.unlink(node) };
-        self.len.fetch_sub(1, Ordering::Relaxed);
         let result = NotifyResult {
             notified: 1,
-            have_more: !list.head.is_null(),
-            be_fair: list.be_fair(),
+            have_more: list.len > 1,
+            be_fair: want_fair && list.be_fair(),
         };
         let token = callback(result);
-        let fiber = node.fiber.clone();
-        // Last touch of `node`: after this store its waiter may free it.
-        node.state.store(token, Ordering::Release);
+        let fiber = list.wake_front(token);
+        self.sync_len(&list, 0);
         drop(list);
-        fiber.unpark();
+        if let Some(fiber) = fiber {
+            fiber.unpark();
+        }
         result
     }
 
@@ -358,8 +484,7 @@ impl WaitQueue {
     pub(crate) fn notify_all(&self, token: usize) -> usize {
         if !self.has_waiters() {
             // Callers use `notify_all` after changing a condition that waiters validate under a
-            // lock that the caller held while changing it, or after a SeqCst store; see
-            // `has_waiters`. A waiter that has not bumped `len` yet will see the new condition.
+            // lock that the caller held while changing it; see `has_waiters`.
             return 0;
         }
         self.notify_filter(|_| Filter::Notify, |_| token).notified
@@ -385,25 +510,19 @@ impl WaitQueue {
                     unsafe { list.unlink(node) };
                     woken.push(node);
                 }
-                Filter::Skip => {}
                 Filter::Stop => break,
             }
         }
-        self.len.fetch_sub(woken.len(), Ordering::Relaxed);
+        self.sync_len(&list, 0);
         let result = NotifyResult {
             notified: woken.len(),
-            have_more: !list.head.is_null(),
-            be_fair: !woken.is_empty() && list.be_fair(),
+            have_more: !list.is_empty(),
+            be_fair: false,
         };
         let token = callback(result);
         let fibers: Vec<Fiber> = woken
             .into_iter()
-            .map(|node| {
-                let fiber = node.fiber.clone();
-                // Last touch of `node`; see `notify_one`.
-                node.state.store(token, Ordering::Release);
-                fiber
-            })
+            .map(|node| WaitList::hand_over(node, token))
             .collect();
         drop(list);
         for fiber in fibers {

@@ -1,9 +1,10 @@
 //! The channel core shared by `mpmc` and `mpsc`.
 //!
-//! A short `parking_lot` lock protects a `VecDeque` buffer and the end counts; two [`WaitQueue`]s
-//! hold the parked receivers and senders. Waiters re-check the channel under its lock inside the
-//! queue's `validate` step, and the opposite side changes the channel under that lock before it
-//! looks at `has_waiters`; that ordering is what rules out lost wake-ups (see `waitq`).
+//! One short `parking_lot` lock protects the `VecDeque` buffer, the end counts and the two
+//! [`WaitList`]s of parked receivers and senders (the shared intrusive list of `waitq`, here kept
+//! under the channel's own lock rather than behind a second one). "Buffer empty, so queue myself"
+//! and "push, then wake the first queued receiver" are therefore each one critical section, which
+//! rules out lost wake-ups, and a send or receive costs one lock round trip on its fast path.
 //!
 //! Wake-ups are *hints*: a woken receiver re-tries `try_recv` and may find that a newcomer took
 //! the message first (barging; it then queues again, at the tail). A waiter that was notified but
@@ -17,15 +18,17 @@
 //! `try_send` succeeds only while more receivers are blocked in `recv` (`ready`) than messages are
 //! buffered.
 use std::collections::VecDeque;
+use std::pin::{pin, Pin};
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
 use std::time::Instant;
 
-use crate::sync::waitq::{Filter, Node, WaitQueue, WaitResult, TOKEN_NORMAL};
+use crate::sync::waitq::{park_node, Node, WaitList, WaitResult, TOKEN_NORMAL};
+use crate::Fiber;
 
-/// Wait-queue key bit of `select!` nodes (plain waiters use small keys).
+/// Wait-list key bit of `select!` nodes (plain waiters use sequence numbers or 0).
 pub(crate) const SELECT_KEY: usize = 1 << (usize::BITS - 1);
 
-pub(crate) struct State<T> {
+struct Inner<T> {
     buf: VecDeque<T>,
     /// Capacity 0 only: the sequence number of each buffered message (parallel to `buf`).
     seqs: VecDeque<u64>,
@@ -34,20 +37,83 @@ pub(crate) struct State<T> {
     receivers: usize,
     /// Receivers blocked in `recv` (only tracked for capacity 0).
     ready: usize,
+    recv_w: WaitList,
+    send_w: WaitList,
 }
 
 pub(crate) struct Chan<T> {
-    state: parking_lot::Mutex<State<T>>,
+    inner: parking_lot::Mutex<Inner<T>>,
     /// `None`: unbounded.
     cap: Option<usize>,
-    pub(crate) recv_q: WaitQueue,
-    pub(crate) send_q: WaitQueue,
 }
 
 /// Why a timed send failed.
 pub(crate) enum SendFail<T> {
     Timeout(T),
     Disconnected(T),
+}
+
+#[inline]
+fn unpark(fiber: Option<Fiber>) {
+    if let Some(f) = fiber {
+        f.unpark();
+    }
+}
+
+/// A node of the calling fiber queued on one of a channel's lists; unlinks it if the frame is
+/// left (also by unwinding, e.g. a runtime shutting down a parked fiber) while it is queued.
+struct Queued<'a, T> {
+    chan: &'a Chan<T>,
+    node: Pin<&'a Node>,
+    is_send: bool,
+    armed: bool,
+}
+
+impl<T> Drop for Queued<'_, T> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut s = self.chan.inner.lock();
+            let list = if self.is_send {
+                &mut s.send_w
+            } else {
+                &mut s.recv_w
+            };
+            // SAFETY: `armed` means the node was pushed on this list and not yet unlinked by us.
+            unsafe { list.remove(self.node) };
+        }
+    }
+}
+
+impl<T> Queued<'_, T> {
+    /// Queues the node on its list; `s` is the locked channel.
+    fn push(&mut self, s: &mut Inner<T>) {
+        let list = if self.is_send {
+            &mut s.send_w
+        } else {
+            &mut s.recv_w
+        };
+        // SAFETY: the node is pinned in the caller's frame, which `self` (borrowing it) does not
+        // outlive; `armed` makes our `Drop` unlink it if the frame is left while it is queued.
+        unsafe { list.push(self.node) };
+        self.armed = true;
+    }
+
+    /// Parks until notified or `deadline`; afterwards the node is not queued any more.
+    fn park(&mut self, deadline: Option<Instant>) -> WaitResult {
+        let (chan, node, is_send) = (self.chan, self.node, self.is_send);
+        let r = park_node(&node, deadline, || {
+            let mut s = chan.inner.lock();
+            let list = if is_send {
+                &mut s.send_w
+            } else {
+                &mut s.recv_w
+            };
+            // SAFETY: pushed on this list by `push`.
+            unsafe { list.remove(node) }.is_none()
+        });
+        self.armed = false;
+        r
+    }
 }
 
 impl<T> Chan<T> {
@@ -57,21 +123,21 @@ impl<T> Chan<T> {
             None => VecDeque::new(),
         };
         Chan {
-            state: parking_lot::Mutex::new(State {
+            inner: parking_lot::Mutex::new(Inner {
                 buf,
                 seqs: VecDeque::new(),
                 next_seq: 0,
                 senders: 1,
                 receivers: 1,
                 ready: 0,
+                recv_w: WaitList::new(),
+                send_w: WaitList::new(),
             }),
             cap,
-            recv_q: WaitQueue::new(),
-            send_q: WaitQueue::new(),
         }
     }
 
-    fn is_full(&self, s: &State<T>) -> bool {
+    fn is_full(&self, s: &Inner<T>) -> bool {
         match self.cap {
             None => false,
             Some(0) => s.buf.len() >= s.ready,
@@ -79,59 +145,137 @@ impl<T> Chan<T> {
         }
     }
 
-    pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let mut s = self.state.lock();
-        if s.receivers == 0 {
-            return Err(TrySendError::Disconnected(value));
-        }
-        if self.is_full(&s) {
-            return Err(TrySendError::Full(value));
-        }
+    fn recv_ready(s: &Inner<T>) -> bool {
+        !s.buf.is_empty() || s.senders == 0
+    }
+
+    fn send_ready(&self, s: &Inner<T>) -> bool {
+        s.receivers == 0 || !self.is_full(s)
+    }
+
+    /// Buffers `value` (room checked by the caller) and picks a receiver to wake.
+    #[inline]
+    fn push(&self, s: &mut Inner<T>, value: T) -> Option<Fiber> {
         s.buf.push_back(value);
         if self.cap == Some(0) {
             let seq = s.next_seq;
             s.next_seq += 1;
             s.seqs.push_back(seq);
         }
-        drop(s);
-        if self.recv_q.has_waiters() {
-            self.recv_q.notify_one(|_| TOKEN_NORMAL);
+        s.recv_w.wake_front(TOKEN_NORMAL)
+    }
+
+    /// Takes the first message and picks a sender to wake (the one whose message it was, for
+    /// capacity 0; the first queued one for other bounded channels).
+    #[inline]
+    fn take(&self, s: &mut Inner<T>) -> Option<(T, Option<Fiber>)> {
+        let v = s.buf.pop_front()?;
+        let fiber = match self.cap {
+            None => None,
+            Some(0) => {
+                let seq = s.seqs.pop_front().expect("parallel queues");
+                let key = seq as usize & !SELECT_KEY;
+                s.send_w.wake_first(|k| k == key, TOKEN_NORMAL)
+            }
+            Some(_) => s.send_w.wake_front(TOKEN_NORMAL),
+        };
+        Some((v, fiber))
+    }
+
+    pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut s = self.inner.lock();
+        if s.receivers == 0 {
+            return Err(TrySendError::Disconnected(value));
         }
+        if self.is_full(&s) {
+            return Err(TrySendError::Full(value));
+        }
+        let f = self.push(&mut s, value);
+        drop(s);
+        unpark(f);
         Ok(())
     }
 
-    /// `send` on a zero-capacity channel; see the module docs.
-    fn send_rendezvous(&self, value: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
-        let mut s = self.state.lock();
+    pub(crate) fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
+        let mut s = self.inner.lock();
         if s.receivers == 0 {
             return Err(SendFail::Disconnected(value));
         }
-        let seq = s.next_seq;
-        s.next_seq += 1;
-        s.buf.push_back(value);
-        s.seqs.push_back(seq);
-        drop(s);
-        if self.recv_q.has_waiters() {
-            self.recv_q.notify_one(|_| TOKEN_NORMAL);
+        if self.cap == Some(0) {
+            return self.send_rendezvous(s, value, deadline);
         }
-        let key = seq as usize & !SELECT_KEY;
+        if !self.is_full(&s) {
+            let f = self.push(&mut s, value);
+            drop(s);
+            unpark(f);
+            return Ok(());
+        }
+        self.send_slow(s, value, deadline)
+    }
+
+    #[cold]
+    fn send_slow<'a>(
+        &'a self,
+        mut s: parking_lot::MutexGuard<'a, Inner<T>>,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendFail<T>> {
+        let node = pin!(Node::new(0));
+        let mut q = Queued {
+            chan: self,
+            node: node.as_ref(),
+            is_send: true,
+            armed: false,
+        };
+        let mut timed_out = false;
         loop {
-            let r = self.send_q.wait(
-                key,
-                || {
-                    let s = self.state.lock();
-                    s.receivers != 0 && s.seqs.contains(&seq)
-                },
-                || {},
-                deadline,
-                |_| {},
-            );
-            let mut s = self.state.lock();
+            if s.receivers == 0 {
+                return Err(SendFail::Disconnected(value));
+            }
+            if !self.is_full(&s) {
+                let f = self.push(&mut s, value);
+                drop(s);
+                unpark(f);
+                return Ok(());
+            }
+            if timed_out {
+                return Err(SendFail::Timeout(value));
+            }
+            q.push(&mut s);
+            drop(s);
+            timed_out = q.park(deadline) == WaitResult::TimedOut
+                || deadline.is_some_and(|d| Instant::now() >= d);
+            s = self.inner.lock();
+        }
+    }
+
+    /// `send` on a zero-capacity channel; see the module docs.
+    #[cold]
+    fn send_rendezvous<'a>(
+        &'a self,
+        mut s: parking_lot::MutexGuard<'a, Inner<T>>,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendFail<T>> {
+        let seq = s.next_seq;
+        let f = self.push(&mut s, value);
+        let node = pin!(Node::new(seq as usize & !SELECT_KEY));
+        let mut q = Queued {
+            chan: self,
+            node: node.as_ref(),
+            is_send: true,
+            armed: false,
+        };
+        q.push(&mut s);
+        drop(s);
+        unpark(f);
+        loop {
+            let timed_out = q.park(deadline) == WaitResult::TimedOut
+                || deadline.is_some_and(|d| Instant::now() >= d);
+            let mut s = self.inner.lock();
             let Some(pos) = s.seqs.iter().position(|&x| x == seq) else {
                 return Ok(());
             };
-            let timed_out =
-                r == WaitResult::TimedOut || deadline.is_some_and(|d| Instant::now() >= d);
             if s.receivers == 0 || timed_out {
                 s.seqs.remove(pos);
                 let v = s.buf.remove(pos).expect("parallel queues");
@@ -141,75 +285,16 @@ impl<T> Chan<T> {
                     SendFail::Timeout(v)
                 });
             }
+            q.push(&mut s);
         }
     }
 
-    pub(crate) fn send(&self, mut value: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
-        if self.cap == Some(0) {
-            return self.send_rendezvous(value, deadline);
-        }
-        loop {
-            match self.try_send(value) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Disconnected(v)) => return Err(SendFail::Disconnected(v)),
-                Err(TrySendError::Full(v)) => value = v,
-            }
-            let r = self.send_q.wait(
-                TOKEN_NORMAL,
-                || {
-                    let s = self.state.lock();
-                    s.receivers != 0 && self.is_full(&s)
-                },
-                || {},
-                deadline,
-                |_| {},
-            );
-            if r == WaitResult::TimedOut {
-                // One last try, so that a slot freed at the deadline is not wasted.
-                return match self.try_send(value) {
-                    Ok(()) => Ok(()),
-                    Err(TrySendError::Disconnected(v)) => Err(SendFail::Disconnected(v)),
-                    Err(TrySendError::Full(v)) => Err(SendFail::Timeout(v)),
-                };
-            }
-        }
-    }
-
-    /// Pops under the lock and wakes a sender if a slot opened.
-    fn pop(&self, mut s: parking_lot::MutexGuard<'_, State<T>>) -> Result<T, TryRecvError> {
-        match s.buf.pop_front() {
-            Some(v) => {
-                let seq = if self.cap == Some(0) {
-                    s.seqs.pop_front()
-                } else {
-                    None
-                };
+    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut s = self.inner.lock();
+        match self.take(&mut s) {
+            Some((v, f)) => {
                 drop(s);
-                if self.cap.is_some() && self.send_q.has_waiters() {
-                    match seq {
-                        // Wake exactly the sender whose message this was.
-                        Some(seq) => {
-                            let key = seq as usize & !SELECT_KEY;
-                            let found = std::cell::Cell::new(false);
-                            self.send_q.notify_filter(
-                                |k| {
-                                    if found.get() {
-                                        Filter::Stop
-                                    } else if k == key {
-                                        found.set(true);
-                                        Filter::Notify
-                                    } else {
-                                        Filter::Skip
-                                    }
-                                },
-                                |_| TOKEN_NORMAL,
-                            );
-                        }
-                        None => {
-                            self.send_q.notify_one(|_| TOKEN_NORMAL);
-                        }
-                    }
-                }
+                unpark(f);
                 Ok(v)
             }
             None if s.senders == 0 => Err(TryRecvError::Disconnected),
@@ -217,124 +302,128 @@ impl<T> Chan<T> {
         }
     }
 
-    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.pop(self.state.lock())
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut s = self.inner.lock();
+        if let Some((v, f)) = self.take(&mut s) {
+            drop(s);
+            unpark(f);
+            return Ok(v);
+        }
+        if s.senders == 0 {
+            return Err(RecvTimeoutError::Disconnected);
+        }
+        self.recv_slow(s, deadline)
     }
 
-    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        match self.try_recv() {
-            Ok(v) => return Ok(v),
-            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) => {}
-        }
+    #[cold]
+    fn recv_slow<'a>(
+        &'a self,
+        mut s: parking_lot::MutexGuard<'a, Inner<T>>,
+        deadline: Option<Instant>,
+    ) -> Result<T, RecvTimeoutError> {
+        let node = pin!(Node::new(0));
+        let mut q = Queued {
+            chan: self,
+            node: node.as_ref(),
+            is_send: false,
+            armed: false,
+        };
         let rendezvous = self.cap == Some(0);
+        let mut selector = None;
         if rendezvous {
-            self.add_ready(1);
+            s.ready += 1;
+            // A `select!` send arm may proceed now that a receiver is blocked.
+            selector = s.send_w.wake_first(|k| k & SELECT_KEY != 0, TOKEN_NORMAL);
         }
-        let result = loop {
-            let r = self.recv_q.wait(
-                TOKEN_NORMAL,
-                || {
-                    let s = self.state.lock();
-                    s.buf.is_empty() && s.senders != 0
-                },
-                || {},
-                deadline,
-                |_| {},
-            );
-            let mut s = self.state.lock();
-            let timed_out =
-                r == WaitResult::TimedOut || deadline.is_some_and(|d| Instant::now() >= d);
-            if s.buf.is_empty() && s.senders != 0 && !timed_out {
-                continue;
-            }
+        loop {
+            // Here: locked, buffer empty, senders connected.
+            q.push(&mut s);
+            drop(s);
+            unpark(selector.take());
+            let timed_out = q.park(deadline) == WaitResult::TimedOut
+                || deadline.is_some_and(|d| Instant::now() >= d);
+            s = self.inner.lock();
+            // Even at the deadline, a message that is there is taken (for capacity 0 its sender
+            // counted on us).
+            let result = match self.take(&mut s) {
+                Some((v, f)) => Ok((v, f)),
+                None if s.senders == 0 => Err(RecvTimeoutError::Disconnected),
+                None if timed_out => Err(RecvTimeoutError::Timeout),
+                None => continue,
+            };
             if rendezvous {
                 s.ready -= 1;
             }
-            break match self.pop(s) {
-                Ok(v) => Ok(v),
-                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-                Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
-            };
-        };
-        result
-    }
-
-    /// Capacity 0: a receiver starts (or, negative, stops) blocking; may let a sender proceed.
-    pub(crate) fn add_ready(&self, delta: isize) {
-        let mut s = self.state.lock();
-        s.ready = s.ready.checked_add_signed(delta).expect("ready count");
-        drop(s);
-        if delta > 0 && self.send_q.has_waiters() {
-            // Blocked plain senders already have their message in the buffer; only a `select!`
-            // send arm can use a newly ready receiver.
-            self.wake_one_selector(&self.send_q);
+            drop(s);
+            return result.map(|(v, f)| {
+                unpark(f);
+                v
+            });
         }
     }
 
-    fn wake_one_selector(&self, q: &WaitQueue) {
-        let found = std::cell::Cell::new(false);
-        q.notify_filter(
-            |k| {
-                if found.get() {
-                    Filter::Stop
-                } else if k & SELECT_KEY != 0 {
-                    found.set(true);
-                    Filter::Notify
-                } else {
-                    Filter::Skip
-                }
-            },
-            |_| TOKEN_NORMAL,
-        );
-    }
-
-    /// For `select!`: would `try_recv` not return `Empty`?
-    pub(crate) fn recv_ready(&self) -> bool {
-        let s = self.state.lock();
-        !s.buf.is_empty() || s.senders == 0
-    }
-
-    /// For `select!`: would `try_send` not return `Full`?
-    pub(crate) fn send_ready(&self) -> bool {
-        let s = self.state.lock();
-        s.receivers == 0 || !self.is_full(&s)
-    }
-
-    /// Passes on a receive notification that its recipient did not use.
-    pub(crate) fn renotify_recv(&self) {
-        if self.recv_ready() {
-            self.recv_q.notify_one(|_| TOKEN_NORMAL);
-        }
-    }
-
-    /// Passes on a send notification that its recipient did not use.
-    pub(crate) fn renotify_send(&self) {
-        if self.send_ready() {
-            if self.cap == Some(0) {
-                self.wake_one_selector(&self.send_q);
-            } else {
-                self.send_q.notify_one(|_| TOKEN_NORMAL);
-            }
-        }
-    }
-
-    /// Links a `select!` node on one of the queues if the operation is not ready.
+    /// Links a `select!` node on one of the lists if the operation is not ready.
     ///
     /// # Safety
-    /// As [`WaitQueue::enqueue`].
-    pub(crate) unsafe fn register(&self, node: std::pin::Pin<&Node>, is_send: bool) -> bool {
+    /// If this returns true, `node` must stay alive and in place until it has been notified or
+    /// removed with [`Chan::unregister`].
+    pub(crate) unsafe fn register(&self, node: Pin<&Node>, is_send: bool) -> bool {
+        let mut s = self.inner.lock();
         if is_send {
+            if self.send_ready(&s) {
+                return false;
+            }
             // SAFETY: forwarded to the caller.
-            unsafe { self.send_q.enqueue(node, || !self.send_ready()) }
+            unsafe { s.send_w.push(node) };
         } else {
+            if Self::recv_ready(&s) {
+                return false;
+            }
             // SAFETY: forwarded to the caller.
-            unsafe { self.recv_q.enqueue(node, || !self.recv_ready()) }
+            unsafe { s.recv_w.push(node) };
         }
+        true
+    }
+
+    /// Removes a `select!` node: `None` if it was still queued, else its token.
+    ///
+    /// # Safety
+    /// `node` must have been registered on this channel with the same `is_send`.
+    pub(crate) unsafe fn unregister(&self, node: Pin<&Node>, is_send: bool) -> Option<usize> {
+        let mut s = self.inner.lock();
+        let list = if is_send {
+            &mut s.send_w
+        } else {
+            &mut s.recv_w
+        };
+        // SAFETY: forwarded to the caller.
+        unsafe { list.remove(node) }
+    }
+
+    /// Passes on a notification that its recipient (a `select!`) did not use.
+    pub(crate) fn renotify(&self, is_send: bool) {
+        let mut s = self.inner.lock();
+        let f = if is_send {
+            if !self.send_ready(&s) {
+                return;
+            }
+            if self.cap == Some(0) {
+                s.send_w.wake_first(|k| k & SELECT_KEY != 0, TOKEN_NORMAL)
+            } else {
+                s.send_w.wake_front(TOKEN_NORMAL)
+            }
+        } else {
+            if !Self::recv_ready(&s) {
+                return;
+            }
+            s.recv_w.wake_front(TOKEN_NORMAL)
+        };
+        drop(s);
+        unpark(f);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.state.lock().buf.len()
+        self.inner.lock().buf.len()
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
@@ -342,25 +431,26 @@ impl<T> Chan<T> {
     }
 
     pub(crate) fn add_sender(&self) {
-        self.state.lock().senders += 1;
+        self.inner.lock().senders += 1;
     }
 
     pub(crate) fn add_receiver(&self) {
-        self.state.lock().receivers += 1;
+        self.inner.lock().receivers += 1;
     }
 
     pub(crate) fn drop_sender(&self) {
-        let mut s = self.state.lock();
+        let mut s = self.inner.lock();
         s.senders -= 1;
-        let last = s.senders == 0;
-        drop(s);
-        if last {
-            self.recv_q.notify_all(TOKEN_NORMAL);
+        if s.senders != 0 {
+            return;
         }
+        let fibers = s.recv_w.wake_all(TOKEN_NORMAL);
+        drop(s);
+        fibers.into_iter().for_each(|f| f.unpark());
     }
 
     pub(crate) fn drop_receiver(&self) {
-        let mut s = self.state.lock();
+        let mut s = self.inner.lock();
         s.receivers -= 1;
         if s.receivers != 0 {
             return;
@@ -371,13 +461,14 @@ impl<T> Chan<T> {
         } else {
             std::mem::take(&mut s.buf)
         };
+        let fibers = s.send_w.wake_all(TOKEN_NORMAL);
         drop(s);
         // Messages nobody can receive any more are dropped now, outside the lock.
         drop(buf);
-        self.send_q.notify_all(TOKEN_NORMAL);
+        fibers.into_iter().for_each(|f| f.unpark());
     }
 
     pub(crate) fn is_disconnected_for_sender(&self) -> bool {
-        self.state.lock().receivers == 0
+        self.inner.lock().receivers == 0
     }
 }

@@ -33,17 +33,12 @@ impl<T> SelectChan for Chan<T> {
     }
 
     unsafe fn unregister(&self, node: Pin<&Node>, is_send: bool) -> Option<usize> {
-        let q = if is_send { &self.send_q } else { &self.recv_q };
-        // SAFETY: the caller registered `node` on exactly this queue.
-        unsafe { q.remove(node) }
+        // SAFETY: forwarded to the caller.
+        unsafe { Chan::unregister(self, node, is_send) }
     }
 
     fn renotify(&self, is_send: bool) {
-        if is_send {
-            self.renotify_send()
-        } else {
-            self.renotify_recv()
-        }
+        Chan::renotify(self, is_send)
     }
 }
 
