@@ -3,15 +3,15 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::coro::Suspend;
+use crate::coro::{Resume, Suspend};
 use crate::driver::timer::TimerAction;
 use crate::scheduler::context;
 use crate::task::{Fiber, FiberId};
 
 /// The handle of the calling fiber; on a plain OS thread, a handle standing for that thread.
 pub fn current() -> Fiber {
-    if let Some(fiber) = context::with_task(|task| Fiber::from_task(task.clone())) {
-        return fiber;
+    if let Some(task) = context::current_task() {
+        return Fiber::from_task(task);
     }
     thread_local! {
         static THREAD_ID: Cell<Option<FiberId>> = const { Cell::new(None) };
@@ -29,7 +29,7 @@ pub fn current() -> Fiber {
 
 /// True when called from a fiber (as opposed to a plain OS thread).
 pub fn is_fiber() -> bool {
-    !context::current_task_ptr().is_null()
+    context::current_task_ptr().is_some()
 }
 
 /// Blocks the calling fiber until its park token is made available by [`Fiber::unpark`], as
@@ -58,9 +58,13 @@ pub fn park_timeout(dur: Duration) {
             // Too far to represent: the same as waiting forever.
             return park();
         };
-        let key =
-            context::with_worker(|w| w.add_timer(deadline, TimerAction::Unpark(task.clone())))
-                .expect("a fiber always runs on a worker");
+        let key = context::with_worker(|w| {
+            w.add_timer(
+                deadline,
+                TimerAction::Unpark(context::current_task().expect("called on a fiber")),
+            )
+        })
+        .expect("a fiber always runs on a worker");
         if task.park.begin_park() {
             context::suspend(task, Suspend::Wait);
             task.park.end_park();
@@ -93,12 +97,18 @@ pub fn sleep(dur: Duration) {
         if dur.is_zero() {
             return;
         }
-        let key =
-            context::with_worker(|w| w.add_timer(deadline, TimerAction::Resume(task.clone())))
-                .expect("a fiber always runs on a worker");
-        // Only the timer requeues a sleeping fiber; a resume without it is a cancellation.
-        context::suspend(task, Suspend::Wait);
-        context::with_worker(|w| w.cancel_timer(key));
+        let key = context::with_worker(|w| {
+            w.add_timer(
+                deadline,
+                TimerAction::Resume(context::current_task().expect("called on a fiber")),
+            )
+        })
+        .expect("a fiber always runs on a worker");
+        // Only the timer requeues a sleeping fiber (and removes itself when it fires); any other
+        // resume is a cancellation, which leaves the timer behind.
+        if context::suspend(task, Suspend::Wait) == Resume::Cancel {
+            context::with_worker(|w| w.cancel_timer(key));
+        }
     });
     if slept.is_none() {
         std::thread::sleep(dur);

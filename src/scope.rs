@@ -121,7 +121,7 @@ impl crate::Builder {
         T: Send + 'scope,
     {
         scope.data.running.fetch_add(1, Ordering::Relaxed);
-        match self.spawn_in(&scope.shared, f, Some(scope.data.clone())) {
+        match self.spawn_in(scope.shared.clone(), f, Some(scope.data.clone())) {
             Ok(handle) => Ok(ScopedJoinHandle {
                 handle,
                 scope: PhantomData,
@@ -142,7 +142,7 @@ where
     T: Send,
 {
     let handle = crate::Builder::new()
-        .spawn_in(shared, f, None)
+        .spawn_in(shared.clone(), f, None)
         .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"));
     // Waiting for the result is what makes the borrow sound: see `spawn_in`.
     handle.join()

@@ -1,12 +1,11 @@
 //! Spawning fibers: `spawn` and `Builder`, as `std::thread`.
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{context, Shared};
-use crate::task::join::{Completion, JoinHandle, Packet};
-use crate::task::{Fiber, Task};
+use crate::scheduler::Shared;
+use crate::task::join::{JobCell, JoinHandle, JoinTarget};
+use crate::task::{Fiber, Job, Task};
 
 /// Spawns a fiber on the current runtime (the caller's, or the default runtime when called from
 /// a plain OS thread, started on first use) and returns its [`JoinHandle`], as
@@ -15,6 +14,24 @@ use crate::task::{Fiber, Task};
 /// # Panics
 /// If the runtime cannot take the fiber (it is shutting down). Use [`Builder::spawn`] to get an
 /// error instead.
+///
+/// The closure must be `Send`: it may start on any worker. Capturing an `Rc` does not compile:
+///
+/// ```compile_fail
+/// let shared = std::rc::Rc::new(1);
+/// fiber::spawn(move || *shared + 1);
+/// ```
+///
+/// Once started, a fiber never changes thread, so `!Send` values created *inside* it are fine:
+///
+/// ```
+/// let h = fiber::spawn(|| {
+///     let local = std::rc::Rc::new(41);
+///     fiber::yield_now(); // the Rc lives across a switch, on the same carrier thread
+///     *local + 1
+/// });
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -57,7 +74,10 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_in(&runtime::current_shared(), f, None)
+        match crate::scheduler::context::with_worker(|w| w.shared().clone()) {
+            Some(shared) => self.spawn_in(shared, f, None),
+            None => self.spawn_in(runtime::default_runtime().shared().clone(), f, None),
+        }
     }
 
     /// Spawns the fiber on the given runtime.
@@ -66,13 +86,13 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_in(rt.shared(), f, None)
+        self.spawn_in(rt.shared().clone(), f, None)
     }
 
     /// Spawns `f` with a lifetime the caller guarantees: see `scope` and `block_on`.
     pub(crate) fn spawn_in<'a, F, T>(
         self,
-        shared: &Arc<Shared>,
+        shared: Arc<Shared>,
         f: F,
         scope: Option<Arc<crate::scope::ScopeData>>,
     ) -> io::Result<JoinHandle<T>>
@@ -96,39 +116,31 @@ impl Builder {
                 "cannot spawn a fiber: its runtime is shutting down",
             ));
         }
-        let packet = Arc::new(Packet::new(scope));
-        let job = Job {
-            f,
-            completion: Completion::new(packet.clone()),
+        let task = Arc::new(Task::new(
+            shared,
+            self.name,
+            stack_size,
+            JobCell::new(f, scope),
+        ));
+        let target: Arc<Task<dyn JoinTarget<T> + 'a>> = task.clone();
+        let task: Arc<Task<dyn Job + 'a>> = task;
+        // SAFETY: erases `'a` to `'static` (same pointers, same vtables). Callers with `'a` shorter
+        // than `'static` (scoped fibers, `block_on`) do not return before the closure has been
+        // consumed or dropped and the packet's result taken or dropped (`Packet::release`), so
+        // nothing borrowed is used after `'a`. For `'a = 'static` this is a no-op.
+        let (task, target) = unsafe {
+            (
+                std::mem::transmute::<Arc<Task<dyn Job + 'a>>, Arc<Task<dyn Job + 'static>>>(task),
+                std::mem::transmute::<
+                    Arc<Task<dyn JoinTarget<T> + 'a>>,
+                    Arc<Task<dyn JoinTarget<T> + 'static>>,
+                >(target),
+            )
         };
-        let body: Box<dyn FnOnce() + Send + 'a> = Box::new(move || job.run());
-        // SAFETY: erases `'a` to `'static`. Callers with `'a` shorter than `'static` (scoped fibers,
-        // `block_on`) do not return before the fiber has finished and its packet is gone or its
-        // result taken, so nothing borrowed outlives `'a`; a job dropped unrun drops `f` before
-        // completing the packet (field order of `Job`). For `'a = 'static` this is a no-op.
-        let body: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(body) };
-        let task = Arc::new(Task::new(shared.clone(), self.name, stack_size, body));
-        shared.schedule_new(task.clone());
+        task.shared.schedule_new(task.clone());
         Ok(JoinHandle {
-            packet,
+            target,
             fiber: Fiber::from_task(task),
         })
-    }
-}
-
-/// A fiber's work: the user closure and where its result goes. Fields drop in declaration order,
-/// so a job dropped unrun releases `f` (and what it borrows) before the joiner is told.
-struct Job<F, T> {
-    f: F,
-    completion: Completion<T>,
-}
-
-impl<F: FnOnce() -> T, T> Job<F, T> {
-    fn run(self) {
-        let Job { f, completion } = self;
-        let result = catch_unwind(AssertUnwindSafe(f));
-        // Fiber-locals die with the fiber, before its joiner sees the result (as TLS in std).
-        let _ = catch_unwind(|| context::with_task(|task| task.locals.clear()));
-        completion.complete(result);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber::sync::{Mutex, RawMutex, TryLockError};
-use support::{fibers, mixed, runtime, scale, threads, watchdog};
+use support::{fibers, mixed, scale, sync_runtime, threads, watchdog};
 
 #[test]
 fn exact_count_os_threads() {
@@ -223,7 +223,7 @@ fn waiting_parks_the_fiber_not_the_worker() {
     // One worker: the holder sleeps (a fiber sleep) while another fiber waits for the lock. If
     // waiting blocked the worker thread, the holder could never resume.
     watchdog(20, || {
-        let rt = runtime(1);
+        let rt = sync_runtime(1);
         let m = Mutex::new(0);
         rt.block_on(|| {
             fiber::scope(|s| {
@@ -240,7 +240,7 @@ fn waiting_parks_the_fiber_not_the_worker() {
 #[test]
 fn fibers_timed_lock() {
     watchdog(20, || {
-        let rt = runtime(2);
+        let rt = sync_runtime(2);
         let m = lock_api::Mutex::<RawMutex, i32>::new(0);
         rt.block_on(|| {
             let g = m.lock();
@@ -256,7 +256,7 @@ fn fibers_timed_lock() {
 #[test]
 fn fibers_poisoning() {
     watchdog(20, || {
-        let rt = runtime(2);
+        let rt = sync_runtime(2);
         let m = Mutex::new(1);
         rt.block_on(|| {
             let r = fiber::scope(|s| {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fiber::sync::{mpmc, mpsc};
-use support::{fibers, runtime, scale, watchdog};
+use support::{fibers, scale, sync_runtime, watchdog};
 
 #[test]
 fn picks_the_ready_arm() {
@@ -152,7 +152,7 @@ fn selectors_and_plain_receivers_lose_no_message() {
 #[test]
 fn fibers_select_with_timeout_arm() {
     watchdog(30, || {
-        let rt = runtime(2);
+        let rt = sync_runtime(2);
         rt.block_on(|| {
             let (tx1, rx1) = mpmc::bounded::<usize>(0);
             let (tx2, rx2) = mpmc::unbounded::<usize>();

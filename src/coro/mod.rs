@@ -15,6 +15,7 @@
 pub(crate) mod overflow;
 pub(crate) mod stack;
 
+use corosensei::stack::Stack;
 use corosensei::{Coroutine, CoroutineResult};
 
 pub(crate) use stack::FiberStack;
@@ -68,6 +69,7 @@ impl Coro {
         body: impl FnOnce(&Yielder) + 'static,
     ) -> Coro {
         let (guard_lo, guard_hi) = stack.guard_range();
+        let stack_lo = stack.limit().get();
         let red_zone = if stack.is_guarded() { 0 } else { guard_lo };
         let co = Coroutine::with_stack(stack, move |yielder: &Yielder, first: Resume| {
             // A fiber cancelled before it first ran still gets here: it must not run user code.
@@ -80,6 +82,7 @@ impl Coro {
             running: RunningStack {
                 guard_lo,
                 guard_hi,
+                stack_lo,
                 id,
                 name,
             },

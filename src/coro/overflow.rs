@@ -2,7 +2,9 @@
 //!
 //! A fault on a guarded stack's guard page arrives as SIGSEGV (or SIGBUS) on the worker's alternate
 //! signal stack. The handler compares the fault address with the guard range of the fiber running
-//! on this thread (published in [`RUNNING`] by `Coro::resume`); on a match it writes
+//! on this thread (published in [`RUNNING`] by `Coro::resume`), and the interrupted stack pointer
+//! with the bottom of that fiber's stack (an unguarded stack that overflowed faults somewhere below
+//! it); on a match it writes
 //! `fiber '<name>' has overflowed its stack` to stderr and aborts, as std does for threads. Any other
 //! fault is handed to the handler that was installed before ours (std's, which reports overflows
 //! of the thread's own stack, or the default action).
@@ -13,6 +15,9 @@ use std::sync::OnceLock;
 pub(crate) struct RunningStack {
     pub(crate) guard_lo: usize,
     pub(crate) guard_hi: usize,
+    /// Lowest usable address of the stack: a stack pointer below it means the fiber overflowed
+    /// (how an unguarded stack's overflow is recognised when it ends in a fault elsewhere).
+    pub(crate) stack_lo: usize,
     pub(crate) id: u64,
     /// The fiber's name (`None` if unnamed); the bytes outlive the fiber's run.
     pub(crate) name: Option<&'static str>,
@@ -95,11 +100,36 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         // SAFETY: RUNNING points at the RunningStack of the coroutine being resumed on this thread;
         // it stays valid until resume returns, which cannot happen while we are in this handler.
         let stack = unsafe { &*running };
-        if addr >= stack.guard_lo && addr < stack.guard_hi {
+        let in_guard = addr >= stack.guard_lo && addr < stack.guard_hi;
+        if in_guard || stack_pointer(ctx).is_some_and(|sp| sp < stack.stack_lo) {
             report_overflow(stack.name, stack.id);
         }
     }
     chain(sig, info, ctx);
+}
+
+/// The interrupted stack pointer, from the signal's machine context.
+fn stack_pointer(ctx: *mut libc::c_void) -> Option<usize> {
+    if ctx.is_null() {
+        return None;
+    }
+    let uc = ctx.cast::<libc::ucontext_t>();
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: for an SA_SIGINFO handler the kernel passes a valid ucontext_t as the third
+        // argument; reading a saved register is plain memory access.
+        Some(unsafe { (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] } as usize)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: as above.
+        Some(unsafe { (*uc).uc_mcontext.sp } as usize)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = uc;
+        None
+    }
 }
 
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {

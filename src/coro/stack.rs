@@ -1,20 +1,25 @@
 //! Fiber stacks: how they are laid out, pooled, and how an overflow is reported.
 //!
-//! # Two layouts, chosen by the kernel's map budget
+//! # Layout: a guard page for every stack, one kernel map per slab
 //!
-//! A *guarded* stack is its own `mmap` with a `PROT_NONE` guard page below it: an overflow faults on
-//! the guard page and the SIGSEGV handler below names the fiber and aborts. Each guarded stack costs
-//! two kernel memory maps, and Linux allows `vm.max_map_count` (65,530 by default) maps per process,
-//! so guarded stacks alone stop at ~32k live fibers.
+//! Stacks are carved from *slabs*: one `mmap` holding [`SLAB_STACKS`] stacks back to back. Each
+//! stack's lowest page carries a *guard marker* (`madvise(MADV_GUARD_INSTALL)`, Linux 6.13+): it
+//! faults like a `PROT_NONE` page, but without splitting the mapping, and it survives
+//! `MADV_DONTNEED`. An overflow faults on it and the SIGSEGV handler (`overflow.rs`) names the fiber
+//! and aborts. So every fiber has a hardware guard page while a million fibers still cost only
+//! ~4k kernel maps; `vm.max_map_count` (65,530 by default) is never the limit.
 //!
-//! Beyond a budget of guarded stacks (a quarter of `vm.max_map_count`, leaving the rest to the
-//! program), stacks are carved from *slabs*: one `mmap` holding [`SLAB_STACKS`] stacks back to back,
-//! one map for all of them. A slab stack has no guard page; instead its lowest [`RED_ZONE`] bytes are
-//! a software canary that must stay zero (fresh anonymous memory is zero, and reading it maps the
+//! # Fallback for kernels without guard markers
+//!
+//! A classic guard page is a `PROT_NONE` split of the mapping: two kernel maps per stack, so such
+//! stacks alone stop at ~32k live fibers. On older kernels each stack gets its own guarded mapping
+//! while fewer than a quarter of `vm.max_map_count` are live (half the maps stay with the program);
+//! beyond that budget, slab stacks have no guard page and their lowest [`RED_ZONE`] bytes are a
+//! software canary that must stay zero (fresh anonymous memory is zero, and reading it maps the
 //! shared zero page, so the check costs no resident memory). The worker checks the canary each time
 //! the fiber switches out and aborts with the same message if it was written. This detects the
-//! common overflow (a deep recursion walks through the red zone) but, unlike a guard page, only after
-//! the fact, and a single frame larger than the red zone could skip it: docs/caveats.md says so.
+//! common overflow (a deep recursion walks through the red zone) but only after the fact, and a
+//! single frame larger than the red zone could skip it: docs/caveats.md says so.
 //!
 //! All stacks are `MAP_NORESERVE`: only touched pages are resident, so a parked fiber that used one
 //! page of stack costs one page.
@@ -22,9 +27,12 @@
 //! # Pooling
 //!
 //! A fresh `mmap` costs microseconds; a reused stack nanoseconds. Each worker keeps a small cache
-//! (no lock); overflow and refill move batches to and from the pool shared by the runtime. Stacks
-//! beyond [`HOT_STACKS`] in the shared pool give their memory back (`munmap` for guarded stacks,
-//! `madvise(MADV_DONTNEED)` for slab stacks, which stay mapped for reuse).
+//! (no lock); overflow and refill move batches to and from the pool shared by the runtime. Returned
+//! stacks stay resident, so a burst of fibers that ends while another starts reuses them without
+//! page faults. When a worker runs out of work it trims the pool to [`HOT_STACKS`], giving the rest
+//! of the memory back (`munmap` for guarded stacks, coalesced `madvise(MADV_DONTNEED)` for slab
+//! stacks, which stay mapped for reuse). Releasing on the hot path instead costs a syscall and a
+//! TLB shootdown per finished fiber, which stalled the million-fiber demo.
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -35,9 +43,11 @@ use parking_lot::Mutex;
 /// Bytes at the bottom of an unguarded stack that must stay zero.
 pub(crate) const RED_ZONE: usize = 256;
 /// Stacks per slab.
-const SLAB_STACKS: usize = 64;
-/// Stacks the shared pool keeps resident; the rest release their pages.
+const SLAB_STACKS: usize = 256;
+/// Stacks the shared pool keeps resident when idle; the rest release their pages.
 const HOT_STACKS: usize = 1024;
+/// Stacks released per trim, so that an idle worker is not kept from new work for long.
+const TRIM_BATCH: usize = 4096;
 /// Stacks a worker keeps in its own cache before moving a batch to the shared pool.
 pub(crate) const WORKER_CACHE: usize = 64;
 /// The smallest stack a fiber may ask for.
@@ -57,7 +67,8 @@ pub(crate) fn round_to_pages(size: usize) -> usize {
     size.div_ceil(page) * page
 }
 
-/// How many guarded stacks may be live at once in this process.
+/// How many separately mapped guarded stacks may be live at once in this process (used only where
+/// the kernel lacks guard markers).
 fn guard_budget() -> usize {
     static BUDGET: OnceLock<usize> = OnceLock::new();
     *BUDGET.get_or_init(|| {
@@ -70,25 +81,60 @@ fn guard_budget() -> usize {
     })
 }
 
-/// Guarded stacks currently mapped, process-wide.
+/// `madvise` advice that installs guard markers (Linux 6.13+): pages that fault like `PROT_NONE`
+/// without splitting the mapping, and that survive `MADV_DONTNEED`.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Whether this kernel supports guard markers; probed once. `FIBER_NO_GUARD_MARKERS` set in the
+/// environment forces the fallback layout (tests use it to exercise that path on new kernels).
+fn guard_markers() -> bool {
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        if std::env::var_os("FIBER_NO_GUARD_MARKERS").is_some() {
+            return false;
+        }
+        let page = page_size();
+        let Ok(base) = map_region(2 * page) else {
+            return false;
+        };
+        // SAFETY: advising the first page of the private mapping made just above.
+        let ok = unsafe { libc::madvise(base as *mut libc::c_void, page, MADV_GUARD_INSTALL) } == 0;
+        // SAFETY: unmapping exactly that mapping, which nothing else references.
+        unsafe { libc::munmap(base as *mut libc::c_void, 2 * page) };
+        ok
+    })
+}
+
+/// Makes `[lo, lo + page)` a guard page with a guard marker.
+fn install_guard(lo: usize) -> io::Result<()> {
+    // SAFETY: `lo` is the first page of a stack region we own and no coroutine uses yet; a guard
+    // marker only changes what touching that page does.
+    if unsafe { libc::madvise(lo as *mut libc::c_void, page_size(), MADV_GUARD_INSTALL) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Guarded stacks with their own mapping currently live, process-wide.
 static GUARDED_LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// One fiber stack: the usable range `[bottom, top)`.
+/// One fiber stack: the usable range `[bottom, top)`, with a guard page just below `bottom` when
+/// `guarded`.
 #[derive(Debug)]
 pub(crate) struct FiberStack {
     top: usize,
     bottom: usize,
+    guarded: bool,
     kind: StackKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StackKind {
-    /// Owns the mapping `[bottom - page, top)`, whose lowest page is the guard.
-    Guarded,
+    /// Owns the mapping `[bottom - page, top)`; counted in the separately-guarded budget when its
+    /// guard page is a `PROT_NONE` split of the mapping.
+    Mapped { split_guard: bool },
     /// A piece of a slab; the slab is never unmapped.
     Slab,
-    /// Owns the unguarded mapping `[bottom, top)` (a size the pool does not keep).
-    Owned,
 }
 
 // SAFETY: the memory is an anonymous mapping owned by this value (or, for slab stacks, a disjoint
@@ -96,86 +142,79 @@ enum StackKind {
 unsafe impl Send for FiberStack {}
 
 impl FiberStack {
-    fn new_guarded(size: usize) -> io::Result<FiberStack> {
+    /// A stack with a mapping of its own (sizes the pool does not keep, and the fallback guarded
+    /// stacks on kernels without guard markers).
+    fn new_mapped(size: usize) -> io::Result<FiberStack> {
         let page = page_size();
-        let len = size + page;
-        // SAFETY: an anonymous private mapping at an address of the kernel's choosing; no existing
-        // memory is affected.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
+        let base = map_region(size + page)?;
+        let bottom = base + page;
+        let (guarded, split_guard) = if guard_markers() {
+            (install_guard(base).is_ok(), false)
+        } else if GUARDED_LIVE.load(Ordering::Relaxed) < guard_budget() {
+            // SAFETY: `base` is the first page of the mapping made above.
+            let ok =
+                unsafe { libc::mprotect(base as *mut libc::c_void, page, libc::PROT_NONE) } == 0;
+            if ok {
+                GUARDED_LIVE.fetch_add(1, Ordering::Relaxed);
+            }
+            (ok, ok)
+        } else {
+            (false, false)
         };
-        if base == libc::MAP_FAILED {
-            return Err(map_error(size));
-        }
-        // SAFETY: `base` is the start of the mapping we just made, at least one page long.
-        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
-            let err = io::Error::last_os_error();
-            // SAFETY: unmapping exactly the mapping made above, which nothing else references.
-            unsafe { libc::munmap(base, len) };
-            return Err(err);
-        }
-        GUARDED_LIVE.fetch_add(1, Ordering::Relaxed);
-        let bottom = base as usize + page;
         Ok(FiberStack {
             top: bottom + size,
             bottom,
-            kind: StackKind::Guarded,
+            guarded,
+            kind: StackKind::Mapped { split_guard },
         })
     }
 
     /// Whether an overflow is caught by a guard page (otherwise by the red-zone canary).
     pub(crate) fn is_guarded(&self) -> bool {
-        self.kind == StackKind::Guarded
+        self.guarded
     }
 
-    /// The guard page range `[lo, hi)`, or an empty range for unguarded stacks.
+    /// The guard page range `[lo, hi)`; for an unguarded stack, its red zone.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
-        if self.is_guarded() {
+        if self.guarded {
             (self.bottom - page_size(), self.bottom)
         } else {
             (self.bottom, self.bottom + RED_ZONE)
         }
     }
 
+    /// The stack's whole region: a slab stack's guard page (a marker, which `MADV_DONTNEED`
+    /// keeps) is included so that neighbouring stacks of a slab form one contiguous range.
+    fn region(&self) -> (usize, usize) {
+        if self.guarded {
+            (self.bottom - page_size(), self.top)
+        } else {
+            (self.bottom, self.top)
+        }
+    }
+
     /// Gives the stack's pages back to the kernel; the range stays mapped (zero-filled on next use).
     fn release_pages(&self) {
-        // SAFETY: the range is this stack's own private anonymous memory, not in use by any fiber
-        // (it is in the pool); MADV_DONTNEED only drops its contents.
-        unsafe {
-            libc::madvise(
-                self.bottom as *mut libc::c_void,
-                self.top - self.bottom,
-                libc::MADV_DONTNEED,
-            );
-        }
+        release_range(self.region());
     }
 }
 
 impl Drop for FiberStack {
     fn drop(&mut self) {
         match self.kind {
-            StackKind::Guarded => {
+            StackKind::Mapped { split_guard } => {
                 let page = page_size();
-                // SAFETY: a guarded stack owns exactly this mapping (guard page included); no
-                // coroutine uses it any more since the stack is being dropped.
+                // SAFETY: this stack owns exactly the mapping `[bottom - page, top)`; no coroutine
+                // uses it any more since the stack is being dropped.
                 unsafe {
                     libc::munmap(
                         (self.bottom - page) as *mut libc::c_void,
                         self.top - self.bottom + page,
                     )
                 };
-                GUARDED_LIVE.fetch_sub(1, Ordering::Relaxed);
-            }
-            StackKind::Owned => {
-                // SAFETY: this stack owns exactly this mapping and no coroutine uses it any more.
-                unsafe { libc::munmap(self.bottom as *mut libc::c_void, self.top - self.bottom) };
+                if split_guard {
+                    GUARDED_LIVE.fetch_sub(1, Ordering::Relaxed);
+                }
             }
             // Slab memory is never unmapped (other stacks live in the same slab); drop the pages.
             StackKind::Slab => self.release_pages(),
@@ -184,9 +223,10 @@ impl Drop for FiberStack {
 }
 
 // SAFETY: `base` and `limit` delimit memory that stays mapped and owned by this value for as long as
-// it lives. Guarded stacks have a guard page; unguarded ones have the red-zone canary the worker
-// checks at every switch (the trait's guard-page requirement is met in software, see module docs).
-// Both are page aligned, hence aligned to STACK_ALIGNMENT, and larger than corosensei's minimum.
+// it lives. Guarded stacks have a guard page below `limit`; unguarded ones have the red-zone canary
+// the worker checks at every switch (the trait's guard-page requirement is met in software, see the
+// module docs). Both are page aligned, hence aligned to STACK_ALIGNMENT, and larger than
+// corosensei's minimum.
 unsafe impl Stack for FiberStack {
     #[inline]
     fn base(&self) -> StackPointer {
@@ -195,6 +235,16 @@ unsafe impl Stack for FiberStack {
     #[inline]
     fn limit(&self) -> StackPointer {
         StackPointer::new(self.bottom).expect("stack bottom is never zero")
+    }
+}
+
+/// Drops the pages of `[lo, hi)`, memory of pooled stacks that no fiber uses.
+fn release_range((lo, hi): (usize, usize)) {
+    // SAFETY: callers pass ranges of private anonymous stack memory that no coroutine uses (the
+    // stacks are in the pool or being dropped); MADV_DONTNEED only discards their contents, which
+    // read back as zero, as the red-zone check expects.
+    unsafe {
+        libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
     }
 }
 
@@ -222,7 +272,7 @@ fn map_error(size: usize) -> io::Error {
     )
 }
 
-/// Slab carving state: the current slab's next free stack.
+/// Slab carving state: the current slab's next free stack region (guard page included).
 pub(crate) struct Slabs {
     next: usize,
     end: usize,
@@ -232,6 +282,8 @@ pub(crate) struct Slabs {
 pub(crate) struct StackPool {
     size: usize,
     hot: Mutex<Vec<FiberStack>>,
+    /// `hot.len()`, readable without the lock.
+    hot_len: AtomicUsize,
     /// Slab stacks whose pages were released; reused before carving new slabs.
     cold: Mutex<Vec<FiberStack>>,
     slabs: Mutex<Slabs>,
@@ -242,6 +294,7 @@ impl StackPool {
         StackPool {
             size,
             hot: Mutex::new(Vec::new()),
+            hot_len: AtomicUsize::new(0),
             cold: Mutex::new(Vec::new()),
             slabs: Mutex::new(Slabs { next: 0, end: 0 }),
         }
@@ -259,6 +312,7 @@ impl StackPool {
             let n = hot.len().min(want);
             let from = hot.len() - n;
             cache.extend(hot.drain(from..));
+            self.hot_len.store(hot.len(), Ordering::Relaxed);
         }
         if cache.is_empty() {
             let mut cold = self.cold.lock();
@@ -267,104 +321,139 @@ impl StackPool {
             cache.extend(cold.drain(from..));
         }
         if cache.is_empty() {
+            // Allocate a batch: fewer trips through the pool's locks and, for slab stacks, the
+            // kernel's memory-map lock, which page faults on other workers contend for.
             cache.push(self.allocate()?);
+            while cache.len() < want {
+                match self.allocate() {
+                    Ok(stack) => cache.push(stack),
+                    Err(_) => break,
+                }
+            }
         }
         Ok(())
     }
 
-    /// Takes back a batch of stacks from a worker cache that grew past its bound.
+    /// Takes back a batch of stacks from a worker cache that grew past its bound. They stay
+    /// resident: a burst that ends while another begins reuses them without page faults; `trim`
+    /// gives the surplus back when a worker has nothing else to do.
     #[cold]
     pub(crate) fn give_back(&self, cache: &mut Vec<FiberStack>, keep: usize) {
-        let surplus: Vec<FiberStack> = cache.drain(keep..).collect();
         let mut hot = self.hot.lock();
-        let room = HOT_STACKS.saturating_sub(hot.len());
-        let mut surplus = surplus.into_iter();
-        hot.extend(surplus.by_ref().take(room));
-        drop(hot);
-        for stack in surplus {
-            self.release(stack);
-        }
+        hot.extend(cache.drain(keep..));
+        self.hot_len.store(hot.len(), Ordering::Relaxed);
     }
 
     /// Returns one stack to the pool without a worker cache (e.g. at shutdown).
     pub(crate) fn put(&self, stack: FiberStack) {
         let mut hot = self.hot.lock();
-        if hot.len() < HOT_STACKS {
-            hot.push(stack);
-        } else {
-            drop(hot);
-            self.release(stack);
-        }
+        hot.push(stack);
+        self.hot_len.store(hot.len(), Ordering::Relaxed);
     }
 
-    fn release(&self, stack: FiberStack) {
-        if stack.kind != StackKind::Slab {
-            drop(stack); // munmap: also gives the map budget back
-        } else {
-            stack.release_pages();
-            self.cold.lock().push(stack);
+    /// True if the pool holds more resident stacks than it keeps.
+    pub(crate) fn needs_trim(&self) -> bool {
+        self.hot_len.load(Ordering::Relaxed) > HOT_STACKS
+    }
+
+    /// Releases the memory of up to [`TRIM_BATCH`] surplus stacks (called by idle workers).
+    #[cold]
+    pub(crate) fn trim(&self) {
+        let surplus: Vec<FiberStack> = {
+            let mut hot = self.hot.lock();
+            let excess = hot.len().saturating_sub(HOT_STACKS).min(TRIM_BATCH);
+            let from = hot.len() - excess;
+            let surplus = hot.drain(from..).collect();
+            self.hot_len.store(hot.len(), Ordering::Relaxed);
+            surplus
+        };
+        self.release_all(surplus);
+    }
+
+    /// Gives the memory of surplus stacks back: guarded ones are unmapped (returning their map
+    /// budget); slab stacks drop their pages, coalesced into one `madvise` per contiguous run
+    /// (stacks carved from one slab are usually adjacent), and wait in the cold list.
+    fn release_all(&self, mut stacks: Vec<FiberStack>) {
+        stacks.retain(|s| s.kind == StackKind::Slab); // the others unmap themselves on drop
+        stacks.sort_unstable_by_key(|s| s.region().0);
+        let mut run: Option<(usize, usize)> = None;
+        for stack in &stacks {
+            let (lo, hi) = stack.region();
+            run = match run {
+                Some((run_lo, run_hi)) if run_hi == lo => Some((run_lo, hi)),
+                Some(range) => {
+                    release_range(range);
+                    Some((lo, hi))
+                }
+                None => Some((lo, hi)),
+            };
         }
+        if let Some(range) = run {
+            release_range(range);
+        }
+        self.cold.lock().extend(stacks);
     }
 
     fn allocate(&self) -> io::Result<FiberStack> {
-        allocate_stack(self.size, Some(&self.slabs))
+        carve(self.size, &self.slabs)
     }
 }
 
 impl Drop for StackPool {
     fn drop(&mut self) {
-        // Slab stacks must not be unmapped one by one; their slabs are leaked deliberately (virtual
-        // address space only: their pages were or are now released).
-        for stack in self
-            .hot
-            .get_mut()
-            .drain(..)
-            .chain(self.cold.get_mut().drain(..))
-        {
-            if stack.kind == StackKind::Slab {
-                stack.release_pages();
-                std::mem::forget(stack);
-            }
+        // Guarded stacks unmap themselves. Slab stacks must not be unmapped one by one: their
+        // slabs are leaked deliberately (address space only), after their pages are released.
+        let hot = std::mem::take(self.hot.get_mut());
+        self.release_all(hot);
+        for stack in self.cold.get_mut().drain(..) {
+            std::mem::forget(stack);
         }
     }
 }
 
-/// Allocates a stack of `size` bytes (a whole number of pages): guarded while the map budget
-/// allows, otherwise from a slab (or, for odd sizes without a slab, its own unguarded mapping).
-pub(crate) fn allocate_stack(size: usize, slabs: Option<&Mutex<Slabs>>) -> io::Result<FiberStack> {
-    if GUARDED_LIVE.load(Ordering::Relaxed) < guard_budget() {
-        return FiberStack::new_guarded(size);
+/// Carves a stack of `size` usable bytes from the pool's slabs. With guard markers, each slab
+/// stack is `page + size` with a marker on its first page: a hardware guard for every stack, still
+/// one kernel map per slab. Without them, stacks get their own guarded mapping while the map budget
+/// allows, then come from slabs unguarded (canary-checked).
+fn carve(size: usize, slabs: &Mutex<Slabs>) -> io::Result<FiberStack> {
+    let page = page_size();
+    let markers = guard_markers();
+    if !markers && GUARDED_LIVE.load(Ordering::Relaxed) < guard_budget() {
+        return FiberStack::new_mapped(size);
     }
-    if let Some(slabs) = slabs {
+    let stride = if markers { size + page } else { size };
+    let region = {
         let mut s = slabs.lock();
-        if s.next < s.end {
-            let bottom = s.next;
-            s.next += size;
-            return Ok(FiberStack {
-                top: bottom + size,
-                bottom,
-                kind: StackKind::Slab,
-            });
+        if s.next == s.end {
+            let base = map_region(
+                stride
+                    .checked_mul(SLAB_STACKS)
+                    .ok_or_else(|| map_error(size))?,
+            )?;
+            s.next = base;
+            s.end = base + stride * SLAB_STACKS;
         }
-        let base = map_slab(size, SLAB_STACKS)?;
-        s.next = base + size;
-        s.end = base + size * SLAB_STACKS;
-        return Ok(FiberStack {
-            top: base + size,
-            bottom: base,
-            kind: StackKind::Slab,
-        });
-    }
-    let base = map_slab(size, 1)?;
+        let region = s.next;
+        s.next += stride;
+        region
+    };
+    let guarded = markers && install_guard(region).is_ok();
+    let bottom = if markers { region + page } else { region };
     Ok(FiberStack {
-        top: base + size,
-        bottom: base,
-        kind: StackKind::Owned,
+        top: bottom + size,
+        bottom,
+        guarded,
+        kind: StackKind::Slab,
     })
 }
 
-fn map_slab(size: usize, count: usize) -> io::Result<usize> {
-    let len = size.checked_mul(count).ok_or_else(|| map_error(size))?;
+/// Allocates a stack of `size` bytes (a whole number of pages) that the pool does not keep.
+pub(crate) fn allocate_stack(size: usize) -> io::Result<FiberStack> {
+    FiberStack::new_mapped(size)
+}
+
+/// Maps `len` bytes of private anonymous memory, reserving no swap.
+fn map_region(len: usize) -> io::Result<usize> {
     // SAFETY: an anonymous private mapping at an address of the kernel's choosing.
     let base = unsafe {
         libc::mmap(
@@ -377,7 +466,7 @@ fn map_slab(size: usize, count: usize) -> io::Result<usize> {
         )
     };
     if base == libc::MAP_FAILED {
-        return Err(map_error(size));
+        return Err(map_error(len));
     }
     Ok(base as usize)
 }

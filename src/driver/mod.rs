@@ -12,6 +12,7 @@
 pub(crate) mod timer;
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +22,15 @@ use parking_lot::{Mutex, MutexGuard};
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 
 /// Shared handle to one runtime's reactor.
+#[allow(dead_code)] // read by the I/O layer
 pub(crate) struct Handle {
     pub(crate) registry: mio::Registry,
+    /// Registered I/O sources; while zero, busy workers skip their non-blocking polls.
+    pub(crate) sources: AtomicUsize,
 }
 
 /// The reactor of the runtime the caller runs on, if any.
+#[allow(dead_code)] // used by the I/O layer
 pub(crate) fn current_handle() -> Option<Arc<Handle>> {
     crate::scheduler::context::with_worker(|w| w.shared().driver.handle.clone())
 }
@@ -35,6 +40,7 @@ pub(crate) struct PollTurn {
     events: mio::Events,
 }
 
+#[allow(dead_code)] // `handle` is read by the I/O layer
 pub(crate) struct Driver {
     turn: Mutex<PollTurn>,
     waker: mio::Waker,
@@ -47,6 +53,7 @@ impl Driver {
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let handle = Arc::new(Handle {
             registry: poll.registry().try_clone()?,
+            sources: AtomicUsize::new(0),
         });
         Ok(Driver {
             turn: Mutex::new(PollTurn {
@@ -56,6 +63,11 @@ impl Driver {
             waker,
             handle,
         })
+    }
+
+    /// True if any I/O source is registered (worth a non-blocking poll while busy).
+    pub(crate) fn has_sources(&self) -> bool {
+        self.handle.sources.load(Ordering::Relaxed) != 0
     }
 
     /// Takes the poll turn if nobody has it.

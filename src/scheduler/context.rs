@@ -4,6 +4,7 @@
 //! `TASK` around each resume. Fibers never migrate once started, so a fiber reading these always
 //! sees its own carrier's values.
 use std::cell::Cell;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::worker::Worker;
@@ -12,7 +13,7 @@ use crate::task::Task;
 
 thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(std::ptr::null()) };
-    static TASK: Cell<*const Task> = const { Cell::new(std::ptr::null()) };
+    static TASK: Cell<Option<NonNull<Task>>> = const { Cell::new(None) };
 }
 
 /// Marker payload used to unwind a fiber cancelled by runtime shutdown.
@@ -45,27 +46,35 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
 
 /// Publishes the task about to be resumed on this thread; returns the previous value.
 #[inline]
-pub(crate) fn set_task(task: *const Task) -> *const Task {
+pub(crate) fn set_task(task: Option<NonNull<Task>>) -> Option<NonNull<Task>> {
     TASK.with(|t| t.replace(task))
 }
 
-/// The task running on this thread, or null.
+/// The task running on this thread, if any.
 #[inline]
-pub(crate) fn current_task_ptr() -> *const Task {
+pub(crate) fn current_task_ptr() -> Option<NonNull<Task>> {
     TASK.with(Cell::get)
 }
 
 /// Runs `f` with the running task, if the caller is a fiber.
 #[inline]
-pub(crate) fn with_task<R>(f: impl FnOnce(&Arc<Task>) -> R) -> Option<R> {
-    let ptr = current_task_ptr();
-    if ptr.is_null() {
-        return None;
+pub(crate) fn with_task<R>(f: impl FnOnce(&Task) -> R) -> Option<R> {
+    let ptr = current_task_ptr()?;
+    // SAFETY: TASK points at a task the worker keeps alive (it holds an `Arc`) while it runs, and
+    // `f` runs on the fiber, during that run.
+    Some(f(unsafe { ptr.as_ref() }))
+}
+
+/// A new reference to the running task, if the caller is a fiber.
+#[inline]
+pub(crate) fn current_task() -> Option<Arc<Task>> {
+    let ptr = current_task_ptr()?;
+    // SAFETY: TASK was produced by `Arc::as_ptr` on a task the worker keeps alive while it runs;
+    // we add a strong count for the `Arc` we hand out.
+    unsafe {
+        Arc::increment_strong_count(ptr.as_ptr());
+        Some(Arc::from_raw(ptr.as_ptr()))
     }
-    // SAFETY: a non-null TASK was produced by `Arc::as_ptr` on a task the worker keeps alive while
-    // it runs; ManuallyDrop makes the borrowed Arc not release the worker's reference.
-    let task = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ptr) });
-    Some(f(&task))
 }
 
 /// Switches the running fiber out to its worker. Returns when the worker resumes it; if it is

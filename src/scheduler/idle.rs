@@ -29,9 +29,23 @@ impl Idle {
         }
     }
 
-    /// A worker starts searching (stealing) on its own.
-    pub(crate) fn begin_search(&self) {
-        self.num_searching.fetch_add(1, SeqCst);
+    /// A worker starts searching (stealing) on its own, unless half of the `workers` (at least
+    /// one) already are. Returns whether it may.
+    pub(crate) fn try_begin_search(&self, workers: usize) -> bool {
+        let limit = (workers / 2).max(1);
+        let mut current = self.num_searching.load(SeqCst);
+        loop {
+            if current >= limit {
+                return false;
+            }
+            match self
+                .num_searching
+                .compare_exchange(current, current + 1, SeqCst, SeqCst)
+            {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
     }
 
     /// A searching worker stops searching; true if it was the last searcher.

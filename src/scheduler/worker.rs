@@ -26,10 +26,11 @@
 //!
 //! When the runtime is dropped each worker leaves its loop, then resumes every fiber it started
 //! with `Resume::Cancel`: the fiber unwinds from its suspension point (destructors run) and
-//! finishes. Queued unstarted fibers are dropped unrun; their join handles report an error.
+//! finishes. Queued unstarted fibers are cancelled unrun; their join handles report an error.
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
+use std::ptr::NonNull;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,14 +43,15 @@ use super::Shared;
 use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
 use crate::driver::timer::{TimerAction, TimerKey, Timers};
-use crate::task::{Body, Task};
+use crate::task::{Stage, Task};
 
 /// Ticks between maintenance passes (a prime, as the scheduler literature likes).
 const MAINTENANCE_INTERVAL: u32 = 61;
 /// How often in a row the `next` slot may be preferred to the run queue.
 const MAX_NEXT_STREAK: u32 = 3;
-/// Rounds of searching for work before going to sleep.
-const SEARCH_ROUNDS: u32 = 64;
+/// Victims to try stealing from before going to sleep: 64 rounds over one other worker, fewer
+/// rounds with more workers (each round visits all of them), at least one.
+const SEARCH_BUDGET: usize = 64;
 /// How often a cancelled fiber is resumed before it is given up on (it keeps parking).
 const CANCEL_ATTEMPTS: usize = 64;
 
@@ -103,11 +105,16 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
+            // `next_task` returns `None` on a maintenance tick that sees shutdown, however busy.
             if self.shared.is_shutdown() {
                 return;
             }
             if let Some(task) = self.idle() {
                 self.run_task(task);
+            } else if self.shared.is_shutdown() {
+                // Woken, possibly by a wake-up that a cancelled fiber caused: once shutdown has
+                // begun, fibers only unwind; none resumes its normal course.
+                return;
             }
         }
     }
@@ -118,6 +125,9 @@ impl Worker {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % MAINTENANCE_INTERVAL == 0 {
+            if self.shared.is_shutdown() {
+                return None;
+            }
             if let Some(task) = self.maintenance() {
                 return Some(task);
             }
@@ -142,13 +152,12 @@ impl Worker {
 
     #[cold]
     fn maintenance(&self) -> Option<Arc<Task>> {
-        if self.shared.is_shutdown() {
-            return None;
-        }
         self.fire_timers();
         self.drain_inbox();
-        if let Some(mut turn) = self.shared.driver.try_turn() {
-            self.shared.driver.poll(&mut turn, Some(Duration::ZERO));
+        if self.shared.driver.has_sources() {
+            if let Some(mut turn) = self.shared.driver.try_turn() {
+                self.shared.driver.poll(&mut turn, Some(Duration::ZERO));
+            }
         }
         // Fairness: the oldest unstarted fiber of the injector, then of our own LIFO deque, go
         // before the queues that could otherwise keep them waiting.
@@ -248,44 +257,49 @@ impl Worker {
         if self.searching.get() {
             self.stop_searching();
         }
-        // SAFETY: we hold the task's run token (we popped it from a queue), so no other thread
-        // touches its body; a started task is only ever queued on this, its home, worker.
-        let body = unsafe { &mut *task.body.get() };
-        if let Body::Unstarted(_) = body {
-            if !self.start(&task, body) {
+        if task.stage.get() == Stage::Unstarted {
+            if self.shared.is_shutdown() {
+                // Never start a fiber once shutdown has begun: drop it unrun.
+                task.stage.set(Stage::Done);
+                task.job.cancel();
+                return;
+            }
+            if !self.start(&task) {
                 return;
             }
         }
-        self.resume(&task, Resume::Run);
+        self.resume(task, Resume::Run);
     }
 
     /// Turns an unstarted task into a coroutine on a stack of this worker; false if no stack
-    /// could be had (the closure is dropped and its join handle reports an error).
-    fn start(&self, task: &Arc<Task>, body: &mut Body) -> bool {
-        let Body::Unstarted(f) = std::mem::replace(body, Body::Done) else {
-            unreachable!()
-        };
+    /// could be had (the job is cancelled: its join handle reports an error).
+    fn start(&self, task: &Arc<Task>) -> bool {
         let stack = match self.take_stack(task.stack_size) {
             Ok(stack) => stack,
             Err(err) => {
                 eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
+                task.stage.set(Stage::Done);
+                task.job.cancel();
                 return false;
             }
         };
         // SAFETY: the name lives in the task, which outlives its coroutine: the worker's live list
         // holds the task until the coroutine finished, and a coroutine that cannot be finished is
-        // leaked together with the task's name (see `shut_down`).
+        // leaked together with the task (see `shut_down`).
         let name: Option<&'static str> =
             task.name.as_deref().map(|n| unsafe { &*(n as *const str) });
-        let coro = Coro::new(stack, task.id.as_u64(), name, move |yielder| {
+        let coro = Coro::new(stack, task.id.as_u64(), name, |yielder| {
             // TASK points at this fiber while its worker resumes it.
-            let me = context::current_task_ptr();
-            // SAFETY: `me` is the running task (set by `resume` below), alive for the whole run;
-            // `yielder` is valid until this closure returns, and the fiber only uses it until then.
-            unsafe { (*me).yielder.set(yielder) };
-            f();
+            let me = context::current_task_ptr().expect("a fiber runs with its task published");
+            // SAFETY: `me` is the running task (set by `resume`), alive for the whole run; the
+            // yielder is valid until this closure returns, and the fiber only uses it until then.
+            let me = unsafe { me.as_ref() };
+            me.yielder.set(yielder);
+            me.job.run();
         });
-        *body = Body::Running(coro);
+        // SAFETY: we hold the run token; nobody else touches `coro`.
+        unsafe { *task.coro.get() = Some(coro) };
+        task.stage.set(Stage::Running);
         task.home.store(self.index, Ordering::Relaxed);
         let mut live = self.live.borrow_mut();
         task.live_index.set(live.len());
@@ -293,26 +307,30 @@ impl Worker {
         true
     }
 
-    /// Resumes a started fiber and files it according to how it stopped.
-    fn resume(&self, task: &Arc<Task>, msg: Resume) -> bool {
-        // SAFETY: as in `run_task`: we hold the run token of a task whose home is this worker.
-        let Body::Running(coro) = (unsafe { &mut *task.body.get() }) else {
+    /// Resumes a started fiber and files it according to how it stopped; true if it finished.
+    /// Takes the caller's reference so that a yield requeues it without touching the refcount.
+    #[inline]
+    fn resume(&self, task: Arc<Task>, msg: Resume) -> bool {
+        // SAFETY: we hold the run token of a task whose home is this worker: nobody else touches
+        // its coroutine, and the fiber itself never does.
+        let Some(coro) = (unsafe { &mut *task.coro.get() }) else {
             return true;
         };
-        let previous = context::set_task(Arc::as_ptr(task));
+        let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         let outcome = coro.resume(msg);
         context::set_task(previous);
         match outcome {
             Outcome::Suspended(Suspend::Yield) => {
-                self.runq.borrow_mut().push_back(task.clone());
+                self.runq.borrow_mut().push_back(task);
                 false
             }
             Outcome::Suspended(Suspend::Wait) => false,
             Outcome::Finished(stack) => {
-                // SAFETY: as above; the coroutine has returned, nothing refers to the body.
-                unsafe { *task.body.get() = Body::Done };
+                // SAFETY: as above; the coroutine has returned, nothing refers to it.
+                unsafe { *task.coro.get() = None };
+                task.stage.set(Stage::Done);
                 self.put_stack(stack, task.stack_size);
-                self.remove_live(task);
+                self.remove_live(&task);
                 true
             }
         }
@@ -329,7 +347,7 @@ impl Worker {
 
     fn take_stack(&self, size: usize) -> io::Result<FiberStack> {
         if size != 0 {
-            return stack::allocate_stack(size, None);
+            return stack::allocate_stack(size);
         }
         let mut cache = self.stacks.borrow_mut();
         if let Some(stack) = cache.pop() {
@@ -362,20 +380,28 @@ impl Worker {
             return None;
         }
         if !self.searching.get() {
+            // At most half the workers search at once (at least one): with many workers, searching
+            // everyone's deque from every idle worker costs more than the work it finds.
+            if !self.shared.idle.try_begin_search(self.shared.remotes.len()) {
+                self.sleep();
+                return None;
+            }
             self.searching.set(true);
-            self.shared.idle.begin_search();
         }
-        for round in 0..SEARCH_ROUNDS {
+        let rounds = (SEARCH_BUDGET / self.shared.remotes.len().saturating_sub(1).max(1)).max(1);
+        for round in 0..rounds {
             if let Some(task) = self.steal() {
                 return Some(task);
             }
             if self.has_local_work() {
                 return None;
             }
-            if round < SEARCH_ROUNDS / 2 {
+            // Back off exponentially (up to 32 pause instructions a round, ~50 µs in all with one
+            // victim): waking a sleeping core costs ~20 µs here, so a handoff that arrives within
+            // that window is caught without a syscall. No `sched_yield`: on a loaded machine it
+            // gives the core away for a whole time slice.
+            for _ in 0..1u32 << round.min(5) {
                 std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
             }
         }
         self.sleep();
@@ -447,6 +473,11 @@ impl Worker {
     /// Sleeps until woken or until the next own timer is due. See README.md for the protocol.
     fn sleep(&self) {
         let shared = &self.shared;
+        if shared.stacks.needs_trim() {
+            // Nothing to run: a good moment to give surplus stack memory back. Then look again.
+            shared.stacks.trim();
+            return;
+        }
         let remote = &shared.remotes[self.index];
         let mut turn = shared.driver.try_turn();
         remote.sleep.store(
@@ -495,7 +526,7 @@ impl Worker {
         for task in live {
             let mut finished = false;
             for _ in 0..CANCEL_ATTEMPTS {
-                if self.resume(&task, Resume::Cancel) {
+                if self.resume(task.clone(), Resume::Cancel) {
                     finished = true;
                     break;
                 }
@@ -509,16 +540,18 @@ impl Worker {
                 // suspended and will never be resumed again. Leaking it (and the task, which holds
                 // the name it refers to) is the only sound option: dropping it would unwind it
                 // again.
-                let body = std::mem::replace(unsafe { &mut *task.body.get() }, Body::Done);
-                std::mem::forget(body);
+                std::mem::forget(unsafe { (*task.coro.get()).take() });
+                task.stage.set(Stage::Done);
                 std::mem::forget(task.clone());
                 self.remove_live(&task);
             }
         }
-        // Drop the queued fibers: started ones are finished now; unstarted closures are dropped.
+        // Drop the queued fibers: started ones are finished now; unstarted ones are cancelled.
         self.next.take();
         self.runq.borrow_mut().clear();
-        while self.deque.pop().is_some() {}
+        while let Some(task) = self.deque.pop() {
+            task.job.cancel();
+        }
         let inbox = &self.shared.remotes[self.index].inbox;
         while !matches!(inbox.steal(), Steal::Empty) {}
         self.timers.borrow_mut().clear();

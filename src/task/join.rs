@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::Result;
 
-use super::Fiber;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::{Fiber, Job, Task};
 use crate::scope::ScopeData;
 
 const RUNNING: u8 = 0;
@@ -25,25 +27,9 @@ pub(crate) struct Packet<T> {
     waiter: UnsafeCell<Option<Fiber>>,
     /// The scope this fiber belongs to, told when the packet (and the result in it) is gone.
     scope: Option<Arc<ScopeData>>,
+    /// The fiber side and the handle side; the last to release drops an untaken result.
+    owners: AtomicU8,
 }
-
-impl<T> Drop for Packet<T> {
-    fn drop(&mut self) {
-        let unhandled_panic = matches!(self.result.get_mut(), Some(Err(_)));
-        // The result may borrow from a scope's environment: drop it before telling the scope.
-        *self.result.get_mut() = None;
-        if let Some(scope) = self.scope.take() {
-            scope.fiber_finished(unhandled_panic);
-        }
-    }
-}
-
-// SAFETY: `result` and `waiter` are each written by one side before a release swap of `state` and
-// read by the other side only after an acquire of that state (see module docs); `T: Send` because
-// the result crosses threads.
-unsafe impl<T: Send> Sync for Packet<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Send for Packet<T> {}
 
 impl<T> Packet<T> {
     pub(crate) fn new(scope: Option<Arc<ScopeData>>) -> Packet<T> {
@@ -52,6 +38,7 @@ impl<T> Packet<T> {
             result: UnsafeCell::new(None),
             waiter: UnsafeCell::new(None),
             scope,
+            owners: AtomicU8::new(2),
         }
     }
 
@@ -59,8 +46,23 @@ impl<T> Packet<T> {
         self.state.load(Ordering::Acquire) == DONE
     }
 
-    /// Stores the result and wakes the joiner. Called once, by the fiber (or its drop guard).
-    fn complete(&self, result: Result<T>) {
+    /// One owner lets go; the last drops an untaken result and tells the scope.
+    pub(crate) fn release(&self) {
+        if self.owners.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // SAFETY: both owners have let go: the fiber completed (no more writes) and the handle is
+        // gone (no more reads); the AcqRel decrement orders their accesses before ours.
+        let result = unsafe { (*self.result.get()).take() };
+        let unhandled_panic = matches!(result, Some(Err(_)));
+        drop(result);
+        if let Some(scope) = &self.scope {
+            scope.fiber_finished(unhandled_panic);
+        }
+    }
+
+    /// Stores the result and wakes the joiner. Called once, by the fiber's job.
+    pub(crate) fn complete(&self, result: Result<T>) {
         // SAFETY: only the completing side writes `result`, once, before publishing DONE.
         unsafe { *self.result.get() = Some(result) };
         if self.state.swap(DONE, Ordering::AcqRel) == WAITING {
@@ -94,30 +96,74 @@ impl<T> Packet<T> {
     }
 }
 
-/// Owns the completion of a packet: completes it with the fiber's result, or, if dropped without
-/// one (the fiber never ran: runtime shut down, or no stack could be had), with an error.
-pub(crate) struct Completion<T>(Option<Arc<Packet<T>>>);
+/// The closure of a fiber and its join packet: the `Job` at the end of a `Task`.
+pub(crate) struct JobCell<F, T> {
+    /// Taken once, by `run` or `cancel`, by the worker holding the run token.
+    f: UnsafeCell<Option<F>>,
+    pub(crate) packet: Packet<T>,
+}
 
-impl<T> Completion<T> {
-    pub(crate) fn new(packet: Arc<Packet<T>>) -> Completion<T> {
-        Completion(Some(packet))
+impl<F, T> JobCell<F, T> {
+    pub(crate) fn new(f: F, scope: Option<Arc<ScopeData>>) -> JobCell<F, T> {
+        JobCell {
+            f: UnsafeCell::new(Some(f)),
+            packet: Packet::new(scope),
+        }
     }
 
-    pub(crate) fn complete(mut self, result: Result<T>) {
-        if let Some(packet) = self.0.take() {
-            packet.complete(result);
+    fn take(&self) -> Option<F> {
+        // SAFETY: `f` is taken by `run`/`cancel`, which only the worker holding the task's run
+        // token calls (or the last owner, in `drop`); never concurrently.
+        unsafe { (*self.f.get()).take() }
+    }
+}
+
+// SAFETY: `f` is only touched under the run token (see `take`) and is `Send`; the packet is
+// `Sync` for `T: Send`.
+unsafe impl<F: Send, T: Send> Sync for JobCell<F, T> {}
+
+impl<F: FnOnce() -> T + Send, T: Send> Job for JobCell<F, T> {
+    fn run(&self) {
+        let f = self.take().expect("a fiber's job runs once");
+        // `f` is consumed (and what it borrows released) before the joiner can see the result.
+        let result = catch_unwind(AssertUnwindSafe(f));
+        // Fiber-locals die with the fiber, before its joiner sees the result (as TLS in std).
+        let _ = catch_unwind(|| crate::scheduler::context::with_task(|task| task.locals.clear()));
+        self.packet.complete(result);
+        self.packet.release();
+    }
+
+    fn cancel(&self) {
+        if let Some(f) = self.take() {
+            drop(f);
+            let msg: Box<dyn Any + Send> = Box::new(
+                "the fiber never ran: its runtime shut down or no stack could be allocated",
+            );
+            self.packet.complete(Err(msg));
+            self.packet.release();
         }
     }
 }
 
-impl<T> Drop for Completion<T> {
+impl<F, T> Drop for JobCell<F, T> {
     fn drop(&mut self) {
-        if let Some(packet) = self.0.take() {
-            let msg: Box<dyn Any + Send> = Box::new(
-                "the fiber never ran: its runtime shut down or no stack could be allocated",
-            );
-            packet.complete(Err(msg));
+        // Every path that drops a task unrun cancels it first; this is the safety net.
+        if self.f.get_mut().take().is_some() {
+            let msg: Box<dyn Any + Send> = Box::new("the fiber never ran");
+            self.packet.complete(Err(msg));
+            self.packet.release();
         }
+    }
+}
+
+/// The handle side's view of a task's job.
+pub(crate) trait JoinTarget<T>: Send + Sync {
+    fn packet(&self) -> &Packet<T>;
+}
+
+impl<F: Send, T: Send> JoinTarget<T> for JobCell<F, T> {
+    fn packet(&self) -> &Packet<T> {
+        &self.packet
     }
 }
 
@@ -126,20 +172,27 @@ impl<T> Drop for Completion<T> {
 ///
 /// Dropping the handle detaches the fiber: it keeps running.
 pub struct JoinHandle<T> {
-    pub(crate) packet: Arc<Packet<T>>,
+    /// The same allocation as `fiber`, seen through its packet.
+    pub(crate) target: Arc<Task<dyn JoinTarget<T>>>,
     pub(crate) fiber: Fiber,
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        self.target.job.packet().release();
+    }
 }
 
 impl<T> JoinHandle<T> {
     /// Waits for the fiber to finish and returns its result; a panic in the fiber comes back as
     /// `Err` with the panic payload. Inside a fiber this parks only the calling fiber.
     pub fn join(self) -> Result<T> {
-        self.packet.wait()
+        self.target.job.packet().wait()
     }
 
     /// True once the fiber's body has returned (or panicked).
     pub fn is_finished(&self) -> bool {
-        self.packet.is_done()
+        self.target.job.packet().is_done()
     }
 
     /// The handle of the fiber.

@@ -7,7 +7,8 @@
 //! | `id`, `name`, `stack_size`, `shared` | spawn (immutable after)  | anyone                         |
 //! | `park`       | the fiber (park) and unparkers (atomic)     | both                           |
 //! | `home`       | the home worker, once, when the fiber starts | unparkers, after seeing PARKED |
-//! | `body`       | the worker holding the *run token*          | that worker only               |
+//! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
+//! | `job`        | the worker holding the run token (run or cancel, once) | the join handle (packet) |
 //! | `yielder`, `locals`, `timer` | the fiber itself, on its stack's thread | the fiber itself  |
 //!
 //! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
@@ -29,17 +30,27 @@ use crate::scheduler::Shared;
 use local::LocalMap;
 use state::ParkState;
 
-/// What a task will run, is running, or ran.
-pub(crate) enum Body {
-    /// Not started: only this `Send` closure exists; the task may still be stolen.
-    Unstarted(Box<dyn FnOnce() + Send>),
-    /// Started on its home worker; never moves again.
-    Running(Coro),
-    /// Finished (or cancelled): nothing left.
+/// Where a task is in its life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Stage {
+    /// Not started: only the job's `Send` closure exists; the task may still be stolen.
+    Unstarted,
+    /// Started on its home worker (`coro` is set); never moves again.
+    Running,
+    /// Finished, cancelled, or dropped unrun.
     Done,
 }
 
-pub(crate) struct Task {
+/// A fiber's work, stored inline at the end of its task (one allocation per spawn).
+pub(crate) trait Job: Send + Sync {
+    /// Runs the closure to completion and fills the join packet. Called at most once, on the
+    /// fiber's own stack.
+    fn run(&self);
+    /// Drops the closure unrun and completes the join packet with an error (idempotent).
+    fn cancel(&self);
+}
+
+pub(crate) struct Task<J: ?Sized = dyn Job> {
     pub(crate) id: FiberId,
     pub(crate) name: Option<Box<str>>,
     /// Requested stack size, or 0 for the runtime's default.
@@ -48,31 +59,35 @@ pub(crate) struct Task {
     pub(crate) park: ParkState,
     /// Index of the home worker; `usize::MAX` until started.
     pub(crate) home: AtomicUsize,
-    pub(crate) body: UnsafeCell<Body>,
+    pub(crate) stage: Cell<Stage>,
+    pub(crate) coro: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, set when the body starts.
     pub(crate) yielder: Cell<*const Yielder>,
     pub(crate) locals: LocalMap,
     /// Position in the home worker's list of started fibers.
     pub(crate) live_index: Cell<usize>,
+    /// The closure and join packet (last: unsized in `Task<dyn Job>`).
+    pub(crate) job: J,
 }
 
-// SAFETY: the fields that are not thread-safe on their own are `body`, `yielder`, `locals` and
-// `live_index`. By the table above each is touched only by the worker holding the run token or by
-// the fiber itself; once the fiber has started both are on the home worker's thread, so its
-// coroutine (and any `!Send` value on its stack) never changes thread. Before the start `body` holds
-// only a `Send` closure, which may move with the token. A task dropped on another thread holds an
-// `Unstarted` closure or `Done`: the worker removes a started coroutine before releasing it.
-unsafe impl Send for Task {}
+// SAFETY: the fields that are not thread-safe on their own are `stage`, `coro`, `yielder`, `locals`
+// and `live_index`. By the table above each is touched only by the worker holding the run token or
+// by the fiber itself; once the fiber has started both are on the home worker's thread, so its
+// coroutine (and any `!Send` value on its stack) never changes thread. Before the start the task
+// holds no coroutine, only the job's `Send` closure, which may move with the token. A task dropped on
+// another thread holds no coroutine: the worker removes a started coroutine (finishing or leaking
+// it) before releasing the task. `J: Send + Sync` covers the job.
+unsafe impl<J: ?Sized + Send + Sync> Send for Task<J> {}
 // SAFETY: see above.
-unsafe impl Sync for Task {}
+unsafe impl<J: ?Sized + Send + Sync> Sync for Task<J> {}
 
-impl Task {
+impl<J> Task<J> {
     pub(crate) fn new(
         shared: Arc<Shared>,
         name: Option<String>,
         stack_size: usize,
-        body: Box<dyn FnOnce() + Send>,
-    ) -> Task {
+        job: J,
+    ) -> Task<J> {
         Task {
             id: FiberId::next(),
             name: name.map(String::into_boxed_str),
@@ -80,13 +95,17 @@ impl Task {
             shared,
             park: ParkState::new(),
             home: AtomicUsize::new(usize::MAX),
-            body: UnsafeCell::new(Body::Unstarted(body)),
+            stage: Cell::new(Stage::Unstarted),
+            coro: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             locals: LocalMap::default(),
             live_index: Cell::new(usize::MAX),
+            job,
         }
     }
+}
 
+impl Task {
     /// Makes the park token available and requeues the fiber if it was parked.
     #[inline]
     pub(crate) fn unpark(self: &Arc<Task>) {
@@ -101,13 +120,27 @@ impl Task {
 pub struct FiberId(NonZeroU64);
 
 impl FiberId {
+    /// A fresh id. Threads reserve ids in blocks, so spawning takes no shared atomic per fiber.
     pub(crate) fn next() -> FiberId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        const BLOCK: u64 = 1024;
+        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+        thread_local! {
+            static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        let id = RANGE.with(|range| {
+            let (mut next, mut end) = range.get();
+            if next == end {
+                next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+                end = next + BLOCK;
+            }
+            range.set((next + 1, end));
+            next
+        });
         FiberId(NonZeroU64::new(id).expect("fiber id counter overflowed"))
     }
 
-    /// The id as a number (unique in this process, never reused).
+    /// The id as a number (unique in this process, never reused; not in spawn order across
+    /// threads).
     pub fn as_u64(&self) -> u64 {
         self.0.get()
     }
@@ -185,9 +218,9 @@ impl fmt::Debug for Fiber {
 
 /// The running fiber's local map, if the caller is a fiber.
 pub(crate) fn current_local_map() -> Option<&'static LocalMap> {
-    let task = crate::scheduler::context::current_task_ptr();
-    // SAFETY: a non-null pointer is the task being run on this thread; the worker holds it alive
-    // while it runs, and the reference is only used during the calling fiber's own code. The
-    // 'static lifetime never escapes `LocalKey::with`, which returns before the fiber finishes.
-    (!task.is_null()).then(|| unsafe { &(*task).locals })
+    let task = crate::scheduler::context::current_task_ptr()?;
+    // SAFETY: the pointer is the task being run on this thread; the worker holds it alive while
+    // it runs, and the reference is only used during the calling fiber's own code. The 'static
+    // lifetime never escapes `LocalKey::with`, which returns before the fiber finishes.
+    Some(unsafe { &task.as_ref().locals })
 }
