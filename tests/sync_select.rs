@@ -165,14 +165,15 @@ fn fibers_select_with_timeout_arm() {
                 fiber::select! {
                     recv(rx1) -> m => match m { Ok(_) => got += 1, Err(_) => o1 = false },
                     recv(rx2) -> m => match m { Ok(_) => got += 1, Err(_) => o2 = false },
-                    timeout(Duration::from_millis(100)) => timeouts += 1,
+                    timeout(Duration::from_secs(1)) => timeouts += 1,
                 }
             }
             a.join().unwrap();
             b.join().unwrap();
             assert_eq!(got, 2 * n);
-            // With 100 ms per time-out, a lost wake-up shows up here (or as a watchdog failure).
-            assert!(timeouts <= 2, "{timeouts} time-outs: lost wake-ups?");
+            // Each time-out is a 1 s stall: lost wake-ups would show up here (or trip the
+            // watchdog); a few are tolerated for a heavily loaded machine.
+            assert!(timeouts <= 5, "{timeouts} time-outs: lost wake-ups?");
             let t = Instant::now();
             let (_tx, rx) = mpmc::unbounded::<()>();
             let r = fiber::select! {
