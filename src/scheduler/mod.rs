@@ -11,7 +11,7 @@ pub(crate) mod context;
 pub(crate) mod idle;
 pub(crate) mod worker;
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
@@ -28,6 +28,8 @@ pub(crate) struct Remote {
     pub(crate) inbox: Injector<Arc<Task>>,
     pub(crate) sleep: AtomicU8,
     pub(crate) thread: OnceLock<Thread>,
+    /// How many started fibers the worker carries (written by it, read for spawn placement).
+    pub(crate) live: AtomicUsize,
 }
 
 /// State shared by all workers of one runtime.
@@ -55,6 +57,7 @@ impl Shared {
                     inbox: Injector::new(),
                     sleep: AtomicU8::new(idle::RUNNING),
                     thread: OnceLock::new(),
+                    live: AtomicUsize::new(0),
                 })
                 .collect(),
             injector: Injector::new(),
