@@ -32,6 +32,7 @@ pub mod runtime;
 mod scheduler;
 mod scope;
 mod spawn;
+pub mod sync;
 mod task;
 pub mod time;
 

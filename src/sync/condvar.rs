@@ -1,0 +1,148 @@
+//! `Condvar`: std's API; waiters queue on the shared [`WaitQueue`] and park.
+//!
+//! `wait` links the caller's node *before* it unlocks the mutex (the queue's `before_sleep` hook),
+//! so a `notify_*` issued by anyone who takes the mutex after that point finds the node: no lost
+//! wake-up. A notifier that holds the mutex (or changed the predicate under it) may skip the queue
+//! lock when nobody waits (`WaitQueue::has_waiters`). `notify_all` wakes every waiter; they then
+//! contend on the mutex (no requeueing onto the mutex queue: a known, documented cost).
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::mutex::MutexGuard;
+use super::poison::{self, LockResult};
+use super::waitq::{WaitQueue, WaitResult, TOKEN_NORMAL};
+
+/// Whether a timed wait on a [`Condvar`] returned because of its time-out (std's type, mirrored).
+#[derive(Debug, PartialEq, Eq, Copy, Clone)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// True if the wait ended because the time-out elapsed.
+    pub fn timed_out(&self) -> bool {
+        self.0
+    }
+}
+
+/// A condition variable that parks the waiting fiber (or thread).
+pub struct Condvar {
+    queue: WaitQueue,
+}
+
+impl Condvar {
+    /// A new condition variable.
+    pub const fn new() -> Condvar {
+        Condvar {
+            queue: WaitQueue::new(),
+        }
+    }
+
+    /// Unlocks the guard's mutex, waits for a notification (spurious wake-ups are possible, as in
+    /// std), and re-locks.
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+        self.wait_until(guard, None).0
+    }
+
+    /// Waits while `condition` returns true.
+    pub fn wait_while<'a, T, F>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: F,
+    ) -> LockResult<MutexGuard<'a, T>>
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        while condition(&mut *guard) {
+            guard = self.wait(guard)?;
+        }
+        Ok(guard)
+    }
+
+    /// As `wait`, giving up after `dur`.
+    pub fn wait_timeout<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        dur: Duration,
+    ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+        let (result, timed_out) = self.wait_until(guard, Instant::now().checked_add(dur));
+        poison::map_result(result, |g| (g, WaitTimeoutResult(timed_out)))
+    }
+
+    /// As `wait_while`, giving up after `dur`; the result says whether the condition still held.
+    pub fn wait_timeout_while<'a, T, F>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        dur: Duration,
+        mut condition: F,
+    ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)>
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        let deadline = Instant::now().checked_add(dur);
+        loop {
+            if !condition(&mut *guard) {
+                return Ok((guard, WaitTimeoutResult(false)));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok((guard, WaitTimeoutResult(true)));
+            }
+            let (result, _) = self.wait_until(guard, deadline);
+            guard = match result {
+                Ok(g) => g,
+                Err(e) => {
+                    return Err(poison::PoisonError::new((
+                        e.into_inner(),
+                        WaitTimeoutResult(false),
+                    )))
+                }
+            };
+        }
+    }
+
+    fn wait_until<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<Instant>,
+    ) -> (LockResult<MutexGuard<'a, T>>, bool) {
+        let mutex = guard.lock;
+        let result = self.queue.wait(
+            TOKEN_NORMAL,
+            || true,
+            // SAFETY: the guard (kept alive across the wait, not dropped) owns the raw lock; we
+            // release it here and re-acquire it below before the guard is used again.
+            || unsafe { lock_api::RawMutex::unlock(&mutex.raw) },
+            deadline,
+            |_| {},
+        );
+        lock_api::RawMutex::lock(&mutex.raw);
+        let timed_out = result == WaitResult::TimedOut;
+        if mutex.poison.get() {
+            (Err(poison::PoisonError::new(guard)), timed_out)
+        } else {
+            (Ok(guard), timed_out)
+        }
+    }
+
+    /// Wakes one waiter, if any.
+    pub fn notify_one(&self) {
+        if self.queue.has_waiters() {
+            self.queue.notify_one(|_| TOKEN_NORMAL);
+        }
+    }
+
+    /// Wakes all waiters.
+    pub fn notify_all(&self) {
+        self.queue.notify_all(TOKEN_NORMAL);
+    }
+}
+
+impl Default for Condvar {
+    fn default() -> Self {
+        Condvar::new()
+    }
+}
+
+impl fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condvar").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,395 @@
+//! `Mutex`: std's API over a fiber-aware raw lock.
+//!
+//! # The raw lock
+//!
+//! One state byte plus a [`WaitQueue`]:
+//!
+//! | `state`            | meaning                                                        |
+//! |--------------------|----------------------------------------------------------------|
+//! | `0`                | free, nobody queued                                            |
+//! | `LOCKED`           | held, nobody queued: `unlock` is one CAS                       |
+//! | `LOCKED \| PARKED` | held, waiters queued (or about to be): `unlock` goes slow      |
+//! | `PARKED`           | free, waiters queued; a woken waiter or a newcomer takes it    |
+//!
+//! `lock` is a single CAS `0 -> LOCKED` when uncontended. The slow path spins briefly, then sets
+//! `PARKED` and queues with `validate` = "still `LOCKED | PARKED`". The slow `unlock` runs under
+//! the queue lock, so it cannot interleave with a `validate`.
+//!
+//! # Fairness policy: barging with eventual hand-off
+//!
+//! A normal unlock releases the lock and wakes the first waiter, which then competes with any
+//! newcomer ("barging"): the releasing fiber can re-acquire at once without a context switch,
+//! which keeps throughput high under contention. To bound starvation, about once per millisecond
+//! (a jittered 0.5-1.5 ms interval per lock, see `waitq::List::be_fair`) the unlock *hands the lock
+//! over* instead: the state stays `LOCKED` and the first queued waiter (the one that has waited
+//! longest, FIFO) owns it when it wakes. A waiter whose time-out races with a hand-off keeps the
+//! lock (the hand-off is never lost). `unlock_fair` (via `lock_api`) always hands over.
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use super::poison::{self, LockResult, TryLockError, TryLockResult};
+use super::waitq::{Spin, WaitQueue, WaitResult, TOKEN_NORMAL};
+
+const LOCKED: u8 = 1;
+const PARKED: u8 = 2;
+
+/// Token: the lock was handed to the woken waiter, which now holds it.
+const TOKEN_HANDOFF: usize = 1;
+
+/// A raw mutex that parks fibers (or threads) while it waits; implements [`lock_api::RawMutex`],
+/// so `lock_api::Mutex<fiber::sync::RawMutex, T>` is a non-poisoning fiber-aware mutex.
+pub struct RawMutex {
+    state: AtomicU8,
+    queue: WaitQueue,
+}
+
+impl RawMutex {
+    /// A new unlocked raw mutex.
+    pub const fn new() -> RawMutex {
+        RawMutex {
+            state: AtomicU8::new(0),
+            queue: WaitQueue::new(),
+        }
+    }
+
+    #[inline]
+    fn try_lock_fast(&self) -> bool {
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Locks, waiting at most until `deadline`; false if it passed.
+    #[cold]
+    fn lock_slow(&self, deadline: Option<Instant>) -> bool {
+        let mut spin = Spin::new();
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED == 0 {
+                match self.state.compare_exchange_weak(
+                    state,
+                    state | LOCKED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return true,
+                    Err(s) => state = s,
+                }
+                continue;
+            }
+            if state & PARKED == 0 {
+                if spin.spin() {
+                    state = self.state.load(Ordering::Relaxed);
+                    continue;
+                }
+                if let Err(s) = self.state.compare_exchange_weak(
+                    state,
+                    state | PARKED,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    state = s;
+                    continue;
+                }
+            }
+            let result = self.queue.wait(
+                TOKEN_NORMAL,
+                || self.state.load(Ordering::Relaxed) == LOCKED | PARKED,
+                || {},
+                deadline,
+                |queue_empty| {
+                    if queue_empty {
+                        self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                    }
+                },
+            );
+            match result {
+                WaitResult::Notified(TOKEN_HANDOFF) => return true,
+                WaitResult::TimedOut => return false,
+                WaitResult::Notified(_) | WaitResult::Invalid => {}
+            }
+            spin.reset();
+            state = self.state.load(Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn unlock_inner(&self, force_fair: bool) {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+        self.unlock_slow(force_fair);
+    }
+
+    #[cold]
+    fn unlock_slow(&self, force_fair: bool) {
+        // State is LOCKED | PARKED; nobody else may change it while we hold the queue lock.
+        self.queue.notify_one_fair(|result| {
+            if result.notified != 0 && (force_fair || result.be_fair) {
+                if !result.have_more {
+                    self.state.store(LOCKED, Ordering::Relaxed);
+                }
+                return TOKEN_HANDOFF;
+            }
+            let next = if result.have_more { PARKED } else { 0 };
+            self.state.store(next, Ordering::Release);
+            TOKEN_NORMAL
+        });
+    }
+}
+
+impl Default for RawMutex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for RawMutex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawMutex")
+            .field("locked", &lock_api::RawMutex::is_locked(self))
+            .finish()
+    }
+}
+
+// SAFETY: `lock`/`try_lock` succeed only by setting LOCKED from a state without it (CAS, Acquire),
+// or by a hand-off in which the releasing holder left LOCKED set and passed ownership to exactly
+// one woken waiter; `unlock` clears LOCKED (Release) or hands off. So at most one holder exists.
+unsafe impl lock_api::RawMutex for RawMutex {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: RawMutex = RawMutex::new();
+
+    type GuardMarker = lock_api::GuardSend;
+
+    #[inline]
+    fn lock(&self) {
+        if !self.try_lock_fast() {
+            self.lock_slow(None);
+        }
+    }
+
+    #[inline]
+    fn try_lock(&self) -> bool {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED != 0 {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(s) => state = s,
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn unlock(&self) {
+        self.unlock_inner(false);
+    }
+
+    #[inline]
+    fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & LOCKED != 0
+    }
+}
+
+// SAFETY: `unlock_fair` is `unlock` that always hands off to a waiter; `bump` is unlock_fair + lock.
+unsafe impl lock_api::RawMutexFair for RawMutex {
+    #[inline]
+    unsafe fn unlock_fair(&self) {
+        self.unlock_inner(true);
+    }
+}
+
+// SAFETY: the timed variants are `lock` with a deadline; they return true only holding the lock.
+unsafe impl lock_api::RawMutexTimed for RawMutex {
+    type Duration = Duration;
+    type Instant = Instant;
+
+    fn try_lock_for(&self, timeout: Duration) -> bool {
+        self.try_lock_fast() || self.lock_slow(Instant::now().checked_add(timeout))
+    }
+
+    fn try_lock_until(&self, deadline: Instant) -> bool {
+        self.try_lock_fast() || self.lock_slow(Some(deadline))
+    }
+}
+
+/// A mutual-exclusion lock with std's API (poisoning included) that parks the waiting fiber, or
+/// the waiting OS thread outside a runtime. See the module docs for the fairness policy.
+pub struct Mutex<T: ?Sized> {
+    pub(crate) raw: RawMutex,
+    pub(crate) poison: poison::Flag,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: as std: the mutex hands out `&mut T` to one holder at a time, possibly on other threads.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+// SAFETY: as std: access to `T` is serialised by the lock, so only `T: Send` is needed.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+
+/// RAII guard of a locked [`Mutex`]; unlocks on drop.
+#[must_use = "if unused the Mutex will immediately unlock"]
+pub struct MutexGuard<'a, T: ?Sized + 'a> {
+    pub(crate) lock: &'a Mutex<T>,
+    poison: poison::Guard,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+// SAFETY: a shared guard only gives `&T`, so it may be shared when `T: Sync` (as std).
+unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
+
+impl<T> Mutex<T> {
+    /// Creates an unlocked mutex.
+    pub const fn new(value: T) -> Mutex<T> {
+        Mutex {
+            raw: RawMutex::new(),
+            poison: poison::Flag::new(),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Consumes the mutex and returns the data; `Err` if poisoned.
+    pub fn into_inner(self) -> LockResult<T> {
+        let poisoned = self.poison.get();
+        let data = self.data.into_inner();
+        if poisoned {
+            Err(poison::PoisonError::new(data))
+        } else {
+            Ok(data)
+        }
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Acquires the lock, parking the fiber (or thread) until it is available.
+    #[inline]
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        lock_api::RawMutex::lock(&self.raw);
+        // SAFETY: we just acquired the raw lock.
+        unsafe { self.guard() }
+    }
+
+    /// Acquires the lock if it is free right now.
+    #[inline]
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
+        if lock_api::RawMutex::try_lock(&self.raw) {
+            // SAFETY: we just acquired the raw lock.
+            Ok(unsafe { self.guard() }?)
+        } else {
+            Err(TryLockError::WouldBlock)
+        }
+    }
+
+    /// Builds the guard for a lock the caller holds.
+    ///
+    /// # Safety
+    /// The caller must hold `self.raw` and give its ownership to the guard.
+    #[inline]
+    unsafe fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
+        poison::map_result(self.poison.guard(), |poison| MutexGuard {
+            lock: self,
+            poison,
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
+    /// Whether a holder panicked.
+    pub fn is_poisoned(&self) -> bool {
+        self.poison.get()
+    }
+
+    /// Clears the poisoned state.
+    pub fn clear_poison(&self) {
+        self.poison.clear();
+    }
+
+    /// A mutable reference to the data; no locking is needed since `&mut self` is unique.
+    pub fn get_mut(&mut self) -> LockResult<&mut T> {
+        let poisoned = self.poison.get();
+        let data = self.data.get_mut();
+        if poisoned {
+            Err(poison::PoisonError::new(data))
+        } else {
+            Ok(data)
+        }
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T> From<T> for Mutex<T> {
+    fn from(value: T) -> Self {
+        Mutex::new(value)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Mutex");
+        match self.try_lock() {
+            Ok(guard) => d.field("data", &&*guard),
+            Err(TryLockError::Poisoned(err)) => d.field("data", &&**err.get_ref()),
+            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
+        };
+        d.field("poisoned", &self.poison.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves we hold the lock, so no `&mut T` exists elsewhere.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves we hold the lock and `&mut self` makes this access unique.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.poison.done(&self.poison);
+        // SAFETY: the guard owns the raw lock, and it is released exactly once, here.
+        unsafe { lock_api::RawMutex::unlock(&self.lock.raw) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+// As std: poisoning reports a panic inside the critical section, so the lock may cross
+// `catch_unwind`.
+impl<T: ?Sized> std::panic::UnwindSafe for Mutex<T> {}
+impl<T: ?Sized> std::panic::RefUnwindSafe for Mutex<T> {}

@@ -1,0 +1,284 @@
+//! `OnceLock` and `LazyLock`: std's API; while one fiber runs the initialiser, the others park.
+//!
+//! State: `INCOMPLETE -> RUNNING -> COMPLETE`. The first caller to CAS `INCOMPLETE -> RUNNING` runs
+//! the initialiser; others queue with `validate` = "still RUNNING". If the initialiser panics, the
+//! state returns to `INCOMPLETE` and the waiters retry (one of them becomes the new initialiser),
+//! as std's `OnceLock` does. `LazyLock` then reports itself poisoned, as std's does.
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::waitq::{Filter, WaitQueue, TOKEN_NORMAL};
+
+const INCOMPLETE: u8 = 0;
+const RUNNING: u8 = 1;
+const COMPLETE: u8 = 2;
+
+/// A cell written once; readers that arrive during initialisation park until it is done.
+pub struct OnceLock<T> {
+    state: AtomicU8,
+    queue: WaitQueue,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+// SAFETY: as std: `&OnceLock<T>` hands out `&T` on any thread (`T: Sync`) and the value may be
+// written by one thread and dropped by another (`T: Send`).
+unsafe impl<T: Sync + Send> Sync for OnceLock<T> {}
+// SAFETY: moving the cell moves the `T` inside it.
+unsafe impl<T: Send> Send for OnceLock<T> {}
+
+/// Resets `RUNNING -> INCOMPLETE` and wakes waiters if the initialiser unwinds.
+struct Reset<'a, T> {
+    cell: &'a OnceLock<T>,
+}
+
+impl<T> Drop for Reset<'_, T> {
+    fn drop(&mut self) {
+        self.cell.finish(INCOMPLETE);
+    }
+}
+
+impl<T> OnceLock<T> {
+    /// An empty cell.
+    pub const fn new() -> OnceLock<T> {
+        OnceLock {
+            state: AtomicU8::new(INCOMPLETE),
+            queue: WaitQueue::new(),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// The value, if initialised (never parks).
+    #[inline]
+    pub fn get(&self) -> Option<&T> {
+        if self.state.load(Ordering::Acquire) == COMPLETE {
+            // SAFETY: COMPLETE (Acquire) means the value was written (before the Release store)
+            // and is never written again while shared.
+            Some(unsafe { (*self.value.get()).assume_init_ref() })
+        } else {
+            None
+        }
+    }
+
+    /// Mutable access to the value, if initialised.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        if *self.state.get_mut() == COMPLETE {
+            // SAFETY: COMPLETE means initialised; `&mut self` is unique.
+            Some(unsafe { self.value.get_mut().assume_init_mut() })
+        } else {
+            None
+        }
+    }
+
+    /// Sets the value if the cell is empty; otherwise returns `Err(value)`.
+    pub fn set(&self, value: T) -> Result<(), T> {
+        let mut value = Some(value);
+        self.get_or_init(|| value.take().expect("called once"));
+        match value {
+            None => Ok(()),
+            Some(v) => Err(v),
+        }
+    }
+
+    /// The value, running `f` to initialise it if the cell is empty. Concurrent callers park
+    /// until the one running `f` finishes.
+    #[inline]
+    pub fn get_or_init<F: FnOnce() -> T>(&self, f: F) -> &T {
+        if let Some(v) = self.get() {
+            return v;
+        }
+        self.init_slow(f)
+    }
+
+    /// Parks until the cell is initialised (by someone else), then returns the value.
+    pub fn wait(&self) -> &T {
+        loop {
+            if let Some(v) = self.get() {
+                return v;
+            }
+            self.park_while_running(true);
+        }
+    }
+
+    #[cold]
+    fn init_slow<F: FnOnce() -> T>(&self, f: F) -> &T {
+        let mut f = Some(f);
+        loop {
+            match self.state.compare_exchange(
+                INCOMPLETE,
+                RUNNING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let reset = Reset { cell: self };
+                    let value = (f.take().expect("initialiser runs once"))();
+                    // SAFETY: we own RUNNING, so nobody else reads or writes the slot.
+                    unsafe { (*self.value.get()).write(value) };
+                    std::mem::forget(reset);
+                    self.finish(COMPLETE);
+                }
+                Err(COMPLETE) => {}
+                Err(_) => self.park_while_running(false),
+            }
+            if let Some(v) = self.get() {
+                return v;
+            }
+        }
+    }
+
+    /// Parks while the state is RUNNING (or, if `also_incomplete`, not COMPLETE).
+    fn park_while_running(&self, also_incomplete: bool) {
+        self.queue.wait(
+            TOKEN_NORMAL,
+            || {
+                let s = self.state.load(Ordering::Acquire);
+                s == RUNNING || (also_incomplete && s == INCOMPLETE)
+            },
+            || {},
+            None,
+            |_| {},
+        );
+    }
+
+    fn finish(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+        // Waiters validate the state under the queue lock, which we take after the store.
+        self.queue
+            .notify_filter(|_| Filter::Notify, |_| TOKEN_NORMAL);
+    }
+
+    /// Consumes the cell, returning the value if it was set.
+    pub fn into_inner(mut self) -> Option<T> {
+        self.take()
+    }
+
+    /// Takes the value out, leaving the cell empty.
+    pub fn take(&mut self) -> Option<T> {
+        if *self.state.get_mut() == COMPLETE {
+            *self.state.get_mut() = INCOMPLETE;
+            // SAFETY: it was COMPLETE, hence initialised; the state now says it is not, so it will
+            // not be read or dropped again.
+            Some(unsafe { self.value.get_mut().assume_init_read() })
+        } else {
+            None
+        }
+    }
+}
+
+impl<T> Drop for OnceLock<T> {
+    fn drop(&mut self) {
+        if *self.state.get_mut() == COMPLETE {
+            // SAFETY: COMPLETE means initialised, and this is the last use of the cell.
+            unsafe { self.value.get_mut().assume_init_drop() };
+        }
+    }
+}
+
+impl<T> Default for OnceLock<T> {
+    fn default() -> Self {
+        OnceLock::new()
+    }
+}
+
+impl<T> From<T> for OnceLock<T> {
+    fn from(value: T) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(value);
+        cell
+    }
+}
+
+impl<T: Clone> Clone for OnceLock<T> {
+    fn clone(&self) -> Self {
+        match self.get() {
+            Some(v) => OnceLock::from(v.clone()),
+            None => OnceLock::new(),
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for OnceLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_tuple("OnceLock");
+        match self.get() {
+            Some(v) => d.field(v),
+            None => d.field(&format_args!("<uninit>")),
+        };
+        d.finish()
+    }
+}
+
+/// A value initialised on first access by `F`; concurrent first accesses park until it is ready.
+pub struct LazyLock<T, F = fn() -> T> {
+    once: OnceLock<T>,
+    init: UnsafeCell<Option<F>>,
+}
+
+// SAFETY: `init` is only touched by the one caller that owns the OnceLock's RUNNING state (or
+// through `&mut`), so sharing needs `F: Send` (it may run on another thread) and the value needs
+// what `OnceLock<T>` needs.
+unsafe impl<T: Sync + Send, F: Send> Sync for LazyLock<T, F> {}
+
+impl<T, F: FnOnce() -> T> LazyLock<T, F> {
+    /// A lazy value initialised by `f` on first use.
+    pub const fn new(f: F) -> LazyLock<T, F> {
+        LazyLock {
+            once: OnceLock::new(),
+            init: UnsafeCell::new(Some(f)),
+        }
+    }
+
+    /// Forces initialisation and returns the value.
+    ///
+    /// # Panics
+    /// If the initialiser panicked earlier ("poisoned"), as std's `LazyLock`.
+    pub fn force(this: &LazyLock<T, F>) -> &T {
+        this.once.get_or_init(|| {
+            // SAFETY: this closure runs only in the caller that owns RUNNING, so nobody else
+            // accesses `init` concurrently.
+            let f = unsafe { (*this.init.get()).take() };
+            match f {
+                Some(f) => f(),
+                None => panic!("LazyLock instance has previously been poisoned"),
+            }
+        })
+    }
+}
+
+impl<T, F: FnOnce() -> T> Deref for LazyLock<T, F> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        LazyLock::force(self)
+    }
+}
+
+impl<T: Default> Default for LazyLock<T> {
+    fn default() -> Self {
+        LazyLock::new(T::default)
+    }
+}
+
+impl<T: fmt::Debug, F> fmt::Debug for LazyLock<T, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_tuple("LazyLock");
+        match self.once.get() {
+            Some(v) => d.field(v),
+            None => d.field(&format_args!("<uninit>")),
+        };
+        d.finish()
+    }
+}
+
+// As std: a panicking initialiser leaves the cell empty (never half-written).
+impl<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe> std::panic::RefUnwindSafe
+    for OnceLock<T>
+{
+}
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for OnceLock<T> {}
+impl<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe, F: std::panic::UnwindSafe>
+    std::panic::RefUnwindSafe for LazyLock<T, F>
+{
+}

@@ -1,0 +1,166 @@
+//! fiber::sync: RwLock tests (OS threads and, where the runtime exists, fibers).
+#[path = "sync_support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fiber::sync::{Barrier, RwLock, TryLockError};
+use support::{fibers, mixed, scale, threads, watchdog};
+
+#[test]
+fn exact_count_readers_and_writers() {
+    watchdog(30, || {
+        let n = scale(10_000, 2_000);
+        let l = RwLock::new(0usize);
+        threads(6, |i| {
+            for _ in 0..n {
+                if i % 2 == 0 {
+                    *l.write().unwrap() += 1;
+                } else {
+                    let g = l.read().unwrap();
+                    assert!(*g <= 3 * n);
+                }
+            }
+        });
+        assert_eq!(*l.read().unwrap(), 3 * n);
+    });
+}
+
+#[test]
+fn readers_share() {
+    watchdog(10, || {
+        let l = RwLock::new(1);
+        let b = Barrier::new(3);
+        threads(3, |_| {
+            let g = l.read().unwrap();
+            b.wait(); // all three hold a read lock at once
+            assert_eq!(*g, 1);
+        });
+    });
+}
+
+#[test]
+fn try_variants() {
+    let l = RwLock::new(());
+    let r = l.read().unwrap();
+    assert!(l.try_read().is_ok());
+    assert!(matches!(l.try_write(), Err(TryLockError::WouldBlock)));
+    drop(r);
+    let w = l.try_write().unwrap();
+    assert!(matches!(l.try_read(), Err(TryLockError::WouldBlock)));
+    drop(w);
+}
+
+#[test]
+fn writer_not_starved_by_readers() {
+    watchdog(30, || {
+        let l = RwLock::new(0);
+        let stop = AtomicBool::new(false);
+        let wrote = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _g = l.read().unwrap();
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+            s.spawn(|| {
+                for _ in 0..100 {
+                    *l.write().unwrap() += 1;
+                    wrote.fetch_add(1, Ordering::Relaxed);
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+        });
+        assert_eq!(wrote.load(Ordering::Relaxed), 100);
+        assert_eq!(*l.read().unwrap(), 100);
+    });
+}
+
+#[test]
+fn poisoning() {
+    let l = Arc::new(RwLock::new(1));
+    let l2 = l.clone();
+    let _ = std::thread::spawn(move || {
+        let _g = l2.write().unwrap();
+        panic!("poison");
+    })
+    .join();
+    assert!(l.is_poisoned());
+    assert!(l.read().is_err());
+    assert!(l.write().is_err());
+    l.clear_poison();
+    assert!(l.read().is_ok());
+    // A panicking reader does not poison.
+    let l3 = l.clone();
+    let _ = std::thread::spawn(move || {
+        let _g = l3.read().unwrap();
+        panic!("no poison");
+    })
+    .join();
+    assert!(!l.is_poisoned());
+}
+
+#[test]
+fn hand_off_chain_stress() {
+    watchdog(30, || {
+        let l = RwLock::new(0usize);
+        let n = scale(2_000, 500);
+        threads(4, |i| {
+            for k in 0..n {
+                if (i + k) % 3 == 0 {
+                    *l.write().unwrap() += 1;
+                } else {
+                    let _g = l.read().unwrap();
+                    if k % 50 == 0 {
+                        std::thread::sleep(Duration::from_micros(10));
+                    }
+                }
+            }
+        });
+        let expected: usize = (0..4)
+            .map(|i| (0..n).filter(|k| (i + k) % 3 == 0).count())
+            .sum();
+        assert_eq!(*l.read().unwrap(), expected);
+    });
+}
+
+#[test]
+fn fibers_exact_count_1000x1000_on_2_workers() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let l = RwLock::new(0usize);
+        fibers(2, 1_000, |i| {
+            for _ in 0..ops {
+                if i % 4 == 0 {
+                    *l.write().unwrap() += 1;
+                } else {
+                    drop(l.read().unwrap());
+                }
+            }
+        });
+        assert_eq!(*l.read().unwrap(), 250 * ops);
+    });
+}
+
+#[test]
+fn fibers_mixed_with_threads() {
+    watchdog(60, || {
+        let ops = scale(1_000, 200);
+        let l = RwLock::new(0usize);
+        mixed(200, 4, |i| {
+            for _ in 0..ops {
+                if i % 2 == 0 {
+                    *l.write().unwrap() += 1;
+                } else {
+                    drop(l.read().unwrap());
+                }
+            }
+        });
+        assert_eq!(*l.read().unwrap(), 102 * ops);
+    });
+}
