@@ -25,9 +25,13 @@
 //! `docs/architecture.md` and `docs/caveats.md` (thread-locals, blocking calls, CPU loops, stack
 //! sizes).
 
+mod blocking;
 mod coro;
 mod current;
 pub(crate) mod driver;
+pub mod fs;
+pub mod net;
+pub mod os;
 pub mod runtime;
 mod scheduler;
 mod scope;
@@ -36,6 +40,7 @@ pub mod sync;
 mod task;
 pub mod time;
 
+pub use blocking::spawn_blocking;
 pub use current::{current, is_fiber, park, park_timeout, sleep, yield_now};
 pub use runtime::{
     run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,

@@ -9,9 +9,9 @@
 //! Contract with the I/O layer: `current_handle()` gives the registry of the runtime the caller
 //! runs on (`None` on a plain OS thread); every event except the waker's is passed to
 //! `io::dispatch`, which unparks the waiting fibers.
+pub(crate) mod io;
 pub(crate) mod timer;
 
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,7 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new() -> io::Result<Driver> {
+    pub(crate) fn new() -> std::io::Result<Driver> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let handle = Arc::new(Handle {
@@ -80,7 +80,7 @@ impl Driver {
     pub(crate) fn poll(&self, turn: &mut PollTurn, timeout: Option<Duration>) -> usize {
         let PollTurn { poll, events } = turn;
         if let Err(err) = poll.poll(events, timeout) {
-            if err.kind() != io::ErrorKind::Interrupted {
+            if err.kind() != std::io::ErrorKind::Interrupted {
                 // epoll_wait fails only on programming errors (EBADF, EFAULT, EINVAL).
                 panic!("fiber: polling the reactor failed: {err}");
             }
@@ -104,6 +104,6 @@ impl Driver {
 }
 
 /// Hands one readiness event to the I/O layer.
-fn dispatch(_event: &mio::event::Event) {
-    // The I/O layer (readiness slots) lands separately; until then no source is registered.
+fn dispatch(event: &mio::event::Event) {
+    io::dispatch(event)
 }

@@ -1,0 +1,225 @@
+//! `TcpStream` and `TcpListener`.
+use std::io;
+use std::net::{self as stdnet, Shutdown, SocketAddr};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use super::{each_addr, impl_fd_conversions, impl_modes, impl_read_write, ToSocketAddrs};
+use crate::driver::io::{Interest, IoSource, Wait};
+
+/// A TCP stream between a local and a remote socket, as `std::net::TcpStream`.
+///
+/// Reads and writes that would block park the calling fiber (or, on a plain thread, block it).
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use fiber::net::TcpStream;
+///
+/// let mut stream = TcpStream::connect("127.0.0.1:34254")?;
+/// stream.write_all(b"ping")?;
+/// let mut buf = [0; 4];
+/// stream.read_exact(&mut buf)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpStream {
+    inner: IoSource<stdnet::TcpStream>,
+}
+
+/// A TCP socket server, listening for connections, as `std::net::TcpListener`.
+pub struct TcpListener {
+    inner: IoSource<stdnet::TcpListener>,
+}
+
+/// An iterator over the connections of a [`TcpListener`]: each `next` is an `accept`.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl TcpStream {
+    /// Opens a TCP connection to a remote host, trying every resolved address in turn.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(&addr, |addr| connect_addr(addr, None))
+    }
+
+    /// Opens a TCP connection to `addr` with a timeout (`TimedOut` when it expires). A zero
+    /// timeout is an `InvalidInput` error, as in std.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        connect_addr(addr, Some(timeout))
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().local_addr()
+    }
+
+    /// Shuts down the read, write, or both halves of the connection.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.get_ref().shutdown(how)
+    }
+
+    /// A new handle to the same socket (a dup of the fd, sharing mode and timeouts).
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
+        })
+    }
+
+    /// Receives data without removing it from the queue.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_op(|s| s.peek(buf))
+    }
+
+    /// Sets `TCP_NODELAY`.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.get_ref().set_nodelay(nodelay)
+    }
+
+    /// Gets `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.get_ref().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get_ref().set_ttl(ttl)
+    }
+
+    /// Gets `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.get_ref().ttl()
+    }
+
+    impl_modes!();
+}
+
+/// Connects one socket to one address; waits (with the one I/O loop) for the handshake.
+fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    let inner = IoSource::new(stdnet::TcpStream::from(socket), false);
+    match SockRef::from(inner.get_ref()).connect(&(*addr).into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            let done = inner.io_op(
+                Interest::WRITE,
+                || Wait::Timeout(timeout),
+                || connect_status(inner.get_ref()),
+            );
+            match done {
+                Err(e) if timeout.is_some() && e.raw_os_error() == Some(libc::EAGAIN) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    ));
+                }
+                r => r?,
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream { inner })
+}
+
+/// Has a non-blocking connect finished? `WouldBlock` while it is still in progress.
+fn connect_status(s: &stdnet::TcpStream) -> io::Result<()> {
+    if let Some(e) = s.take_error()? {
+        return Err(e);
+    }
+    match s.peer_addr() {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
+        Err(e) => Err(e),
+    }
+}
+
+impl_read_write!(TcpStream);
+impl_fd_conversions!(TcpStream, stdnet::TcpStream);
+
+impl TcpListener {
+    /// Creates a listener bound to `addr` (the first resolved address that binds).
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(&addr, |addr| {
+            let l = stdnet::TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            Ok(TcpListener {
+                inner: IoSource::new(l, false),
+            })
+        })
+    }
+
+    /// Accepts a new connection; parks the fiber until one arrives. Errors such as `EMFILE` are
+    /// returned (the caller decides whether to back off).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, addr) = self.inner.read_op(|l| l.accept())?;
+        s.set_nonblocking(true)?;
+        Ok((
+            TcpStream {
+                inner: IoSource::new(s, false),
+            },
+            addr,
+        ))
+    }
+
+    /// An iterator over incoming connections (never returns `None`).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().local_addr()
+    }
+
+    /// A new handle to the same listener.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
+        })
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get_ref().set_ttl(ttl)
+    }
+
+    /// Gets `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.get_ref().ttl()
+    }
+
+    /// In non-blocking mode `accept` fails with `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Gets and clears the value of the `SO_ERROR` option.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get_ref().take_error()
+    }
+}
+
+impl_fd_conversions!(TcpListener, stdnet::TcpListener);
+
+impl<'a> Iterator for Incoming<'a> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
