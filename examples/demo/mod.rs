@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,6 +127,7 @@ pub(crate) type Handler = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
 pub(crate) struct Server {
     /// Where it listens.
     pub(crate) addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
     rt: fiber::Runtime,
 }
 
@@ -143,9 +145,12 @@ impl Server {
         let listener = listen("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let handler: Handler = Arc::new(handler);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
         rt.spawn(move || loop {
             match listener.accept() {
                 Ok((stream, _)) => {
+                    count.fetch_add(1, Ordering::Relaxed);
                     let handler = handler.clone();
                     fiber::spawn(move || serve_connection(stream, &*handler));
                 }
@@ -153,7 +158,12 @@ impl Server {
                 Err(_) => fiber::sleep(Duration::from_millis(20)),
             }
         });
-        Server { addr, rt }
+        Server { addr, accepted, rt }
+    }
+
+    /// Connections accepted so far.
+    pub(crate) fn connections(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 }
 
