@@ -22,7 +22,13 @@ const USAGE: &str = "usage: crawler [--pages N] [--concurrency C] [--latency-ms 
 /// The generated site: page `i` links to its children `2i+1`, `2i+2` (so every page is reachable
 /// from `/page/0`), to two pseudo-random pages, and back home.
 fn page_html(i: usize, pages: usize) -> String {
-    let links = [2 * i + 1, 2 * i + 2, (i * 7 + 3) % pages, (i * 31 + 11) % pages, 0];
+    let links = [
+        2 * i + 1,
+        2 * i + 2,
+        (i * 7 + 3) % pages,
+        (i * 31 + 11) % pages,
+        0,
+    ];
     let mut html = format!("<html><body><h1>Page {i}</h1>\n");
     for l in links.into_iter().filter(|&l| l < pages) {
         html += &format!("<a href=\"/page/{l}\">page {l}</a>\n");
@@ -101,7 +107,10 @@ fn main() {
     let server_hits = hits.clone();
     let server = demo::Server::new(2, move |path| {
         fiber::sleep(latency);
-        match path.strip_prefix("/page/").and_then(|n| n.parse::<usize>().ok()) {
+        match path
+            .strip_prefix("/page/")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(i) if i < pages => {
                 server_hits[i].fetch_add(1, Relaxed);
                 demo::Reply::ok(page_html(i, pages))
@@ -110,7 +119,9 @@ fn main() {
         }
     });
 
-    println!("crawler: {pages} pages, at most {concurrency} fetches in flight, latency {latency:?}");
+    println!(
+        "crawler: {pages} pages, at most {concurrency} fetches in flight, latency {latency:?}"
+    );
     let crawl = Crawl {
         addr: server.addr,
         limit: Semaphore::new(concurrency),
@@ -128,8 +139,14 @@ fn main() {
         // One fiber per page of this level; the semaphore bounds how many fetch at once.
         level = fiber::scope(|s| {
             let crawl = &crawl;
-            let fetches: Vec<_> = level.iter().map(|p| s.spawn(move || crawl.visit(p))).collect();
-            fetches.into_iter().flat_map(|f| f.join().unwrap()).collect()
+            let fetches: Vec<_> = level
+                .iter()
+                .map(|p| s.spawn(move || crawl.visit(p)))
+                .collect();
+            fetches
+                .into_iter()
+                .flat_map(|f| f.join().unwrap())
+                .collect()
         });
         depth += 1;
     }
@@ -144,10 +161,18 @@ fn main() {
     println!("server: {fetched} requests for {distinct} distinct pages, {twice} fetched twice");
     let peak = crawl.peak.load(Relaxed);
     println!("peak fetches in flight: {peak} (limit {concurrency})");
-    println!("{:<20} {:>7} {:>10} {:>12}", "worker thread", "pages", "bytes", "avg fetch");
+    println!(
+        "{:<20} {:>7} {:>10} {:>12}",
+        "worker thread", "pages", "bytes", "avg fetch"
+    );
     for (name, w) in crawl.per_worker.lock().unwrap().iter() {
         let avg = w.busy / w.pages.max(1) as u32;
-        println!("{name:<20} {:>7} {:>10} {:>12}", w.pages, w.bytes, demo::ms(avg));
+        println!(
+            "{name:<20} {:>7} {:>10} {:>12}",
+            w.pages,
+            w.bytes,
+            demo::ms(avg)
+        );
     }
     let errors = crawl.errors.load(Relaxed);
     println!(

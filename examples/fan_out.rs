@@ -40,14 +40,24 @@ fn os_threads(addr: SocketAddr, n: usize) -> usize {
                 .expect("spawn thread")
         })
         .collect();
-    handles.into_iter().filter_map(|h| h.join().ok()).filter(|&ok| ok).count()
+    handles
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|&ok| ok)
+        .count()
 }
 
 /// One fiber per request: the same code as with threads, `fiber::spawn` instead of
 /// `thread::spawn`.
 fn fibers(addr: SocketAddr, n: usize) -> usize {
-    let handles: Vec<_> = (0..n).map(|i| fiber::spawn(move || fetch(addr, i))).collect();
-    handles.into_iter().filter_map(|h| h.join().ok()).filter(|&ok| ok).count()
+    let handles: Vec<_> = (0..n)
+        .map(|i| fiber::spawn(move || fetch(addr, i)))
+        .collect();
+    handles
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|&ok| ok)
+        .count()
 }
 
 fn main() {

@@ -40,7 +40,10 @@ fn main() {
     args.done();
     let server = demo::Server::new(2, move |path| {
         fiber::sleep(latency);
-        match path.strip_prefix("/job/").and_then(|n| n.parse::<u64>().ok()) {
+        match path
+            .strip_prefix("/job/")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             Some(i) if i % 10 == 3 => demo::Reply::error(500, "backend failure"),
             Some(i) => demo::Reply::ok((i * 2).to_string()),
             None => demo::Reply::error(404, "bad path"),
@@ -53,7 +56,9 @@ fn main() {
     // Fan out...
     let start = Instant::now();
     let addr = server.addr;
-    let handles: Vec<_> = (0..jobs).map(|i| fiber::spawn(move || job(addr, i))).collect();
+    let handles: Vec<_> = (0..jobs)
+        .map(|i| fiber::spawn(move || job(addr, i)))
+        .collect();
     // ...and gather: one outcome per handle, in order, whatever happened.
     let outcomes: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
     let elapsed = start.elapsed();

@@ -28,8 +28,12 @@ struct Outcome {
 
 /// The work: ask the server for the square of `item`. Any failure becomes an `Err` for this item.
 fn process(addr: SocketAddr, item: u64) -> Result<u64, String> {
-    let resp = demo::get(addr, &format!("/square/{item}"), Some(Duration::from_secs(10)))
-        .map_err(|e| format!("item {item}: {e}"))?;
+    let resp = demo::get(
+        addr,
+        &format!("/square/{item}"),
+        Some(Duration::from_secs(10)),
+    )
+    .map_err(|e| format!("item {item}: {e}"))?;
     if resp.status != 200 {
         return Err(format!("item {item}: HTTP {}: {}", resp.status, resp.body));
     }
@@ -49,7 +53,10 @@ fn main() {
     }
     let server = demo::Server::new(2, move |path| {
         fiber::sleep(latency);
-        match path.strip_prefix("/square/").and_then(|n| n.parse::<u64>().ok()) {
+        match path
+            .strip_prefix("/square/")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             Some(i) if fail_every > 0 && i % fail_every == 0 => demo::Reply::error(500, "rejected"),
             Some(i) => demo::Reply::ok((i * i).to_string()),
             None => demo::Reply::error(404, "bad path"),
@@ -79,7 +86,13 @@ fn main() {
             fiber::spawn(move || {
                 for item in queue.iter() {
                     let result = process(addr, item);
-                    results.send(Outcome { worker, item, result }).unwrap();
+                    results
+                        .send(Outcome {
+                            worker,
+                            item,
+                            result,
+                        })
+                        .unwrap();
                 }
             })
         })
@@ -101,7 +114,11 @@ fn main() {
         }
     }
     let producer_waited = producer.join().unwrap();
-    let exited = pool.into_iter().map(|w| w.join()).filter(Result::is_ok).count();
+    let exited = pool
+        .into_iter()
+        .map(|w| w.join())
+        .filter(Result::is_ok)
+        .count();
     let elapsed = start.elapsed();
 
     println!("done in {elapsed:.2?}: {ok} ok, {} failed", errors.len());
@@ -113,7 +130,11 @@ fn main() {
     }
     println!("producer waited {producer_waited:.2?} on a full queue (backpressure)");
     let (min, max) = (per_worker.iter().min(), per_worker.iter().max());
-    println!("items per worker: min {} max {}", min.unwrap(), max.unwrap());
+    println!(
+        "items per worker: min {} max {}",
+        min.unwrap(),
+        max.unwrap()
+    );
     println!("shutdown: {exited}/{workers} workers exited cleanly");
     let failed = errors.len();
     println!(

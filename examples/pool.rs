@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use demo::HttpConn;
 use fiber::sync::{Mutex, Semaphore, SemaphorePermit};
 
-const USAGE: &str = "usage: pool [--fibers F] [--size S] [--latency-ms MS] [--checkout-timeout-ms MS]
+const USAGE: &str =
+    "usage: pool [--fibers F] [--size S] [--latency-ms MS] [--checkout-timeout-ms MS]
   --fibers               fibers, one request each (default 10000)
   --size                 connections at most (default 50)
   --latency-ms           server latency per request (default 5)
@@ -38,14 +39,20 @@ struct Pooled<'a> {
 impl Pool {
     fn new(addr: SocketAddr, size: usize) -> Pool {
         let (idle, permits) = (Mutex::new(Vec::new()), Semaphore::new(size));
-        Pool { addr, idle, permits, opened: AtomicUsize::new(0) }
+        Pool {
+            addr,
+            idle,
+            permits,
+            opened: AtomicUsize::new(0),
+        }
     }
 
     /// Waits at most `timeout` for a connection: an idle one, or a new one if under the limit.
     fn checkout(&self, timeout: Duration) -> io::Result<Pooled<'_>> {
-        let permit = self.permits.acquire_timeout(timeout).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::TimedOut, "no connection free in time")
-        })?;
+        let permit = self
+            .permits
+            .acquire_timeout(timeout)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no connection free in time"))?;
         let idle = self.idle.lock().unwrap().pop();
         let conn = match idle {
             Some(conn) => conn,
@@ -54,7 +61,11 @@ impl Pool {
                 HttpConn::connect(self.addr, Some(Duration::from_secs(10)))?
             }
         };
-        Ok(Pooled { pool: self, conn: Some(conn), _permit: permit })
+        Ok(Pooled {
+            pool: self,
+            conn: Some(conn),
+            _permit: permit,
+        })
     }
 }
 
@@ -106,7 +117,11 @@ fn main() {
     );
 
     let pool = Pool::new(server.addr, size);
-    let (ok, timed_out, failed) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let (ok, timed_out, failed) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let longest_wait = Mutex::new(Duration::ZERO);
     let start = Instant::now();
     fiber::scope(|s| {
@@ -145,7 +160,10 @@ fn main() {
     let opened = pool.opened.load(Relaxed);
     let rate = ok as f64 / elapsed.as_secs_f64();
     println!("{ok} requests ok, {timed_out} checkout timeouts, {failed} failed, in {elapsed:.2?}");
-    println!("{rate:.0} requests/s; longest checkout wait {:?}", longest_wait.lock().unwrap());
+    println!(
+        "{rate:.0} requests/s; longest checkout wait {:?}",
+        longest_wait.lock().unwrap()
+    );
     println!(
         "connections opened: {opened} (limit {size}); server accepted {}; idle at the end {}",
         server.connections(),

@@ -28,7 +28,11 @@ struct SlidingWindow {
 impl SlidingWindow {
     fn new(max: usize, window: Duration) -> SlidingWindow {
         let starts = Mutex::new(VecDeque::with_capacity(max));
-        SlidingWindow { max, window, starts }
+        SlidingWindow {
+            max,
+            window,
+            starts,
+        }
     }
 
     /// Waits until a call may start; returns the instant it was granted.
@@ -112,7 +116,10 @@ fn main() {
     let span = (*granted.last().unwrap() - granted[0]).as_secs_f64();
     // After the first full window, calls go at `rate` per window.
     let steady = (total.saturating_sub(rate)) as f64 / span.max(1e-9) * window.as_secs_f64();
-    println!("{total} calls in {elapsed:.2?}; {} failed", failed.load(Relaxed));
+    println!(
+        "{total} calls in {elapsed:.2?}; {} failed",
+        failed.load(Relaxed)
+    );
     println!("busiest window, as granted:           {busiest} calls (limit {rate})");
     println!("busiest window, as seen by the server: {seen} calls (wake-up jitter included)");
     println!("achieved rate after the first window: {steady:.1} calls per {window:?}");

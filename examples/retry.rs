@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use fiber::sync::Mutex;
 
-const USAGE: &str = "usage: retry [--items N] [--max-attempts A] [--timeout-ms MS] [--backoff-ms MS]
+const USAGE: &str =
+    "usage: retry [--items N] [--max-attempts A] [--timeout-ms MS] [--backoff-ms MS]
   --items         items to fetch, concurrently (default 20)
   --max-attempts  attempts per item before giving up (default 4)
   --timeout-ms    per-attempt timeout (default 200)
@@ -50,7 +51,12 @@ fn fetch_with_retry(addr: SocketAddr, item: u64, policy: &Policy) -> Outcome {
         let failure = match demo::get(addr, &format!("/item/{item}"), Some(policy.timeout)) {
             Ok(resp) if resp.status == 200 => {
                 let result = Ok(resp.body);
-                return Outcome { item, attempts: attempt, result, failures };
+                return Outcome {
+                    item,
+                    attempts: attempt,
+                    result,
+                    failures,
+                };
             }
             Ok(resp) => format!("HTTP {}", resp.status),
             Err(e) => e.to_string(), // "timed out" when the server hangs
@@ -62,7 +68,12 @@ fn fetch_with_retry(addr: SocketAddr, item: u64, policy: &Policy) -> Outcome {
         }
     }
     let result = Err(format!("gave up after {} attempts", policy.max_attempts));
-    Outcome { item, attempts: policy.max_attempts, result, failures }
+    Outcome {
+        item,
+        attempts: policy.max_attempts,
+        result,
+        failures,
+    }
 }
 
 fn main() {
@@ -83,7 +94,10 @@ fn main() {
     let log = seen.clone();
     let hang = policy.timeout * 10;
     let server = demo::Server::new(2, move |path| {
-        let Some(item) = path.strip_prefix("/item/").and_then(|i| i.parse::<u64>().ok()) else {
+        let Some(item) = path
+            .strip_prefix("/item/")
+            .and_then(|i| i.parse::<u64>().ok())
+        else {
             return demo::Reply::error(404, "no such item");
         };
         let attempt = {
@@ -118,8 +132,16 @@ fn main() {
 
     println!("{:>5} {:>8}  outcome; failed attempts", "item", "attempts");
     for o in &outcomes {
-        let verdict = o.result.as_ref().map_or_else(|e| e.clone(), |_| "ok".to_owned());
-        println!("{:>5} {:>8}  {verdict}; {}", o.item, o.attempts, o.failures.join(", "));
+        let verdict = o
+            .result
+            .as_ref()
+            .map_or_else(|e| e.clone(), |_| "ok".to_owned());
+        println!(
+            "{:>5} {:>8}  {verdict}; {}",
+            o.item,
+            o.attempts,
+            o.failures.join(", ")
+        );
     }
     let ok = outcomes.iter().filter(|o| o.result.is_ok()).count();
     let attempts: u32 = outcomes.iter().map(|o| o.attempts).sum();
@@ -128,7 +150,9 @@ fn main() {
     let http503 = failures.filter(|f| f.contains("503")).count();
     let server_saw: u32 = seen.lock().unwrap().values().sum();
     println!("{ok} ok, {} gave up, in {elapsed:.2?}", outcomes.len() - ok);
-    println!("{attempts} attempts ({timeouts} timed out, {http503} got 503); server saw {server_saw}");
+    println!(
+        "{attempts} attempts ({timeouts} timed out, {http503} got 503); server saw {server_saw}"
+    );
     println!(
         "RESULT items={items} ok={ok} gave_up={} attempts={attempts} timeouts={timeouts} \
          http503={http503} server_attempts={server_saw}",
