@@ -61,6 +61,7 @@ fn fibers(addr: SocketAddr, n: usize) -> usize {
 }
 
 fn main() {
+    demo::ChildServer::serve_if_child();
     let mut args = demo::Args::parse(USAGE);
     let n: usize = args.get("--n", 10_000);
     let latency_ms: u64 = args.get("--latency-ms", 100);
@@ -70,17 +71,15 @@ fn main() {
         demo::Args::fail(USAGE, "--n and --seq-sample must be at least 1");
     }
     let seq_sample = seq_sample.min(n);
-    // Client and server sockets live in this process: two fds per request in flight.
-    let fds = demo::raise_fd_limit(2 * n as u64 + 64);
-    if fds < 2 * n as u64 + 64 {
+    // One fd per request in flight (the server, in a child process, has its own budget).
+    let fds = demo::raise_fd_limit(n as u64 + 64);
+    if fds < n as u64 + 64 {
         demo::Args::fail(USAGE, &format!("open-file limit {fds} too low for --n {n}"));
     }
 
+    // A slow backend: answers every request after `latency`.
     let latency = Duration::from_millis(latency_ms);
-    let server = demo::Server::new(2, move |_path| {
-        fiber::sleep(latency); // a slow backend
-        demo::Reply::ok("done")
-    });
+    let server = demo::ChildServer::start(latency);
     println!("fan_out: {n} requests per mode, server latency {latency_ms} ms");
     println!(
         "{:<11} {:>8} {:>8} {:>11} {:>11} {:>9}",

@@ -167,6 +167,62 @@ impl Server {
     }
 }
 
+/// A server in a child process (this same executable, re-run with `DEMO_DELAY_SERVER_MS` set)
+/// that answers every request with `200 done` after a delay. Client and server then each have
+/// their own open-file budget: 10,000 requests in flight need 10,000 fds on each side. The child
+/// exits when this value is dropped (or when this process dies: its stdin closes).
+pub(crate) struct ChildServer {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    child: std::process::Child,
+}
+
+const CHILD_ENV: &str = "DEMO_DELAY_SERVER_MS";
+
+impl ChildServer {
+    /// Starts the child; call [`ChildServer::serve_if_child`] first thing in `main`.
+    pub(crate) fn start(latency: Duration) -> ChildServer {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(std::env::current_exe().expect("current exe"))
+            .env(CHILD_ENV, latency.as_millis().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the server process");
+        let mut line = String::new();
+        io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("server address");
+        let addr = line.trim().parse().expect("server address");
+        ChildServer { addr, child }
+    }
+
+    /// In the child: serves until stdin closes, then exits. In the parent: returns at once.
+    pub(crate) fn serve_if_child() {
+        let Some(ms) = std::env::var(CHILD_ENV).ok().and_then(|v| v.parse().ok()) else {
+            return;
+        };
+        let latency = Duration::from_millis(ms);
+        raise_fd_limit(u64::MAX);
+        let server = Server::new(2, move |_| {
+            fiber::sleep(latency);
+            Reply::ok("done")
+        });
+        println!("{}", server.addr);
+        let _ = io::stdout().flush();
+        let _ = io::stdin().read(&mut [0u8; 1]); // EOF: the parent is gone
+        std::process::exit(0);
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A listener with a long accept queue. `TcpListener::bind` (like std's) asks for a backlog of
 /// 128: fibers open connections so fast that a burst of thousands overflows it, and each dropped
 /// SYN costs the client a 1 s retransmission. Go and tokio ask for more; so do we.
@@ -195,6 +251,12 @@ fn serve_connection(mut stream: TcpStream, handler: &(dyn Fn(&str) -> Reply + Se
             reply.body
         );
         if stream.write_all(msg.as_bytes()).is_err() {
+            return;
+        }
+        // The server closes first when asked to: its side then holds the TIME_WAIT state, not
+        // the client's ephemeral port (10,000 one-shot requests would otherwise use up a
+        // third of the ports for a minute, and connect gets slow as they run out).
+        if head.to_ascii_lowercase().contains("connection: close") {
             return;
         }
     }
@@ -254,7 +316,19 @@ impl HttpConn {
 
     /// `GET path`; waits for the whole response.
     pub(crate) fn get(&mut self, path: &str) -> io::Result<Response> {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        self.request(path, "keep-alive")
+    }
+
+    /// `GET path` with `Connection: close`; waits until the server has closed.
+    fn get_once(mut self, path: &str) -> io::Result<Response> {
+        let resp = self.request(path, "close")?;
+        let _ = self.stream.read(&mut [0u8; 1]); // end of stream: the server closed first
+        Ok(resp)
+    }
+
+    fn request(&mut self, path: &str, connection: &str) -> io::Result<Response> {
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: {connection}\r\n\r\n");
         self.stream.write_all(req.as_bytes()).map_err(timed_out)?;
         let head = read_head(&mut self.stream, &mut self.buf)
             .map_err(timed_out)?
@@ -288,7 +362,7 @@ impl HttpConn {
 
 /// One request on a fresh connection.
 pub(crate) fn get(addr: SocketAddr, path: &str, timeout: Option<Duration>) -> io::Result<Response> {
-    HttpConn::connect(addr, timeout)?.get(path)
+    HttpConn::connect(addr, timeout)?.get_once(path)
 }
 
 /// A socket timeout shows up as `WouldBlock` (as in std on Unix): call it `TimedOut`.
