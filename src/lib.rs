@@ -51,3 +51,8 @@ pub use spawn::{spawn, Builder};
 pub use task::join::JoinHandle;
 pub use task::local::LocalKey;
 pub use task::{Fiber, FiberId};
+
+/// The README's example, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

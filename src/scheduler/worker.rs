@@ -49,9 +49,10 @@ use crate::task::{Stage, Task};
 const MAINTENANCE_INTERVAL: u32 = 61;
 /// How often in a row the `next` slot may be preferred to the run queue.
 const MAX_NEXT_STREAK: u32 = 3;
-/// Victims to try stealing from before going to sleep: 64 rounds over one other worker, fewer
-/// rounds with more workers (each round visits all of them), at least one.
-const SEARCH_BUDGET: usize = 64;
+/// Rounds of waiting for work before going to sleep. A searching worker steals in every round
+/// with one other worker, in one round of every `workers - 1` with more (each steal visits all of
+/// them), so the stealing effort per idle spell stays bounded.
+const IDLE_ROUNDS: usize = 64;
 /// How often a cancelled fiber is resumed before it is given up on (it keeps parking).
 const CANCEL_ATTEMPTS: usize = 64;
 
@@ -111,6 +112,10 @@ impl Worker {
             }
             if let Some(task) = self.idle() {
                 self.run_task(task);
+            } else if self.shared.is_shutdown() {
+                // Woken, possibly by a wake-up that a cancelled fiber caused: once shutdown has
+                // begun, fibers only unwind; none resumes its normal course.
+                return;
             }
         }
     }
@@ -375,27 +380,28 @@ impl Worker {
         if self.fire_timers() {
             return None;
         }
-        if !self.searching.get() {
-            // At most half the workers search at once (at least one): with many workers, searching
-            // everyone's deque from every idle worker costs more than the work it finds.
-            if !self.shared.idle.try_begin_search(self.shared.remotes.len()) {
-                self.sleep();
-                return None;
-            }
+        // At most half the workers (at least one) search others' queues at once: with many
+        // workers, every idle worker stealing from every other costs more than the work it finds.
+        // A worker that may not search still waits briefly for wake-ups of its own fibers.
+        if !self.searching.get() && self.shared.idle.try_begin_search(self.shared.remotes.len()) {
             self.searching.set(true);
         }
-        let rounds = (SEARCH_BUDGET / self.shared.remotes.len().saturating_sub(1).max(1)).max(1);
-        for round in 0..rounds {
-            if let Some(task) = self.steal() {
-                return Some(task);
+        let steal_every = self.shared.remotes.len().saturating_sub(1).max(1);
+        for round in 0..IDLE_ROUNDS {
+            if self.searching.get() && round % steal_every == 0 {
+                if let Some(task) = self.steal() {
+                    return Some(task);
+                }
             }
             if self.has_local_work() {
                 return None;
             }
-            if round < rounds / 2 {
+            // Back off exponentially (up to 32 pause instructions a round, ~50 µs in all): waking
+            // a sleeping core costs ~20 µs here, so a handoff that arrives within that window is
+            // caught without a syscall. No `sched_yield`: on a loaded machine it gives the core
+            // away for a whole time slice.
+            for _ in 0..1u32 << round.min(5) {
                 std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
             }
         }
         self.sleep();
