@@ -16,12 +16,18 @@ fn config() -> Criterion {
 }
 
 fn fiber_rt(workers: usize) -> fiber::Runtime {
-    fiber::Runtime::builder().worker_threads(workers).build().unwrap()
+    fiber::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .unwrap()
 }
 
 fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
     if workers == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -35,11 +41,17 @@ fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
 fn uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("mutex_uncontended");
     let m = fiber::sync::Mutex::new(0u64);
-    g.bench_function("fiber::sync::Mutex", |b| b.iter(|| *black_box(&m).lock().unwrap() += 1));
+    g.bench_function("fiber::sync::Mutex", |b| {
+        b.iter(|| *black_box(&m).lock().unwrap() += 1)
+    });
     let m = parking_lot::Mutex::new(0u64);
-    g.bench_function("parking_lot::Mutex", |b| b.iter(|| *black_box(&m).lock() += 1));
+    g.bench_function("parking_lot::Mutex", |b| {
+        b.iter(|| *black_box(&m).lock() += 1)
+    });
     let m = std::sync::Mutex::new(0u64);
-    g.bench_function("std::sync::Mutex", |b| b.iter(|| *black_box(&m).lock().unwrap() += 1));
+    g.bench_function("std::sync::Mutex", |b| {
+        b.iter(|| *black_box(&m).lock().unwrap() += 1)
+    });
     g.finish();
 }
 
@@ -100,56 +112,62 @@ fn ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel_ping_pong_round_trip");
     for workers in [1, 2] {
         let rt = fiber_rt(workers);
-        g.bench_function(BenchmarkId::new("fiber::sync::mpsc", format!("{workers}w")), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(|| {
-                    let (tx1, rx1) = fiber::sync::mpsc::channel::<u64>();
-                    let (tx2, rx2) = fiber::sync::mpsc::channel::<u64>();
-                    let echo = fiber::spawn(move || {
-                        for v in rx1.iter() {
-                            tx2.send(v).unwrap();
-                        }
-                    });
-                    let t = Instant::now();
-                    for i in 0..iters {
-                        tx1.send(i).unwrap();
-                        rx2.recv().unwrap();
-                    }
-                    let e = t.elapsed();
-                    drop(tx1);
-                    echo.join().unwrap();
-                    e
-                })
-            })
-        });
-        drop(rt);
-        let rt = tokio_rt(workers);
-        g.bench_function(BenchmarkId::new("tokio::sync::mpsc", format!("{workers}w")), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                    let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                    let echo = tokio::spawn(async move {
-                        while let Some(v) = rx1.recv().await {
-                            tx2.send(v).unwrap();
-                        }
-                    });
-                    // Run the driver on a task too, so both ends are tasks (as with fibers).
-                    let t = tokio::spawn(async move {
+        g.bench_function(
+            BenchmarkId::new("fiber::sync::mpsc", format!("{workers}w")),
+            |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(|| {
+                        let (tx1, rx1) = fiber::sync::mpsc::channel::<u64>();
+                        let (tx2, rx2) = fiber::sync::mpsc::channel::<u64>();
+                        let echo = fiber::spawn(move || {
+                            for v in rx1.iter() {
+                                tx2.send(v).unwrap();
+                            }
+                        });
                         let t = Instant::now();
                         for i in 0..iters {
                             tx1.send(i).unwrap();
-                            rx2.recv().await.unwrap();
+                            rx2.recv().unwrap();
                         }
-                        t.elapsed()
+                        let e = t.elapsed();
+                        drop(tx1);
+                        echo.join().unwrap();
+                        e
                     })
-                    .await
-                    .unwrap();
-                    echo.await.unwrap();
-                    t
                 })
-            })
-        });
+            },
+        );
+        drop(rt);
+        let rt = tokio_rt(workers);
+        g.bench_function(
+            BenchmarkId::new("tokio::sync::mpsc", format!("{workers}w")),
+            |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel::<u64>();
+                        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel::<u64>();
+                        let echo = tokio::spawn(async move {
+                            while let Some(v) = rx1.recv().await {
+                                tx2.send(v).unwrap();
+                            }
+                        });
+                        // Run the driver on a task too, so both ends are tasks (as with fibers).
+                        let t = tokio::spawn(async move {
+                            let t = Instant::now();
+                            for i in 0..iters {
+                                tx1.send(i).unwrap();
+                                rx2.recv().await.unwrap();
+                            }
+                            t.elapsed()
+                        })
+                        .await
+                        .unwrap();
+                        echo.await.unwrap();
+                        t
+                    })
+                })
+            },
+        );
     }
     g.bench_function("std::sync::mpsc (2 threads)", |b| {
         b.iter_custom(|iters| {
@@ -204,7 +222,9 @@ const PER_PRODUCER: usize = 1_000;
 /// 100 producers, 100 consumers, one bounded channel of 1,024; one iteration = 100,000 messages.
 fn producer_consumer(c: &mut Criterion) {
     let mut g = c.benchmark_group("mpmc_100p_100c_bounded_1024");
-    g.throughput(criterion::Throughput::Elements((PRODUCERS * PER_PRODUCER) as u64));
+    g.throughput(criterion::Throughput::Elements(
+        (PRODUCERS * PER_PRODUCER) as u64,
+    ));
     let rt = fiber_rt(2);
     g.bench_function("fiber::sync::mpmc (fibers, 2 workers)", |b| {
         b.iter(|| {
@@ -268,40 +288,43 @@ fn producer_consumer(c: &mut Criterion) {
         })
     });
     let rt = tokio_rt(2);
-    g.bench_function("tokio::sync::mpsc + shared receiver (tasks, 2 workers)", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let (tx, rx) = tokio::sync::mpsc::channel::<u64>(1_024);
-                let rx = Arc::new(tokio::sync::Mutex::new(rx));
-                let mut hs = Vec::new();
-                for _ in 0..PRODUCERS {
-                    let tx = tx.clone();
-                    hs.push(tokio::spawn(async move {
-                        for i in 0..PER_PRODUCER as u64 {
-                            tx.send(i).await.unwrap();
-                        }
-                        0
-                    }));
-                }
-                drop(tx);
-                for _ in 0..CONSUMERS {
-                    let rx = rx.clone();
-                    hs.push(tokio::spawn(async move {
-                        let mut local = 0;
-                        while let Some(v) = rx.lock().await.recv().await {
-                            local += v;
-                        }
-                        local
-                    }));
-                }
-                let mut sum = 0;
-                for h in hs {
-                    sum += h.await.unwrap();
-                }
-                assert_eq!(sum, PRODUCERS as u64 * 499_500);
+    g.bench_function(
+        "tokio::sync::mpsc + shared receiver (tasks, 2 workers)",
+        |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let (tx, rx) = tokio::sync::mpsc::channel::<u64>(1_024);
+                    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+                    let mut hs = Vec::new();
+                    for _ in 0..PRODUCERS {
+                        let tx = tx.clone();
+                        hs.push(tokio::spawn(async move {
+                            for i in 0..PER_PRODUCER as u64 {
+                                tx.send(i).await.unwrap();
+                            }
+                            0
+                        }));
+                    }
+                    drop(tx);
+                    for _ in 0..CONSUMERS {
+                        let rx = rx.clone();
+                        hs.push(tokio::spawn(async move {
+                            let mut local = 0;
+                            while let Some(v) = rx.lock().await.recv().await {
+                                local += v;
+                            }
+                            local
+                        }));
+                    }
+                    let mut sum = 0;
+                    for h in hs {
+                        sum += h.await.unwrap();
+                    }
+                    assert_eq!(sum, PRODUCERS as u64 * 499_500);
+                })
             })
-        })
-    });
+        },
+    );
     g.finish();
 }
 

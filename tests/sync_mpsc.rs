@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber::sync::mpsc::{self, RecvTimeoutError, TryRecvError, TrySendError};
-use support::{mixed, runtime, scale, watchdog};
+use support::{mixed, scale, sync_runtime, watchdog};
 
 #[test]
 fn many_producers_exact_sum() {
@@ -192,7 +192,7 @@ fn rendezvous_recv_timeout_race() {
 fn thousand_producer_fibers_one_consumer_thread() {
     watchdog(60, || {
         let ops = scale(1_000, 200);
-        let rt = runtime(2);
+        let rt = sync_runtime(2);
         let (tx, rx) = mpsc::sync_channel::<usize>(64);
         for _ in 0..1_000 {
             let tx = tx.clone();
@@ -213,7 +213,7 @@ fn fiber_ping_pong() {
     watchdog(60, || {
         let n = scale(50_000, 10_000);
         for workers in [1, 2] {
-            let rt = runtime(workers);
+            let rt = sync_runtime(workers);
             rt.block_on(|| {
                 let (tx1, rx1) = mpsc::channel::<usize>();
                 let (tx2, rx2) = mpsc::channel::<usize>();
@@ -236,7 +236,7 @@ fn fiber_ping_pong() {
 #[test]
 fn fibers_recv_timeout_and_disconnect() {
     watchdog(20, || {
-        let rt = runtime(2);
+        let rt = sync_runtime(2);
         rt.block_on(|| {
             let (tx, rx) = mpsc::channel::<i32>();
             assert_eq!(

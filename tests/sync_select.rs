@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fiber::sync::{mpmc, mpsc};
-use support::{fibers, runtime, scale, watchdog};
+use support::{fibers, scale, sync_runtime, watchdog};
 
 #[test]
 fn picks_the_ready_arm() {
@@ -153,7 +153,7 @@ fn selectors_and_plain_receivers_lose_no_message() {
 #[test]
 fn fibers_select_with_timeout_arm() {
     watchdog(30, || {
-        let rt = runtime(2);
+        let rt = sync_runtime(2);
         rt.block_on(|| {
             let (tx1, rx1) = mpmc::bounded::<usize>(0);
             let (tx2, rx2) = mpmc::unbounded::<usize>();
@@ -166,14 +166,15 @@ fn fibers_select_with_timeout_arm() {
                 fiber::select! {
                     recv(rx1) -> m => match m { Ok(_) => got += 1, Err(_) => o1 = false },
                     recv(rx2) -> m => match m { Ok(_) => got += 1, Err(_) => o2 = false },
-                    timeout(Duration::from_millis(100)) => timeouts += 1,
+                    timeout(Duration::from_secs(1)) => timeouts += 1,
                 }
             }
             a.join().unwrap();
             b.join().unwrap();
             assert_eq!(got, 2 * n);
-            // With 100 ms per time-out, a lost wake-up shows up here (or as a watchdog failure).
-            assert!(timeouts <= 2, "{timeouts} time-outs: lost wake-ups?");
+            // Each time-out is a 1 s stall: lost wake-ups would show up here (or trip the
+            // watchdog); a few are tolerated for a heavily loaded machine.
+            assert!(timeouts <= 5, "{timeouts} time-outs: lost wake-ups?");
             let t = Instant::now();
             let (_tx, rx) = mpmc::unbounded::<()>();
             let r = fiber::select! {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fiber::sync::WaitGroup;
-use support::{fibers, runtime, scale, watchdog};
+use support::{fibers, scale, sync_runtime, watchdog};
 
 #[test]
 fn waits_for_all() {
@@ -49,7 +49,7 @@ fn negative_counter_panics() {
 #[test]
 fn thread_waits_for_thousand_fibers() {
     watchdog(60, || {
-        let rt = runtime(2);
+        let rt = sync_runtime(2);
         let wg = std::sync::Arc::new(WaitGroup::new());
         let done = std::sync::Arc::new(AtomicUsize::new(0));
         wg.add(1_000);

@@ -1,6 +1,6 @@
 //! `std::sync::mpsc`, method for method, parking fibers (or threads) instead of blocking carriers.
 //!
-//! A thin layer over the [`mpmc`](super::mpmc) channel core (std itself builds its `mpsc` on an
+//! A thin layer over the [`mpmc`] channel core (std itself builds its `mpsc` on an
 //! mpmc core): `channel()` is unbounded, `sync_channel(n)` is bounded (`0` = rendezvous), the
 //! `Receiver` is not `Clone` and not `Sync`, as in std. The error types are std's own.
 use std::fmt;

@@ -19,11 +19,17 @@
 //!
 //! A normal unlock releases the lock and wakes the first waiter, which then competes with any
 //! newcomer ("barging"): the releasing fiber can re-acquire at once without a context switch,
-//! which keeps throughput high under contention. To bound starvation, about once per millisecond
-//! (a jittered 0.5-1.5 ms interval per lock, see `waitq::List::be_fair`) the unlock *hands the lock
-//! over* instead: the state stays `LOCKED` and the first queued waiter (the one that has waited
-//! longest, FIFO) owns it when it wakes. A waiter whose time-out races with a hand-off keeps the
-//! lock (the hand-off is never lost). `unlock_fair` (via `lock_api`) always hands over.
+//! which keeps throughput high under contention. Starvation is bounded two ways; in both the unlock
+//! *hands the lock over*: the state stays `LOCKED` and the first queued waiter owns it when it
+//! wakes.
+//! - *Second chance*: a waiter that was woken, lost the race to a barging newcomer and queued
+//!   again (its node key counts these losses) gets the lock handed to it at the next unlock that
+//!   reaches it. So a woken waiter loses at most once.
+//! - *Eventual fairness*: about once per millisecond (a jittered 0.5-1.5 ms interval per lock, see
+//!   `waitq::WaitList::be_fair`) an unlock hands over regardless, as parking_lot does.
+//!
+//! A waiter whose time-out races with a hand-off keeps the lock (the hand-off is never lost).
+//! `unlock_fair` (via `lock_api`) always hands over.
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -66,6 +72,7 @@ impl RawMutex {
     #[cold]
     fn lock_slow(&self, deadline: Option<Instant>) -> bool {
         let mut spin = Spin::new();
+        let mut lost = 0usize;
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & LOCKED == 0 {
@@ -96,7 +103,7 @@ impl RawMutex {
                 }
             }
             let result = self.queue.wait(
-                TOKEN_NORMAL,
+                lost,
                 || self.state.load(Ordering::Relaxed) == LOCKED | PARKED,
                 || {},
                 deadline,
@@ -109,7 +116,8 @@ impl RawMutex {
             match result {
                 WaitResult::Notified(TOKEN_HANDOFF) => return true,
                 WaitResult::TimedOut => return false,
-                WaitResult::Notified(_) | WaitResult::Invalid => {}
+                WaitResult::Notified(_) => lost += 1,
+                WaitResult::Invalid => {}
             }
             spin.reset();
             state = self.state.load(Ordering::Relaxed);
@@ -132,7 +140,7 @@ impl RawMutex {
     fn unlock_slow(&self, force_fair: bool) {
         // State is LOCKED | PARKED; nobody else may change it while we hold the queue lock.
         self.queue.notify_one_fair(|result| {
-            if result.notified != 0 && (force_fair || result.be_fair) {
+            if result.notified != 0 && (force_fair || result.key != 0 || result.be_fair) {
                 if !result.have_more {
                     self.state.store(LOCKED, Ordering::Relaxed);
                 }

@@ -276,6 +276,8 @@ pub(crate) struct NotifyResult {
     pub(crate) notified: usize,
     /// Whether waiters remain in the queue after this notification.
     pub(crate) have_more: bool,
+    /// The key of the (first) waiter being woken, 0 if none.
+    pub(crate) key: usize,
     /// Only computed by [`WaitQueue::notify_one_fair`] (it reads the clock), else false: true
     /// about once a millisecond (never on an empty queue), when the primitive should hand its
     /// resource directly to the woken waiter instead of letting newcomers barge.
@@ -460,14 +462,18 @@ impl WaitQueue {
             let result = NotifyResult {
                 notified: 0,
                 have_more: false,
+                key: 0,
                 be_fair: false,
             };
             callback(result);
             return result;
         }
+        // SAFETY: the list is not empty, so `head` is linked, hence alive; lock held.
+        let key = unsafe { (*list.head).key };
         let result = NotifyResult {
             notified: 1,
             have_more: list.len > 1,
+            key,
             be_fair: want_fair && list.be_fair(),
         };
         let token = callback(result);
@@ -517,6 +523,7 @@ impl WaitQueue {
         let result = NotifyResult {
             notified: woken.len(),
             have_more: !list.is_empty(),
+            key: woken.first().map_or(0, |n| n.key),
             be_fair: false,
         };
         let token = callback(result);
