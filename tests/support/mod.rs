@@ -111,3 +111,72 @@ pub(crate) fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+// ---- net/fs tests: run one body on plain threads and inside fibers ---------------------------
+
+/// Where a test body runs: on plain OS threads, or inside fibers of a runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Plain OS threads: sockets wait in poll(2).
+    Thread,
+    /// Fibers on a 2-worker runtime: sockets park the fiber and the reactor wakes it.
+    Fiber,
+}
+
+/// A helper task spawned by a test body, in the body's mode.
+pub(crate) enum Task<T> {
+    Thread(std::thread::JoinHandle<T>),
+    Fiber(fiber::JoinHandle<T>),
+}
+
+impl<T> Task<T> {
+    /// Waits for the task; re-raises its panic.
+    pub(crate) fn join(self) -> T {
+        let r = match self {
+            Task::Thread(h) => h.join(),
+            Task::Fiber(h) => h.join(),
+        };
+        match r {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+}
+
+impl Mode {
+    /// Spawns a helper task (a thread, or a fiber) in this mode.
+    pub(crate) fn spawn<T: Send + 'static>(
+        self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Task<T> {
+        match self {
+            Mode::Thread => Task::Thread(std::thread::spawn(f)),
+            Mode::Fiber => Task::Fiber(fiber::spawn(f)),
+        }
+    }
+}
+
+/// Runs `body` inside a fiber of a fresh 2-worker runtime.
+pub(crate) fn in_fiber<T: Send>(body: impl FnOnce() -> T + Send) -> T {
+    let rt = runtime(2, "net-test");
+    rt.block_on(|| {
+        assert!(fiber::is_fiber());
+        body()
+    })
+}
+
+/// Runs `body` in every mode, each under a 30 s watchdog.
+pub(crate) fn both(body: fn(Mode)) {
+    both_timeout(30, body)
+}
+
+/// Runs `body` in every mode, each under a watchdog of `secs`.
+pub(crate) fn both_timeout(secs: u64, body: fn(Mode)) {
+    watchdog(secs, move || body(Mode::Thread));
+    watchdog(secs, move || in_fiber(|| body(Mode::Fiber)));
+}
+
+/// Number of open fds of this process.
+pub(crate) fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
