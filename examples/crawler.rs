@@ -19,39 +19,8 @@ const USAGE: &str = "usage: crawler [--pages N] [--concurrency C] [--latency-ms 
   --concurrency  fetches in flight at most (default 50)
   --latency-ms   server latency per page (default 20)";
 
-/// The generated site: page `i` links to its children `2i+1`, `2i+2` (so every page is reachable
-/// from `/page/0`), to two pseudo-random pages, and back home.
-fn page_html(i: usize, pages: usize) -> String {
-    let links = [
-        2 * i + 1,
-        2 * i + 2,
-        (i * 7 + 3) % pages,
-        (i * 31 + 11) % pages,
-        0,
-    ];
-    let mut html = format!("<html><body><h1>Page {i}</h1>\n");
-    for l in links.into_iter().filter(|&l| l < pages) {
-        html += &format!("<a href=\"/page/{l}\">page {l}</a>\n");
-    }
-    html + "</body></html>\n"
-}
-
-/// The `href="..."` targets of a page.
-fn links(html: &str) -> Vec<String> {
-    html.split("href=\"")
-        .skip(1)
-        .filter_map(|s| s.split('"').next())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// What one worker thread (a carrier of fibers) did.
-#[derive(Default)]
-struct WorkerStats {
-    pages: usize,
-    bytes: usize,
-    busy: Duration,
-}
+/// What one worker thread (a carrier of fibers) did: pages, bytes, time fetching.
+type WorkerStats = (usize, usize, Duration);
 
 /// Everything the crawl shares between its fibers.
 struct Crawl {
@@ -83,10 +52,10 @@ impl Crawl {
         let worker = std::thread::current().name().unwrap_or("?").to_owned();
         let mut stats = self.per_worker.lock().unwrap();
         let w = stats.entry(worker).or_default();
-        (w.pages, w.bytes, w.busy) = (w.pages + 1, w.bytes + body.len(), w.busy + t.elapsed());
+        *w = (w.0 + 1, w.1 + body.len(), w.2 + t.elapsed());
         drop(stats);
         let mut visited = self.visited.lock().unwrap();
-        links(&body)
+        demo::links(&body)
             .into_iter()
             .filter(|l| visited.insert(l.clone())) // true only for the first to see it
             .collect()
@@ -113,7 +82,7 @@ fn main() {
         {
             Some(i) if i < pages => {
                 server_hits[i].fetch_add(1, Relaxed);
-                demo::Reply::ok(page_html(i, pages))
+                demo::Reply::ok(demo::site_page(i, pages))
             }
             _ => demo::Reply::error(404, "no such page"),
         }
@@ -165,14 +134,9 @@ fn main() {
         "{:<20} {:>7} {:>10} {:>12}",
         "worker thread", "pages", "bytes", "avg fetch"
     );
-    for (name, w) in crawl.per_worker.lock().unwrap().iter() {
-        let avg = w.busy / w.pages.max(1) as u32;
-        println!(
-            "{name:<20} {:>7} {:>10} {:>12}",
-            w.pages,
-            w.bytes,
-            demo::ms(avg)
-        );
+    for (name, (pages, bytes, busy)) in crawl.per_worker.lock().unwrap().iter() {
+        let avg = demo::ms(*busy / (*pages).max(1) as u32);
+        println!("{name:<20} {pages:>7} {bytes:>10} {avg:>12}");
     }
     let errors = crawl.errors.load(Relaxed);
     println!(

@@ -12,6 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use demo::resp::{parse, put, Reply};
 use fiber::net::TcpStream;
 use fiber::sync::{Mutex, MutexGuard};
 
@@ -20,8 +21,6 @@ const USAGE: &str = "usage: kv_server [--addr HOST:PORT] [--workers N]
   --workers  worker threads (default 2)";
 
 type Map = HashMap<Vec<u8>, Vec<u8>>;
-/// A command and its arguments.
-type Command = Vec<Vec<u8>>;
 
 /// The keyspace, in shards so that connections rarely wait for one another's lock.
 struct Store {
@@ -61,30 +60,6 @@ impl Locked<'_> {
     fn map(&mut self, key: &[u8]) -> &mut Map {
         let i = self.store.shard(key);
         &mut self.guards.iter_mut().find(|(j, _)| *j == i).unwrap().1
-    }
-}
-
-/// Appends one RESP reply to `out`.
-enum Reply<'a> {
-    Simple(&'a str),
-    Error(&'a str),
-    Int(i64),
-    Bulk(Option<&'a [u8]>),
-    Array(usize), // header only; the elements follow
-}
-
-fn put(out: &mut Vec<u8>, reply: Reply<'_>) {
-    match reply {
-        Reply::Simple(s) => out.extend_from_slice(format!("+{s}\r\n").as_bytes()),
-        Reply::Error(s) => out.extend_from_slice(format!("-ERR {s}\r\n").as_bytes()),
-        Reply::Int(n) => out.extend_from_slice(format!(":{n}\r\n").as_bytes()),
-        Reply::Array(n) => out.extend_from_slice(format!("*{n}\r\n").as_bytes()),
-        Reply::Bulk(None) => out.extend_from_slice(b"$-1\r\n"),
-        Reply::Bulk(Some(b)) => {
-            out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
-            out.extend_from_slice(b);
-            out.extend_from_slice(b"\r\n");
-        }
     }
 }
 
@@ -167,47 +142,6 @@ fn execute(store: &Store, cmd: &[Vec<u8>], out: &mut Vec<u8>) {
         _ => Reply::Error("unknown command"),
     };
     put(out, reply);
-}
-
-/// Parses one command from the front of `buf`: a RESP array of bulk strings, or an inline
-/// command (`PING\r\n`). `Ok(None)`: incomplete, read more. Returns the command and its length.
-fn parse(buf: &[u8]) -> Result<Option<(Command, usize)>, &'static str> {
-    let line = |from: usize| -> Option<(&[u8], usize)> {
-        let end = from + buf.get(from..)?.windows(2).position(|w| w == b"\r\n")?;
-        Some((&buf[from..end], end + 2))
-    };
-    let number = |s: &[u8]| {
-        std::str::from_utf8(s)
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-    };
-    if buf.first() != Some(&b'*') {
-        let Some((text, next)) = line(0) else {
-            return Ok(None);
-        };
-        let words = text.split(|b| *b == b' ').filter(|w| !w.is_empty());
-        return Ok(Some((words.map(<[u8]>::to_vec).collect(), next)));
-    }
-    let Some((head, mut at)) = line(0) else {
-        return Ok(None);
-    };
-    let count = number(&head[1..]).ok_or("bad array length")?;
-    let mut cmd = Vec::with_capacity(count);
-    for _ in 0..count {
-        let Some((head, start)) = line(at) else {
-            return Ok(None);
-        };
-        let len = match head.split_first() {
-            Some((b'$', n)) => number(n).ok_or("bad bulk length")?,
-            _ => return Err("expected a bulk string"),
-        };
-        if buf.len() < start + len + 2 {
-            return Ok(None);
-        }
-        cmd.push(buf[start..start + len].to_vec());
-        at = start + len + 2;
-    }
-    Ok(Some((cmd, at)))
 }
 
 /// One connection: read, run every complete command, write all replies, repeat.

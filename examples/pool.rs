@@ -70,6 +70,11 @@ impl Pool {
 }
 
 impl Pooled<'_> {
+    /// The connection itself.
+    fn conn(&mut self) -> &mut HttpConn {
+        self.conn.as_mut().unwrap()
+    }
+
     /// The connection failed: close it instead of handing it to the next fiber.
     fn discard(mut self) {
         self.conn = None;
@@ -81,19 +86,6 @@ impl Drop for Pooled<'_> {
         if let Some(conn) = self.conn.take() {
             self.pool.idle.lock().unwrap().push(conn);
         }
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut HttpConn {
-        self.conn.as_mut().unwrap()
-    }
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = HttpConn;
-    fn deref(&self) -> &HttpConn {
-        self.conn.as_ref().unwrap()
     }
 }
 
@@ -142,7 +134,7 @@ fn main() {
                 let mut longest = longest_wait.lock().unwrap();
                 *longest = (*longest).max(waited);
                 drop(longest);
-                match conn.get(&format!("/query/{i}")) {
+                match conn.conn().get(&format!("/query/{i}")) {
                     Ok(resp) if resp.status == 200 => {
                         ok.fetch_add(1, Relaxed);
                     }

@@ -1,8 +1,11 @@
 //! Plumbing shared by the pattern examples (`fan_out`, `crawler`, `pipeline`, `rate_limit`,
 //! `retry`, `gather`, `pool`, `kv_server`): flag parsing, a local HTTP/1.1 server on fibers whose
 //! handler is plain blocking code (it may `fiber::sleep` to simulate latency), and a tiny HTTP/1.1
-//! client over `fiber::net::TcpStream`. Each example includes it with `mod demo;`.
+//! client over `fiber::net::TcpStream`, and the RESP codec of `kv_server` (`resp`). Each example
+//! includes it with `mod demo;`.
 #![allow(dead_code)] // each example uses a different subset
+
+pub(crate) mod resp;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -281,6 +284,32 @@ fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<Str
             return Err(io::Error::new(io::ErrorKind::InvalidData, "head too large"));
         }
     }
+}
+
+/// Page `i` of a generated site of `pages` pages: it links to its children `2i+1` and `2i+2` (so
+/// every page is reachable from page 0), to two pseudo-random pages, and back home.
+pub(crate) fn site_page(i: usize, pages: usize) -> String {
+    let links = [
+        2 * i + 1,
+        2 * i + 2,
+        (i * 7 + 3) % pages,
+        (i * 31 + 11) % pages,
+        0,
+    ];
+    let mut html = format!("<html><body><h1>Page {i}</h1>\n");
+    for l in links.into_iter().filter(|&l| l < pages) {
+        html += &format!("<a href=\"/page/{l}\">page {l}</a>\n");
+    }
+    html + "</body></html>\n"
+}
+
+/// The `href="..."` targets of an HTML page.
+pub(crate) fn links(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_owned)
+        .collect()
 }
 
 // ---- the HTTP client ---------------------------------------------------------------------------
