@@ -1,0 +1,340 @@
+//! The stress demo: runs a list of stages, each measuring fibers against std threads and tokio
+//! tasks in the same run, then prints one table with the ratios.
+//!
+//! `cargo run --release --example stress -- [--stage NAME]... [--fibers N] [--threads N] ...`
+//! (`--help` lists the stages and flags). Stages:
+//! - `million`: N fibers (default 1,000,000) that each sleep, vs std threads (10,000) and tokio
+//!   tasks (as many as fibers): wall time, peak RSS, RSS per sleeper;
+//! - `spawn`: spawn + join rate of trivial workers;
+//! - `switch`: cost of one switch (two fibers alternating `yield_now` on one worker; tokio tasks on
+//!   a current-thread runtime; two std threads pinned to one CPU handing a turn back and forth).
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+mod common;
+
+/// Command-line options shared by the stages.
+struct Opts {
+    stages: Vec<String>,
+    fibers: usize,
+    threads: usize,
+    tokio: Option<usize>,
+    sleep_ms: u64,
+    spawn: u64,
+    switches: u64,
+    workers: usize,
+    quiet: bool,
+}
+
+/// One stage of the demo: a name, a one-line description, and the function that runs it.
+struct Stage {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&Opts, &mut Table),
+}
+
+/// The stages, in the order a full run executes them. Later issues add stages here.
+const STAGES: &[Stage] = &[
+    Stage {
+        name: "million",
+        about: "N sleeping fibers vs std threads vs tokio tasks: wall time, peak RSS, RSS each",
+        run: stage_million,
+    },
+    Stage {
+        name: "spawn",
+        about: "spawn + join rate of trivial fibers vs tokio tasks vs std threads",
+        run: stage_spawn,
+    },
+    Stage {
+        name: "switch",
+        about: "one context switch: fiber yield_now vs tokio yield_now vs std thread handoff",
+        run: stage_switch,
+    },
+];
+
+/// One row of the final table: a figure for fibers, std threads and tokio (lower is better).
+struct Row {
+    stage: &'static str,
+    metric: String,
+    unit: &'static str,
+    fiber: Option<f64>,
+    thread: Option<f64>,
+    tokio: Option<f64>,
+}
+
+#[derive(Default)]
+struct Table(Vec<Row>);
+
+impl Table {
+    fn add(
+        &mut self,
+        stage: &'static str,
+        metric: impl Into<String>,
+        unit: &'static str,
+        fiber: Option<f64>,
+        thread: Option<f64>,
+        tokio: Option<f64>,
+    ) {
+        self.0.push(Row {
+            stage,
+            metric: metric.into(),
+            unit,
+            fiber,
+            thread,
+            tokio,
+        });
+    }
+
+    fn print(&self) {
+        let cell = |v: Option<f64>| match v {
+            Some(v) if v >= 100.0 => format!("{v:.0}"),
+            Some(v) => format!("{v:.2}"),
+            None => "-".into(),
+        };
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        };
+        println!(
+            "\n{:<8} {:<34} {:>10} {:>10} {:>10} {:>13} {:>13}",
+            "stage", "metric", "fiber", "std", "tokio", "fiber/tokio", "fiber/std"
+        );
+        println!("{}", "-".repeat(104));
+        for r in &self.0 {
+            println!(
+                "{:<8} {:<34} {:>10} {:>10} {:>10} {:>13} {:>13}",
+                r.stage,
+                format!("{} ({})", r.metric, r.unit),
+                cell(r.fiber),
+                cell(r.thread),
+                cell(r.tokio),
+                ratio(r.fiber, r.tokio),
+                ratio(r.fiber, r.thread),
+            );
+        }
+        println!("(lower is better except for counts; a ratio below 1 means fibers win)");
+    }
+}
+
+fn stage_million(o: &Opts, table: &mut Table) {
+    let dur = Duration::from_millis(o.sleep_ms);
+    let tokio_n = o.tokio.unwrap_or(o.fibers);
+    println!(
+        "[million] {} fibers, {} std threads, {} tokio tasks; each sleeps {} ms",
+        o.fibers, o.threads, tokio_n, o.sleep_ms
+    );
+    let rt = fiber_runtime(o.workers);
+    let f = common::sleep_fibers(&rt, o.fibers, dur, !o.quiet);
+    drop(rt);
+    f.print();
+    common::trim();
+    let t = (o.threads > 0).then(|| common::sleep_threads(o.threads, dur, !o.quiet));
+    if let Some(t) = &t {
+        t.print();
+    }
+    common::trim();
+    let k = (tokio_n > 0).then(|| {
+        let rt = tokio_runtime(o.workers);
+        common::sleep_tokio(&rt, tokio_n, dur, !o.quiet)
+    });
+    if let Some(k) = &k {
+        k.print();
+    }
+    common::trim();
+    let secs = |r: &common::CrowdReport| r.wall.as_secs_f64();
+    let per = |r: &common::CrowdReport| r.rss_per_sleeper_kib();
+    let asleep = |r: &common::CrowdReport| r.peak_asleep as f64;
+    let peak = |r: &common::CrowdReport| r.peak_rss as f64 / 1024.0;
+    table.add(
+        "million",
+        format!("wall for a {} ms sleep", o.sleep_ms),
+        "s",
+        Some(secs(&f)),
+        t.as_ref().map(secs),
+        k.as_ref().map(secs),
+    );
+    table.add(
+        "million",
+        "most asleep at once",
+        "count",
+        Some(asleep(&f)),
+        t.as_ref().map(asleep),
+        k.as_ref().map(asleep),
+    );
+    table.add(
+        "million",
+        "RSS per sleeper",
+        "KiB",
+        Some(per(&f)),
+        t.as_ref().map(per),
+        k.as_ref().map(per),
+    );
+    table.add(
+        "million",
+        "peak RSS",
+        "MiB",
+        Some(peak(&f)),
+        t.as_ref().map(peak),
+        k.as_ref().map(peak),
+    );
+    for r in [Some(&f), t.as_ref(), k.as_ref()].into_iter().flatten() {
+        if r.failed > 0 {
+            println!(
+                "  {}: {} failed: {}",
+                r.kind,
+                r.failed,
+                r.error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+}
+
+fn stage_spawn(o: &Opts, table: &mut Table) {
+    let n = o.spawn;
+    let threads_n = n.min(o.threads.max(1) as u64);
+    println!(
+        "[spawn] spawn + join: {n} fibers, {n} tokio tasks, {threads_n} std threads (best of 3)"
+    );
+    let rt = fiber_runtime(o.workers);
+    let f = common::spawn_rate_fiber(&rt, n, 3);
+    drop(rt);
+    let rt = tokio_runtime(o.workers);
+    let k = common::spawn_rate_tokio(&rt, n, 3);
+    drop(rt);
+    let t = common::spawn_rate_threads(threads_n, 3);
+    println!("  fiber {f:.0} ns, tokio {k:.0} ns, std thread {t:.0} ns per spawn + join");
+    table.add("spawn", "spawn + join", "ns", Some(f), Some(t), Some(k));
+}
+
+fn stage_switch(o: &Opts, table: &mut Table) {
+    let per_side = o.switches;
+    let thread_side = (per_side / 10).max(1);
+    println!(
+        "[switch] {per_side} yields per side (fiber, tokio), {thread_side} handoffs per side (std threads pinned to one CPU); best of 3"
+    );
+    let rt = fiber_runtime(1);
+    let f = common::switch_fiber(&rt, per_side, 3);
+    drop(rt);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime");
+    let k = common::switch_tokio(&rt, per_side, 3);
+    drop(rt);
+    let t = common::switch_threads(thread_side, 3);
+    println!("  fiber {f:.1} ns, tokio {k:.1} ns, std thread {t:.1} ns per switch");
+    table.add("switch", "one switch", "ns", Some(f), Some(t), Some(k));
+}
+
+fn fiber_runtime(workers: usize) -> fiber::Runtime {
+    fiber::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .expect("fiber runtime")
+}
+
+fn tokio_runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn usage() -> String {
+    let mut s = String::from(
+        "usage: stress [--stage NAME]... [--fibers N] [--threads N] [--tokio N] [--sleep-ms MS]
+              [--spawn N] [--switches N] [--workers N] [--quiet]
+  --stage NAME    run only this stage (repeatable; default: all, in order)
+  --fibers N      million: sleeping fibers (default 1000000)
+  --threads N     million, spawn: std threads (default 10000)
+  --tokio N       million: tokio tasks (default: as many as fibers)
+  --sleep-ms MS   million: how long each sleeps (default 1000)
+  --spawn N       spawn: fibers and tokio tasks per round (default 100000)
+  --switches N    switch: yields per side (default 1000000)
+  --workers N     worker threads of the fiber and tokio runtimes (default: one per CPU)
+  --quiet         no live progress lines
+stages:
+",
+    );
+    for st in STAGES {
+        s.push_str(&format!("  {:<10} {}\n", st.name, st.about));
+    }
+    s
+}
+
+fn parse() -> Result<Opts, String> {
+    let mut o = Opts {
+        stages: Vec::new(),
+        fibers: 1_000_000,
+        threads: 10_000,
+        tokio: None,
+        sleep_ms: 1000,
+        spawn: 100_000,
+        switches: 1_000_000,
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        quiet: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| -> Result<String, String> {
+            args.next().ok_or(format!("{name} needs a value"))
+        };
+        let number = |name: &str, v: String| -> Result<u64, String> {
+            v.replace('_', "")
+                .parse()
+                .map_err(|_| format!("{name}: not a number: {v}"))
+        };
+        match arg.as_str() {
+            "--stage" => {
+                let name = value("--stage")?;
+                if !STAGES.iter().any(|s| s.name == name) {
+                    return Err(format!("unknown stage: {name}"));
+                }
+                o.stages.push(name);
+            }
+            "--fibers" => o.fibers = number(&arg, value(&arg)?)? as usize,
+            "--threads" => o.threads = number(&arg, value(&arg)?)? as usize,
+            "--tokio" => o.tokio = Some(number(&arg, value(&arg)?)? as usize),
+            "--sleep-ms" => o.sleep_ms = number(&arg, value(&arg)?)?,
+            "--spawn" => o.spawn = number(&arg, value(&arg)?)?.max(1),
+            "--switches" => o.switches = number(&arg, value(&arg)?)?.max(1),
+            "--workers" => o.workers = (number(&arg, value(&arg)?)? as usize).max(1),
+            "--quiet" => o.quiet = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let o = match parse() {
+        Ok(o) => o,
+        Err(msg) if msg.is_empty() => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("stress: {msg}\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "stress: {} CPUs, {} workers per runtime, vm.max_map_count = {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        o.workers,
+        std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .unwrap_or_default()
+            .trim(),
+    );
+    let start = Instant::now();
+    let mut table = Table::default();
+    for stage in STAGES {
+        if o.stages.is_empty() || o.stages.iter().any(|s| s == stage.name) {
+            (stage.run)(&o, &mut table);
+        }
+    }
+    table.print();
+    println!("total {:.1} s", start.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}
