@@ -217,3 +217,34 @@ fn many_fiber_selectors() {
         assert_eq!(got.load(Ordering::SeqCst), 200 * n);
     });
 }
+
+#[test]
+fn send_arm_into_rendezvous_and_mpsc_ends() {
+    watchdog(20, || {
+        // A zero-capacity send arm completes once a receiver is blocked in `recv`.
+        let (tx, rx) = mpmc::bounded::<i32>(0);
+        let (stx, srx) = mpsc::sync_channel::<i32>(0);
+        std::thread::scope(|s| {
+            s.spawn(move || assert_eq!(rx.recv(), Ok(1)));
+            let r = fiber::select! {
+                send(tx, 1) -> res => res.is_ok(),
+                timeout(Duration::from_secs(10)) => false,
+            };
+            assert!(r);
+            s.spawn(move || assert_eq!(srx.recv(), Ok(2)));
+            let r = fiber::select! {
+                send(stx, 2) -> res => res.is_ok(),
+                timeout(Duration::from_secs(10)) => false,
+            };
+            assert!(r);
+        });
+        // mpsc ends in recv arms, by reference.
+        let (tx, rx) = mpsc::channel::<u8>();
+        tx.send(3).unwrap();
+        let got = fiber::select! {
+            recv(&rx) -> m => m.unwrap(),
+            default => 0,
+        };
+        assert_eq!(got, 3);
+    });
+}
