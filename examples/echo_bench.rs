@@ -1,4 +1,4 @@
-//! Echo benchmark: the same load generator (`common::run_load`, fibers) against echo servers on
+//! Echo benchmark: the same load generator (`echo_common::run_load`, fibers) against echo servers on
 //! fiber, tokio, may and std threads (one thread per connection), at 100 and 1,000 connections with
 //! 64-byte messages; prints a table with ratios to tokio.
 //!
@@ -11,7 +11,7 @@
 //!
 //! Each server runs in a child process (this program re-executed with `--serve <kind>`), so they
 //! do not share threads, allocator state or fds; the client and server share the machine's cores.
-mod common;
+mod echo_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -20,20 +20,20 @@ use std::time::Duration;
 
 fn main() {
     if let Some(kind) = std::env::args().skip_while(|a| a != "--serve").nth(1) {
-        let workers: usize = common::arg("--workers", 2);
+        let workers: usize = echo_common::arg("--workers", 2);
         serve(&kind, workers);
     }
-    let duration = Duration::from_secs_f64(common::arg("--duration", 5.0));
-    let warmup = Duration::from_secs_f64(common::arg("--warmup", 1.0));
-    let size: usize = common::arg("--size", 64);
-    let workers: usize = common::arg("--workers", 2);
-    let client_workers: usize = common::arg("--client-workers", 2);
-    let client: String = common::arg("--client", "fiber".to_string());
-    let conns: Vec<usize> = common::arg("--conns", "100,1000".to_string())
+    let duration = Duration::from_secs_f64(echo_common::arg("--duration", 5.0));
+    let warmup = Duration::from_secs_f64(echo_common::arg("--warmup", 1.0));
+    let size: usize = echo_common::arg("--size", 64);
+    let workers: usize = echo_common::arg("--workers", 2);
+    let client_workers: usize = echo_common::arg("--client-workers", 2);
+    let client: String = echo_common::arg("--client", "fiber".to_string());
+    let conns: Vec<usize> = echo_common::arg("--conns", "100,1000".to_string())
         .split(',')
         .map(|s| s.parse().expect("--conns"))
         .collect();
-    let servers: Vec<String> = common::arg("--servers", "fiber,tokio,may,std".to_string())
+    let servers: Vec<String> = echo_common::arg("--servers", "fiber,tokio,may,std".to_string())
         .split(',')
         .map(str::to_string)
         .collect();
@@ -57,12 +57,14 @@ fn main() {
         let mut results = Vec::new();
         for kind in &servers {
             let (mut child, addr) = spawn_server(kind, workers);
-            let cpu0 = common::cpu_time(child.id());
+            let cpu0 = echo_common::cpu_time(child.id());
             let r = match client.as_str() {
-                "tokio" => common::run_load_tokio(addr, c, duration, warmup, size, client_workers),
-                _ => common::run_load(addr, c, duration, warmup, size, client_workers),
+                "tokio" => {
+                    echo_common::run_load_tokio(addr, c, duration, warmup, size, client_workers)
+                }
+                _ => echo_common::run_load(addr, c, duration, warmup, size, client_workers),
             };
-            let cpu = common::cpu_time(child.id()) - cpu0;
+            let cpu = echo_common::cpu_time(child.id()) - cpu0;
             let _ = child.kill();
             let _ = child.wait();
             let cpu_per_rt = cpu.as_secs_f64() * 1e6 / r.total_round_trips.max(1) as f64;
@@ -128,7 +130,7 @@ fn serve(kind: &str, workers: usize) -> ! {
             rt.block_on(|| {
                 let l = fiber::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 announce(l.local_addr().unwrap());
-                common::serve_echo(l)
+                echo_common::serve_echo(l)
             })
         }
         "tokio" => {

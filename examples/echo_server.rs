@@ -4,11 +4,11 @@
 //!
 //! Accept errors such as `EMFILE` are reported and the accept loop backs off for 50 ms instead of
 //! spinning; a connection reset or broken pipe ends only that connection's fiber.
-mod common;
+mod echo_common;
 
 fn main() {
-    let addr: String = common::arg("--addr", "127.0.0.1:7878".to_string());
-    let workers: usize = common::arg("--workers", 2);
+    let addr: String = echo_common::arg("--addr", "127.0.0.1:7878".to_string());
+    let workers: usize = echo_common::arg("--workers", 2);
     let rt = fiber::Runtime::builder()
         .worker_threads(workers)
         .build()
@@ -19,6 +19,6 @@ fn main() {
             "echo server on {} ({workers} workers)",
             listener.local_addr().unwrap()
         );
-        common::serve_echo(listener)
+        echo_common::serve_echo(listener)
     })
 }

@@ -5,7 +5,7 @@
 //!
 //! The request parser is deliberately minimal: it reads until the end of the headers and answers
 //! every request with the same response (no bodies, no chunked requests).
-mod common;
+mod echo_common;
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -49,8 +49,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn main() {
-    let addr: String = common::arg("--addr", "127.0.0.1:8080".to_string());
-    let workers: usize = common::arg("--workers", 2);
+    let addr: String = echo_common::arg("--addr", "127.0.0.1:8080".to_string());
+    let workers: usize = echo_common::arg("--workers", 2);
     let rt = fiber::Runtime::builder()
         .worker_threads(workers)
         .build()
@@ -63,7 +63,9 @@ fn main() {
                 Ok((s, _)) => {
                     fiber::spawn(move || serve(s));
                 }
-                Err(e) if common::is_fd_exhaustion(&e) => fiber::sleep(Duration::from_millis(50)),
+                Err(e) if echo_common::is_fd_exhaustion(&e) => {
+                    fiber::sleep(Duration::from_millis(50))
+                }
                 Err(e) => eprintln!("accept: {e}"),
             }
         }

@@ -514,3 +514,39 @@ fn runtime_dropped_while_a_fiber_is_parked_on_a_shared_socket() {
         assert_eq!(&buf, b"z");
     });
 }
+
+#[test]
+fn a_socket_registered_with_one_runtime_still_works_in_another() {
+    support::watchdog(30, || {
+        let (c, s) = pair();
+        let c = std::sync::Arc::new(c);
+        let s = std::sync::Arc::new(s);
+        let rt_a = fiber::Runtime::builder().worker_threads(2).build().unwrap();
+        let rt_b = fiber::Runtime::builder().worker_threads(2).build().unwrap();
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for b in [b"a", b"b"] {
+                    std::thread::sleep(Duration::from_millis(50));
+                    (&*s).write_all(b).unwrap();
+                }
+            })
+        };
+        let mut buf = [0u8; 1];
+        let c1 = c.clone();
+        // Waits in runtime A: registers the socket with A's reactor.
+        let got = rt_a.block_on(move || {
+            (&*c1).read_exact(&mut buf).unwrap();
+            buf
+        });
+        assert_eq!(&got, b"a");
+        // Waits in runtime B: the documented fallback (poll(2) on B's worker) still delivers.
+        let got = rt_b.block_on(move || {
+            let mut buf = [0u8; 1];
+            (&*c).read_exact(&mut buf).unwrap();
+            buf
+        });
+        assert_eq!(&got, b"b");
+        writer.join().unwrap();
+    });
+}
