@@ -27,13 +27,8 @@ struct Policy {
     first_backoff: Duration,
 }
 
-/// What happened to one item.
-struct Outcome {
-    item: u64,
-    attempts: u32,
-    result: Result<String, String>,
-    failures: Vec<String>,
-}
+/// What happened to one item: the body or why we gave up, and why each failed attempt failed.
+type Outcome = (Result<String, String>, Vec<String>);
 
 /// Up to half of `d` more, pseudo-randomly, so that clients that failed together do not retry in
 /// lockstep.
@@ -48,32 +43,18 @@ fn fetch_with_retry(addr: SocketAddr, item: u64, policy: &Policy) -> Outcome {
     let mut backoff = policy.first_backoff;
     let mut failures = Vec::new();
     for attempt in 1..=policy.max_attempts {
-        let failure = match demo::get(addr, &format!("/item/{item}"), Some(policy.timeout)) {
-            Ok(resp) if resp.status == 200 => {
-                let result = Ok(resp.body);
-                return Outcome {
-                    item,
-                    attempts: attempt,
-                    result,
-                    failures,
-                };
-            }
-            Ok(resp) => format!("HTTP {}", resp.status),
-            Err(e) => e.to_string(), // "timed out" when the server hangs
-        };
-        failures.push(failure);
+        match demo::get(addr, &format!("/item/{item}"), Some(policy.timeout)) {
+            Ok(resp) if resp.status == 200 => return (Ok(resp.body), failures),
+            Ok(resp) => failures.push(format!("HTTP {}", resp.status)),
+            Err(e) => failures.push(e.to_string()), // "timed out" when the server hangs
+        }
         if attempt < policy.max_attempts {
             fiber::sleep(jitter(backoff));
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
-    let result = Err(format!("gave up after {} attempts", policy.max_attempts));
-    Outcome {
-        item,
-        attempts: policy.max_attempts,
-        result,
-        failures,
-    }
+    let gave_up = format!("gave up after {} attempts", policy.max_attempts);
+    (Err(gave_up), failures)
 }
 
 fn main() {
@@ -131,21 +112,19 @@ fn main() {
     let elapsed = start.elapsed();
 
     println!("{:>5} {:>8}  outcome; failed attempts", "item", "attempts");
-    for o in &outcomes {
-        let verdict = o
-            .result
+    for (item, (result, failures)) in outcomes.iter().enumerate() {
+        let attempts = failures.len() + usize::from(result.is_ok());
+        let verdict = result
             .as_ref()
             .map_or_else(|e| e.clone(), |_| "ok".to_owned());
         println!(
-            "{:>5} {:>8}  {verdict}; {}",
-            o.item,
-            o.attempts,
-            o.failures.join(", ")
+            "{item:>5} {attempts:>8}  {verdict}; {}",
+            failures.join(", ")
         );
     }
-    let ok = outcomes.iter().filter(|o| o.result.is_ok()).count();
-    let attempts: u32 = outcomes.iter().map(|o| o.attempts).sum();
-    let failures = outcomes.iter().flat_map(|o| &o.failures);
+    let ok = outcomes.iter().filter(|(r, _)| r.is_ok()).count();
+    let failures = outcomes.iter().flat_map(|(_, f)| f);
+    let attempts = ok + failures.clone().count();
     let timeouts = failures.clone().filter(|f| f.contains("timed out")).count();
     let http503 = failures.filter(|f| f.contains("503")).count();
     let server_saw: u32 = seen.lock().unwrap().values().sum();
