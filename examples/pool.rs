@@ -89,6 +89,21 @@ impl Drop for Pooled<'_> {
     }
 }
 
+/// One fiber's work: check a connection out, make a request, give it back. Returns how long the
+/// checkout waited; a checkout timeout is an error of kind `TimedOut`.
+fn one_request(pool: &Pool, i: usize, checkout_timeout: Duration) -> io::Result<Duration> {
+    let t = Instant::now();
+    let mut conn = pool.checkout(checkout_timeout)?;
+    let waited = t.elapsed();
+    match conn.conn().get(&format!("/query/{i}")) {
+        Ok(resp) if resp.status == 200 => Ok(waited),
+        other => {
+            conn.discard(); // maybe broken: do not hand it to the next fiber
+            Err(io::Error::other(format!("request {i} failed: {other:?}")))
+        }
+    }
+}
+
 fn main() {
     let mut args = demo::Args::parse(USAGE);
     let fibers: usize = args.get("--fibers", 10_000);
@@ -109,53 +124,26 @@ fn main() {
     );
 
     let pool = Pool::new(server.addr, size);
-    let (ok, timed_out, failed) = (
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    );
-    let longest_wait = Mutex::new(Duration::ZERO);
     let start = Instant::now();
-    fiber::scope(|s| {
-        for i in 0..fibers {
-            let (pool, ok, timed_out, failed) = (&pool, &ok, &timed_out, &failed);
-            let longest_wait = &longest_wait;
-            s.spawn(move || {
-                let t = Instant::now();
-                let mut conn = match pool.checkout(checkout_timeout) {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        let timeout = e.kind() == io::ErrorKind::TimedOut;
-                        (if timeout { timed_out } else { failed }).fetch_add(1, Relaxed);
-                        return;
-                    }
-                };
-                let waited = t.elapsed();
-                let mut longest = longest_wait.lock().unwrap();
-                *longest = (*longest).max(waited);
-                drop(longest);
-                match conn.conn().get(&format!("/query/{i}")) {
-                    Ok(resp) if resp.status == 200 => {
-                        ok.fetch_add(1, Relaxed);
-                    }
-                    _ => {
-                        failed.fetch_add(1, Relaxed);
-                        conn.discard();
-                    }
-                }
-            });
-        }
+    let results: Vec<io::Result<Duration>> = fiber::scope(|s| {
+        let pool = &pool;
+        let handles: Vec<_> = (0..fibers)
+            .map(|i| s.spawn(move || one_request(pool, i, checkout_timeout)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let elapsed = start.elapsed();
 
-    let (ok, timed_out, failed) = (ok.into_inner(), timed_out.into_inner(), failed.into_inner());
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let is_timeout =
+        |r: &&io::Result<_>| matches!(r, Err(e) if e.kind() == io::ErrorKind::TimedOut);
+    let timed_out = results.iter().filter(is_timeout).count();
+    let failed = fibers - ok - timed_out;
+    let longest_wait = results.iter().flatten().max().copied().unwrap_or_default();
     let opened = pool.opened.load(Relaxed);
     let rate = ok as f64 / elapsed.as_secs_f64();
     println!("{ok} requests ok, {timed_out} checkout timeouts, {failed} failed, in {elapsed:.2?}");
-    println!(
-        "{rate:.0} requests/s; longest checkout wait {:?}",
-        longest_wait.lock().unwrap()
-    );
+    println!("{rate:.0} requests/s; longest checkout wait {longest_wait:.2?}");
     println!(
         "connections opened: {opened} (limit {size}); server accepted {}; idle at the end {}",
         server.connections(),
