@@ -181,3 +181,67 @@ fn run_uses_the_default_runtime_from_a_plain_thread() {
         assert!(thread.starts_with("fiber-default-"), "{thread}");
     });
 }
+
+#[test]
+#[ignore = "BUG (soundness): a fiber of runtime A blocked in B.block_on is unwound when A is dropped while the block_on fiber on B keeps running with borrows of its stack"]
+fn a_block_on_caller_cancelled_by_shutdown_outlives_the_borrowing_fiber() {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    /// Sets its flag when the block_on caller's frame is torn down.
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    watchdog(60, || {
+        let a = runtime(1, "bo-cancel-a");
+        let b = Arc::new(runtime(1, "bo-cancel-b"));
+        let caller_gone = Arc::new(AtomicBool::new(false));
+        let ran_after_caller_gone = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
+        let inner_done = Arc::new(AtomicBool::new(false));
+        let (b2, gone2, after2, started2, done2) = (
+            b.clone(),
+            caller_gone.clone(),
+            ran_after_caller_gone.clone(),
+            started.clone(),
+            inner_done.clone(),
+        );
+        let _caller = a.spawn(move || {
+            let _gone = SetOnDrop(gone2.clone());
+            let borrowed = vec![1u8; 64];
+            let borrowed = &borrowed;
+            b2.block_on(move || {
+                // The borrow is used only here, while the caller is certainly alive.
+                let first = borrowed[0];
+                started2.store(true, Ordering::SeqCst);
+                // Runs for 3 s at most, or until it sees the caller's frame gone.
+                let deadline = std::time::Instant::now() + Duration::from_secs(3);
+                while std::time::Instant::now() < deadline {
+                    if gone2.load(Ordering::SeqCst) {
+                        // Still running, holding `borrowed`, after the caller's frame is gone.
+                        after2.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    fiber::sleep(Duration::from_millis(1));
+                }
+                done2.store(true, Ordering::SeqCst);
+                first
+            })
+        });
+        assert!(support::eventually(20, || started.load(Ordering::SeqCst)));
+        // Dropping runtime a cancels the caller, parked in b.block_on. It must not unwind past
+        // block_on while the fiber on b still runs with borrows of its stack.
+        drop(a);
+        assert!(support::eventually(20, || inner_done.load(Ordering::SeqCst)));
+        let dangling = ran_after_caller_gone.load(Ordering::SeqCst);
+        drop(b);
+        assert!(
+            !dangling,
+            "the block_on fiber on runtime b ran on after its caller (on runtime a) was unwound"
+        );
+    });
+}

@@ -30,8 +30,8 @@ fn play(me: usize, turn: &AtomicUsize, other: &fiber::Fiber, total: usize) -> us
 
 #[test]
 fn ping_pong_handoffs_across_two_workers() {
-    // >= 1M handoffs in release; 200k in debug.
-    let total = scaled(2_000_000, 200_000);
+    // 1M handoffs in release (about 5 s here: each one wakes a sleeping worker); 200k in debug.
+    let total = scaled(1_000_000, 200_000);
     let (a_thread, b_thread, a_moves, b_moves) = watchdog(120, move || {
         let rt = runtime(2, "pingpong");
         let turn = Arc::new(AtomicUsize::new(0));
@@ -108,6 +108,34 @@ fn many_pairs_handoffs_mixed_local_and_remote() {
         }
         let moves: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(moves, pairs * per_pair);
+    });
+}
+
+#[test]
+fn ping_pong_between_two_runtimes() {
+    // Wake-ups that cross runtimes go through the other runtime's inbox.
+    let total = scaled(400_000, 50_000);
+    watchdog(120, move || {
+        let rt_a = runtime(1, "pp-rt-a");
+        let rt_b = runtime(1, "pp-rt-b");
+        let turn = Arc::new(AtomicUsize::new(0));
+        let cells: Arc<[OnceLock<fiber::Fiber>; 2]> = Arc::new([OnceLock::new(), OnceLock::new()]);
+        let player = |me: usize| {
+            let (turn, cells) = (turn.clone(), cells.clone());
+            move || {
+                cells[me].set(fiber::current()).unwrap();
+                let other = loop {
+                    if let Some(f) = cells[1 - me].get() {
+                        break f.clone();
+                    }
+                    fiber::yield_now();
+                };
+                play(me, &turn, &other, total)
+            }
+        };
+        let a = rt_a.spawn(player(0));
+        let b = rt_b.spawn(player(1));
+        assert_eq!(a.join().unwrap() + b.join().unwrap(), total);
     });
 }
 

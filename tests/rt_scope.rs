@@ -261,3 +261,101 @@ fn scoped_results_that_borrow_are_dropped_before_the_scope_ends() {
         assert_eq!(drops.get(), 10);
     });
 }
+
+#[test]
+fn many_short_scopes_stress_the_owner_wake_up() {
+    // The last scoped fiber to finish wakes the scope's owner; a lost wake-up hangs a scope.
+    let rounds = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        20_000
+    };
+    watchdog(120, move || {
+        let rt = runtime(2, "scope-stress");
+        let total = AtomicUsize::new(0);
+        // Owner on a plain thread (scoped fibers on the default runtime)...
+        for _ in 0..rounds / 4 {
+            fiber::scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|| total.fetch_add(1, Ordering::Relaxed));
+                }
+            });
+        }
+        // ...and owner in a fiber.
+        let total_ref = &total;
+        rt.block_on(|| {
+            for _ in 0..rounds {
+                fiber::scope(|s| {
+                    for _ in 0..3 {
+                        s.spawn(|| total_ref.fetch_add(1, Ordering::Relaxed));
+                    }
+                });
+            }
+        });
+        assert_eq!(total.into_inner(), 3 * (rounds / 4 + rounds));
+    });
+}
+
+/// Pushes its label to a shared log when dropped.
+struct Logged {
+    label: &'static str,
+    log: std::sync::Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        self.log.lock().unwrap().push(self.label);
+    }
+}
+
+/// Holds a borrow of the scope owner's data; logs when dropped (it never reads the borrow).
+struct Borrower<'a> {
+    _data: &'a Logged,
+    _log: Logged,
+}
+
+#[test]
+#[ignore = "BUG (soundness): Runtime drop cancels a scope's owner fiber out of fiber::scope while its scoped fibers still borrow the owner's stack"]
+fn a_scope_owner_cancelled_by_shutdown_outlives_its_borrowers() {
+    watchdog(60, || {
+        let rt = runtime(1, "scope-cancel");
+        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let started = std::sync::Arc::new(AtomicUsize::new(0));
+        let (log2, started2) = (log.clone(), started.clone());
+        let _owner = rt.spawn(move || {
+            let data = Logged {
+                label: "owner data dropped",
+                log: log2.clone(),
+            };
+            fiber::scope(|s| {
+                for _ in 0..3 {
+                    let (data, log, started) = (&data, log2.clone(), started2.clone());
+                    s.spawn(move || {
+                        let _b = Borrower {
+                            _data: data,
+                            _log: Logged {
+                                label: "borrower dropped",
+                                log,
+                            },
+                        };
+                        started.fetch_add(1, Ordering::SeqCst);
+                        loop {
+                            fiber::park();
+                        }
+                    });
+                }
+            });
+        });
+        assert!(support::eventually(20, || started.load(Ordering::SeqCst) == 3));
+        // Shutdown unwinds the owner (parked in the scope's wait) and the scoped fibers; the
+        // scope must not end, and `data` must not be dropped, while they still hold `&data`.
+        drop(rt);
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.len(), 4, "{log:?}");
+        assert_eq!(
+            log.last(),
+            Some(&"owner data dropped"),
+            "the scope's owner freed data that scoped fibers still borrowed: {log:?}"
+        );
+    });
+}

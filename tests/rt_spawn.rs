@@ -432,3 +432,98 @@ fn builder_stack_size_and_name() {
         assert!(on.starts_with("builder-"), "ran on {on}");
     });
 }
+
+#[test]
+fn spawn_then_join_at_once_from_fibers() {
+    // The child may be stolen by the other worker and finish while the parent is still on its
+    // way to parking in join: the join protocol must not lose that wake-up.
+    let n = scaled(200_000, 20_000) as u64;
+    watchdog(120, move || {
+        let rt = runtime(2, "spawn-join");
+        let sums: Vec<_> = (0..2u64)
+            .map(|k| {
+                rt.spawn(move || {
+                    let mut sum = 0;
+                    for i in 0..n / 2 {
+                        sum += fiber::spawn(move || i * 2 + k).join().unwrap();
+                    }
+                    sum
+                })
+            })
+            .collect();
+        let total: u64 = sums.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, (0..n).sum::<u64>());
+    });
+}
+
+#[test]
+fn unstarted_fibers_are_stolen_from_a_blocked_worker() {
+    // A fiber that never yields holds its worker; the fibers it spawned have not started, so the
+    // other worker must be woken to steal them. Each round the other worker has gone idle again,
+    // so this also checks that a spawn wakes a sleeping worker every time.
+    let rounds = scaled(2_000, 300);
+    watchdog(120, move || {
+        let rt = runtime(2, "steal");
+        let stuck_round = rt
+            .spawn(move || {
+                for round in 0..rounds {
+                    let done = Arc::new(AtomicBool::new(false));
+                    let d2 = done.clone();
+                    let _child = fiber::spawn(move || d2.store(true, Ordering::SeqCst));
+                    // Spin without yielding (this worker runs nothing else meanwhile).
+                    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                    while !done.load(Ordering::SeqCst) {
+                        if std::time::Instant::now() > deadline {
+                            return Some(round);
+                        }
+                        std::hint::spin_loop();
+                    }
+                    // Let the other worker fall asleep before the next round (most rounds).
+                    if round % 8 != 0 {
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
+                }
+                None
+            })
+            .join()
+            .unwrap();
+        assert_eq!(stuck_round, None, "no worker stole the child");
+    });
+}
+
+#[test]
+fn fiber_handles_print_id_and_name() {
+    watchdog(30, || {
+        let rt = runtime(1, "debug-fmt");
+        let h = fiber::Builder::new()
+            .name("printable".into())
+            .spawn_on(&rt, || format!("{:?}", fiber::current()))
+            .unwrap();
+        let id = h.fiber().id();
+        let inside = h.join().unwrap();
+        assert!(inside.contains("printable"), "{inside}");
+        assert!(inside.contains(&format!("{id:?}")), "{inside}");
+        assert_eq!(format!("{id:?}"), format!("FiberId({})", id.as_u64()));
+    });
+}
+
+// The handle types can cross threads, as their std counterparts can (checked at compile time).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<fiber::JoinHandle<u32>>();
+    send_sync::<fiber::Fiber>();
+    send_sync::<fiber::FiberId>();
+    send_sync::<fiber::Runtime>();
+    send_sync::<fiber::Builder>();
+    send_sync::<fiber::ScopedJoinHandle<'static, u32>>();
+};
+
+#[test]
+fn a_panicked_fiber_is_finished() {
+    watchdog(30, || {
+        let rt = runtime(1, "panic-finished");
+        let h = rt.spawn(|| panic!("done for"));
+        assert!(support::eventually(20, || h.is_finished()));
+        assert!(h.join().is_err());
+    });
+}

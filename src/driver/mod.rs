@@ -22,7 +22,6 @@ use parking_lot::{Mutex, MutexGuard};
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 
 /// Shared handle to one runtime's reactor.
-#[allow(dead_code)] // read by the I/O layer
 pub(crate) struct Handle {
     pub(crate) registry: mio::Registry,
     /// Registered I/O sources; while zero, busy workers skip their non-blocking polls.
@@ -30,7 +29,6 @@ pub(crate) struct Handle {
 }
 
 /// The reactor of the runtime the caller runs on, if any.
-#[allow(dead_code)] // used by the I/O layer
 pub(crate) fn current_handle() -> Option<Arc<Handle>> {
     crate::scheduler::context::with_worker(|w| w.shared().driver.handle.clone())
 }
@@ -40,7 +38,6 @@ pub(crate) struct PollTurn {
     events: mio::Events,
 }
 
-#[allow(dead_code)] // `handle` is read by the I/O layer
 pub(crate) struct Driver {
     turn: Mutex<PollTurn>,
     waker: mio::Waker,

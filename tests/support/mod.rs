@@ -180,3 +180,58 @@ pub(crate) fn both_timeout(secs: u64, body: fn(Mode)) {
 pub(crate) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
+
+// ---- sync tests: OS threads, fibers, and both at once ------------------------------------------
+
+/// Alias of [`scaled`] used by the sync tests.
+pub(crate) fn scale(release: usize, debug: usize) -> usize {
+    scaled(release, debug)
+}
+
+/// Runs `f(i)` on `n` OS threads and joins them.
+pub(crate) fn threads<F: Fn(usize) + Sync>(n: usize, f: F) {
+    std::thread::scope(|s| {
+        for i in 0..n {
+            let f = &f;
+            s.spawn(move || f(i));
+        }
+    });
+}
+
+/// A runtime with `workers` workers for the sync tests.
+pub(crate) fn sync_runtime(workers: usize) -> fiber::Runtime {
+    runtime(workers, "sync")
+}
+
+/// Runs `f(i)` in `n` fibers on a fresh runtime with `workers` workers, and waits for them.
+pub(crate) fn fibers<F: Fn(usize) + Sync>(workers: usize, n: usize, f: F) {
+    let rt = sync_runtime(workers);
+    rt.block_on(|| {
+        fiber::scope(|s| {
+            for i in 0..n {
+                let f = &f;
+                s.spawn(move || f(i));
+            }
+        })
+    });
+}
+
+/// Runs `f(i)` for `i in 0..n_fibers` in fibers on a 2-worker runtime and, at the same time, for
+/// `i in n_fibers..n_fibers + n_threads` on OS threads: the same primitive shared by both worlds.
+pub(crate) fn mixed<F: Fn(usize) + Sync>(n_fibers: usize, n_threads: usize, f: F) {
+    let rt = sync_runtime(2);
+    std::thread::scope(|s| {
+        for i in 0..n_threads {
+            let f = &f;
+            s.spawn(move || f(n_fibers + i));
+        }
+        rt.block_on(|| {
+            fiber::scope(|fs| {
+                for i in 0..n_fibers {
+                    let f = &f;
+                    fs.spawn(move || f(i));
+                }
+            })
+        });
+    });
+}
