@@ -48,6 +48,23 @@ pub fn park() {
     }
 }
 
+/// As [`park`], but runtime shutdown does not unwind the caller out of it (it returns, like a
+/// spurious wake-up). For waits that other fibers' borrows depend on: a scope's owner waiting for
+/// its scoped fibers, a `block_on` caller waiting for its closure. If such a caller never gets
+/// what it waits for, shutdown leaks its stack rather than freeing memory still borrowed.
+pub(crate) fn park_uncancellable() {
+    let parked = context::with_task(|task| {
+        if task.park.try_consume() || !task.park.begin_park() {
+            return;
+        }
+        context::suspend_uncancellable(task, Suspend::Wait);
+        task.park.end_park();
+    });
+    if parked.is_none() {
+        std::thread::park();
+    }
+}
+
 /// As [`park`], but returns after `dur` at the latest, as [`std::thread::park_timeout`].
 pub fn park_timeout(dur: Duration) {
     let parked = context::with_task(|task| {

@@ -86,8 +86,10 @@ where
         env: PhantomData,
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    // The scoped fibers borrow from this stack: this wait must not be cut short, not even by a
+    // runtime shutdown cancelling this fiber (it would free what they borrow).
     while scope.data.running.load(Ordering::Acquire) != 0 {
-        crate::park();
+        crate::current::park_uncancellable();
     }
     match result {
         Err(payload) => resume_unwind(payload),
@@ -144,6 +146,7 @@ where
     let handle = crate::Builder::new()
         .spawn_in(shared.clone(), f, None)
         .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"));
-    // Waiting for the result is what makes the borrow sound: see `spawn_in`.
-    handle.join()
+    // Waiting for the result is what makes the borrow sound (see `spawn_in`), so runtime shutdown
+    // must not unwind the caller out of this wait either.
+    handle.join_uncancellable()
 }

@@ -183,7 +183,6 @@ fn run_uses_the_default_runtime_from_a_plain_thread() {
 }
 
 #[test]
-#[ignore = "BUG (soundness): a fiber of runtime A blocked in B.block_on is unwound when A is dropped while the block_on fiber on B keeps running with borrows of its stack"]
 fn a_block_on_caller_cancelled_by_shutdown_outlives_the_borrowing_fiber() {
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;

@@ -315,7 +315,6 @@ struct Borrower<'a> {
 }
 
 #[test]
-#[ignore = "BUG (soundness): Runtime drop cancels a scope's owner fiber out of fiber::scope while its scoped fibers still borrow the owner's stack"]
 fn a_scope_owner_cancelled_by_shutdown_outlives_its_borrowers() {
     watchdog(60, || {
         let rt = runtime(1, "scope-cancel");

@@ -81,13 +81,19 @@ pub(crate) fn current_task() -> Option<Arc<Task>> {
 /// resumed to be cancelled (runtime shutdown) this unwinds the fiber, unless it is unwinding
 /// already, in which case it returns and the caller treats it as a spurious wake-up.
 pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
-    let yielder = task.yielder.get();
-    debug_assert!(!yielder.is_null());
-    // SAFETY: `yielder` was set when this fiber's body started and points into the coroutine's
-    // initial frame, which lives until the body returns; we are running on that coroutine.
-    let msg = unsafe { (*yielder).suspend(reason) };
+    let msg = suspend_uncancellable(task, reason);
     if msg == Resume::Cancel && !std::thread::panicking() {
         std::panic::resume_unwind(Box::new(Cancelled));
     }
     msg
+}
+
+/// As [`suspend`], but a cancellation is returned, not unwound: for waits that must not end early
+/// because other fibers borrow from this fiber's stack (a scope's owner, a `block_on` caller).
+pub(crate) fn suspend_uncancellable(task: &Task, reason: Suspend) -> Resume {
+    let yielder = task.yielder.get();
+    debug_assert!(!yielder.is_null());
+    // SAFETY: `yielder` was set when this fiber's body started and points into the coroutine's
+    // initial frame, which lives until the body returns; we are running on that coroutine.
+    unsafe { (*yielder).suspend(reason) }
 }

@@ -55,8 +55,10 @@ const MAX_NEXT_STREAK: u32 = 3;
 const IDLE_ROUNDS: usize = 16;
 /// How long a worker must stay idle before it gives surplus stack memory back.
 const TRIM_DELAY: Duration = Duration::from_millis(100);
-/// How often a cancelled fiber is resumed before it is given up on (it keeps parking).
-const CANCEL_ATTEMPTS: usize = 64;
+/// How often a cancelled fiber is resumed in one pass before the next fiber's turn.
+const CANCEL_ATTEMPTS: usize = 4;
+/// Passes over the fibers that refuse to unwind before their stacks are leaked.
+const CANCEL_PASSES: usize = 32;
 
 pub(crate) struct Worker {
     index: usize,
@@ -536,30 +538,36 @@ impl Worker {
         if self.searching.replace(false) {
             self.shared.idle.end_search();
         }
-        // Unwind every fiber this worker started, so that their destructors run.
-        let live: Vec<Arc<Task>> = self.live.borrow().clone();
-        for task in live {
-            let mut finished = false;
-            for _ in 0..CANCEL_ATTEMPTS {
-                if self.resume(task.clone(), Resume::Cancel) {
-                    finished = true;
-                    break;
-                }
+        // Unwind every fiber this worker started, so that their destructors run. In passes: a
+        // fiber may refuse to unwind until others have (a scope's owner waits for its borrowers,
+        // which may be later in the list or on another worker), so refusers are retried after
+        // the rest, with a short pause when a pass made no progress.
+        let mut pending: Vec<Arc<Task>> = self.live.borrow().clone();
+        for pass in 0..CANCEL_PASSES {
+            let before = pending.len();
+            pending.retain(|task| {
+                (0..CANCEL_ATTEMPTS).all(|_| !self.resume(task.clone(), Resume::Cancel))
+            });
+            if pending.is_empty() {
+                break;
             }
-            if !finished {
-                eprintln!(
-                    "fiber: fiber {:?} kept parking while its runtime shut down; its stack is leaked",
-                    task.id
-                );
-                // SAFETY: we are the home worker holding the run token; the coroutine is
-                // suspended and will never be resumed again. Leaking it (and the task, which holds
-                // the name it refers to) is the only sound option: dropping it would unwind it
-                // again.
-                std::mem::forget(unsafe { (*task.coro.get()).take() });
-                task.stage.set(Stage::Done);
-                std::mem::forget(task.clone());
-                self.remove_live(&task);
+            if pending.len() == before && pass + 1 < CANCEL_PASSES {
+                std::thread::sleep(Duration::from_millis(1));
             }
+        }
+        for task in pending {
+            eprintln!(
+                "fiber: fiber {:?} kept waiting while its runtime shut down; its stack is leaked",
+                task.id
+            );
+            // SAFETY: we are the home worker holding the run token; the coroutine is suspended
+            // and will never be resumed again. Leaking it (and the task, which holds the name it
+            // refers to) is the only sound option: freeing its stack would free memory that other
+            // fibers may still borrow, and dropping the coroutine would unwind it again.
+            std::mem::forget(unsafe { (*task.coro.get()).take() });
+            task.stage.set(Stage::Done);
+            std::mem::forget(task.clone());
+            self.remove_live(&task);
         }
         // Drop the queued fibers: started ones are finished now; unstarted ones are cancelled.
         self.next.take();

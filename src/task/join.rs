@@ -74,8 +74,10 @@ impl<T> Packet<T> {
         }
     }
 
-    /// Waits for the result and takes it. Called once, by the unique `JoinHandle`.
-    pub(crate) fn wait(&self) -> Result<T> {
+    /// Waits for the result and takes it. Called once, by the unique `JoinHandle`. With
+    /// `cancellable` false, runtime shutdown cannot unwind the waiter out of the wait (see
+    /// `current::park_uncancellable`).
+    pub(crate) fn wait(&self, cancellable: bool) -> Result<T> {
         if self.state.load(Ordering::Acquire) != DONE {
             // SAFETY: the completing side reads `waiter` only after seeing WAITING, which we have
             // not published yet.
@@ -86,7 +88,11 @@ impl<T> Packet<T> {
                 .is_ok()
             {
                 while self.state.load(Ordering::Acquire) != DONE {
-                    crate::park();
+                    if cancellable {
+                        crate::park();
+                    } else {
+                        crate::current::park_uncancellable();
+                    }
                 }
             }
         }
@@ -187,7 +193,13 @@ impl<T> JoinHandle<T> {
     /// Waits for the fiber to finish and returns its result; a panic in the fiber comes back as
     /// `Err` with the panic payload. Inside a fiber this parks only the calling fiber.
     pub fn join(self) -> Result<T> {
-        self.target.job.packet().wait()
+        self.target.job.packet().wait(true)
+    }
+
+    /// As `join`, but runtime shutdown cannot unwind the caller out of the wait: for callers
+    /// whose stack the fiber borrows (`block_on`).
+    pub(crate) fn join_uncancellable(self) -> Result<T> {
+        self.target.job.packet().wait(false)
     }
 
     /// True once the fiber's body has returned (or panicked).
