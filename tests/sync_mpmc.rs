@@ -1,4 +1,5 @@
 //! fiber::sync: mpmc channels tests (OS threads and, where the runtime exists, fibers).
+#[path = "sync_support/mod.rs"]
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,5 @@
 //! fiber::sync: RwLock tests (OS threads and, where the runtime exists, fibers).
+#[path = "sync_support/mod.rs"]
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,0 +1,146 @@
+//! Crawler: breadth-first crawl of a generated local web site. One fiber per page of the current
+//! level, at most `--concurrency` fetches in flight (a `Semaphore`), a shared visited set (a
+//! `Mutex<HashSet>`) so that every page is fetched exactly once, statistics per worker thread,
+//! and pages per second. The server counts its hits, so "exactly once" is checked, not assumed.
+//!
+//! `cargo run --release --example crawler -- --pages 2000 --concurrency 50 --latency-ms 20`
+mod demo;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fiber::sync::{Mutex, Semaphore};
+
+const USAGE: &str = "usage: crawler [--pages N] [--concurrency C] [--latency-ms MS]
+  --pages        pages in the generated site (default 2000)
+  --concurrency  fetches in flight at most (default 50)
+  --latency-ms   server latency per page (default 20)";
+
+/// What one worker thread (a carrier of fibers) did: pages, bytes, time fetching.
+type WorkerStats = (usize, usize, Duration);
+
+/// Everything the crawl shares between its fibers.
+struct Crawl {
+    addr: SocketAddr,
+    limit: Semaphore,
+    visited: Mutex<HashSet<String>>,
+    per_worker: Mutex<BTreeMap<String, WorkerStats>>,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    errors: AtomicUsize,
+}
+
+impl Crawl {
+    /// Fetches one page and returns the links on it that nobody has claimed yet.
+    fn visit(&self, path: &str) -> Vec<String> {
+        let _permit = self.limit.acquire(); // at most `concurrency` of these past this line
+        let now = self.in_flight.fetch_add(1, Relaxed) + 1;
+        self.peak.fetch_max(now, Relaxed);
+        let t = Instant::now();
+        let page = demo::get(self.addr, path, Some(Duration::from_secs(10)));
+        self.in_flight.fetch_sub(1, Relaxed);
+        let body = match page {
+            Ok(resp) if resp.status == 200 => resp.body,
+            _ => {
+                self.errors.fetch_add(1, Relaxed);
+                return Vec::new();
+            }
+        };
+        let worker = std::thread::current().name().unwrap_or("?").to_owned();
+        let mut stats = self.per_worker.lock().unwrap();
+        let w = stats.entry(worker).or_default();
+        *w = (w.0 + 1, w.1 + body.len(), w.2 + t.elapsed());
+        drop(stats);
+        let mut visited = self.visited.lock().unwrap();
+        demo::links(&body)
+            .into_iter()
+            .filter(|l| visited.insert(l.clone())) // true only for the first to see it
+            .collect()
+    }
+}
+
+fn main() {
+    let mut args = demo::Args::parse(USAGE);
+    let pages: usize = args.get("--pages", 2000);
+    let concurrency: usize = args.get("--concurrency", 50);
+    let latency = Duration::from_millis(args.get("--latency-ms", 20));
+    args.done();
+    if pages == 0 || concurrency == 0 {
+        demo::Args::fail(USAGE, "--pages and --concurrency must be at least 1");
+    }
+
+    let hits: Arc<Vec<AtomicUsize>> = Arc::new((0..pages).map(|_| AtomicUsize::new(0)).collect());
+    let server_hits = hits.clone();
+    let server = demo::Server::new(2, move |path| {
+        fiber::sleep(latency);
+        match path
+            .strip_prefix("/page/")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(i) if i < pages => {
+                server_hits[i].fetch_add(1, Relaxed);
+                demo::Reply::ok(demo::site_page(i, pages))
+            }
+            _ => demo::Reply::error(404, "no such page"),
+        }
+    });
+
+    println!(
+        "crawler: {pages} pages, at most {concurrency} fetches in flight, latency {latency:?}"
+    );
+    let crawl = Crawl {
+        addr: server.addr,
+        limit: Semaphore::new(concurrency),
+        visited: Mutex::new(HashSet::from(["/page/0".to_owned()])),
+        per_worker: Mutex::new(BTreeMap::new()),
+        in_flight: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+        errors: AtomicUsize::new(0),
+    };
+    let start = Instant::now();
+    let mut level = vec!["/page/0".to_owned()];
+    let mut depth = 0;
+    while !level.is_empty() {
+        println!("depth {depth}: {} pages", level.len());
+        // One fiber per page of this level; the semaphore bounds how many fetch at once.
+        level = fiber::scope(|s| {
+            let crawl = &crawl;
+            let fetches: Vec<_> = level
+                .iter()
+                .map(|p| s.spawn(move || crawl.visit(p)))
+                .collect();
+            fetches
+                .into_iter()
+                .flat_map(|f| f.join().unwrap())
+                .collect()
+        });
+        depth += 1;
+    }
+    let elapsed = start.elapsed();
+
+    let visited = crawl.visited.lock().unwrap().len();
+    let fetched: usize = hits.iter().map(|h| h.load(Relaxed)).sum();
+    let distinct = hits.iter().filter(|h| h.load(Relaxed) > 0).count();
+    let twice = hits.iter().filter(|h| h.load(Relaxed) > 1).count();
+    let rate = fetched as f64 / elapsed.as_secs_f64();
+    println!("visited {visited} pages in {elapsed:.2?} ({rate:.0} pages/s)");
+    println!("server: {fetched} requests for {distinct} distinct pages, {twice} fetched twice");
+    let peak = crawl.peak.load(Relaxed);
+    println!("peak fetches in flight: {peak} (limit {concurrency})");
+    println!(
+        "{:<20} {:>7} {:>10} {:>12}",
+        "worker thread", "pages", "bytes", "avg fetch"
+    );
+    for (name, (pages, bytes, busy)) in crawl.per_worker.lock().unwrap().iter() {
+        let avg = demo::ms(*busy / (*pages).max(1) as u32);
+        println!("{name:<20} {pages:>7} {bytes:>10} {avg:>12}");
+    }
+    let errors = crawl.errors.load(Relaxed);
+    println!(
+        "RESULT pages={pages} visited={visited} fetched={fetched} distinct={distinct} \
+         duplicates={twice} errors={errors} peak={peak} limit={concurrency} depth={depth}"
+    );
+}

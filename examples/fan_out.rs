@@ -1,0 +1,122 @@
+//! Fan-out: N independent requests to a server that answers after a fixed latency, done three
+//! ways — one after another, one OS thread per request, one fiber per request — with the same
+//! blocking client code. Fibers finish N requests in about one latency.
+//!
+//! `cargo run --release --example fan_out -- --n 10000 --latency-ms 100`
+mod demo;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: fan_out [--n REQUESTS] [--latency-ms MS] [--seq-sample REQUESTS]
+  --n           requests per mode (default 10000)
+  --latency-ms  server latency per request (default 100)
+  --seq-sample  requests actually run in the sequential mode, the rest is extrapolated
+                (default 10; sequential 10000 x 100 ms would take 17 minutes)";
+
+/// The request every mode makes: plain blocking code, true if the server answered 200.
+fn fetch(addr: SocketAddr, i: usize) -> bool {
+    match demo::get(addr, &format!("/item/{i}"), Some(Duration::from_secs(30))) {
+        Ok(resp) => resp.status == 200,
+        Err(e) => {
+            eprintln!("request {i}: {e}");
+            false
+        }
+    }
+}
+
+/// One after another.
+fn sequential(addr: SocketAddr, n: usize) -> usize {
+    (0..n).filter(|&i| fetch(addr, i)).count()
+}
+
+/// One OS thread per request (small stacks, so that 10,000 of them fit).
+fn os_threads(addr: SocketAddr, n: usize) -> usize {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || fetch(addr, i))
+                .expect("spawn thread")
+        })
+        .collect();
+    handles
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|&ok| ok)
+        .count()
+}
+
+/// One fiber per request: the same code as with threads, `fiber::spawn` instead of
+/// `thread::spawn`.
+fn fibers(addr: SocketAddr, n: usize) -> usize {
+    let handles: Vec<_> = (0..n)
+        .map(|i| fiber::spawn(move || fetch(addr, i)))
+        .collect();
+    handles
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|&ok| ok)
+        .count()
+}
+
+fn main() {
+    demo::ChildServer::serve_if_child();
+    let mut args = demo::Args::parse(USAGE);
+    let n: usize = args.get("--n", 10_000);
+    let latency_ms: u64 = args.get("--latency-ms", 100);
+    let seq_sample: usize = args.get("--seq-sample", 10);
+    args.done();
+    if n == 0 || seq_sample == 0 {
+        demo::Args::fail(USAGE, "--n and --seq-sample must be at least 1");
+    }
+    let seq_sample = seq_sample.min(n);
+    // One fd per request in flight (the server, in a child process, has its own budget).
+    let fds = demo::raise_fd_limit(n as u64 + 64);
+    if fds < n as u64 + 64 {
+        demo::Args::fail(USAGE, &format!("open-file limit {fds} too low for --n {n}"));
+    }
+
+    // A slow backend: answers every request after `latency`.
+    let latency = Duration::from_millis(latency_ms);
+    let server = demo::ChildServer::start(latency);
+    println!("fan_out: {n} requests per mode, server latency {latency_ms} ms");
+    println!(
+        "{:<11} {:>8} {:>8} {:>11} {:>11} {:>9}",
+        "mode", "requests", "ok", "wall time", "latencies", "speed-up"
+    );
+
+    let t = Instant::now();
+    let seq_ok = sequential(server.addr, seq_sample);
+    let seq_time = t.elapsed();
+    let seq_all = seq_time.mul_f64(n as f64 / seq_sample as f64); // extrapolated to n
+    let mut rows = vec![("sequential", seq_sample, seq_ok, seq_time)];
+    type Mode = fn(SocketAddr, usize) -> usize;
+    for (name, run) in [("os-threads", os_threads as Mode), ("fibers", fibers)] {
+        let t = Instant::now();
+        let ok = run(server.addr, n);
+        rows.push((name, n, ok, t.elapsed()));
+    }
+
+    for &(name, requests, ok, time) in &rows {
+        let latencies = time.as_secs_f64() / latency.as_secs_f64().max(1e-9);
+        let speed_up = seq_all.as_secs_f64() / time.as_secs_f64() * requests as f64 / n as f64;
+        println!(
+            "{name:<11} {requests:>8} {ok:>8} {:>11} {latencies:>11.1} {speed_up:>8.1}x",
+            demo::ms(time)
+        );
+    }
+    if seq_sample < n {
+        println!(
+            "(sequential: {seq_sample} of {n} run; all {n} would take about {:.1} s)",
+            seq_all.as_secs_f64()
+        );
+    }
+    for (name, requests, ok, time) in rows {
+        println!(
+            "RESULT mode={name} requests={requests} ok={ok} elapsed_ms={} latencies={:.2}",
+            time.as_millis(),
+            time.as_secs_f64() / latency.as_secs_f64().max(1e-9)
+        );
+    }
+}

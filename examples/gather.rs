@@ -1,0 +1,92 @@
+//! Gather: start many fibers, then collect every outcome — a value, an error, or a panic — with
+//! nothing lost (asyncio's `gather(..., return_exceptions=True)`). `JoinHandle::join` returns
+//! `Err(payload)` for a fiber that panicked, so a panic is just one more result to report.
+//!
+//! `cargo run --release --example gather -- --jobs 1000`
+mod demo;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: gather [--jobs N] [--latency-ms MS]
+  --jobs        fibers to run (default 1000): job i fails if i % 10 == 3 (the server says 500)
+                and panics if i % 25 == 7
+  --latency-ms  server latency (default 50)";
+
+/// One job: plain blocking code that can return an error or panic.
+fn job(addr: SocketAddr, i: u64) -> Result<u64, String> {
+    if i % 25 == 7 {
+        panic!("invariant broken");
+    }
+    let resp = demo::get(addr, &format!("/job/{i}"), Some(Duration::from_secs(30)))
+        .map_err(|e| format!("job {i}: {e}"))?;
+    match resp.status {
+        200 => resp.body.parse().map_err(|e| format!("job {i}: {e}")),
+        status => Err(format!("job {i}: HTTP {status} {}", resp.body)),
+    }
+}
+
+/// A panic payload as text.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload.downcast_ref::<&str>().map(|s| s.to_string());
+    text.or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<non-text panic>".to_owned())
+}
+
+fn main() {
+    let mut args = demo::Args::parse(USAGE);
+    let jobs: u64 = args.get("--jobs", 1000);
+    let latency = Duration::from_millis(args.get("--latency-ms", 50));
+    args.done();
+    let server = demo::Server::new(2, move |path| {
+        fiber::sleep(latency);
+        match path
+            .strip_prefix("/job/")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(i) if i % 10 == 3 => demo::Reply::error(500, "backend failure"),
+            Some(i) => demo::Reply::ok((i * 2).to_string()),
+            None => demo::Reply::error(404, "bad path"),
+        }
+    });
+    // The default hook would print every panic; we report them ourselves below.
+    std::panic::set_hook(Box::new(|_| {}));
+    println!("gather: {jobs} jobs, server latency {latency:?}");
+
+    // Fan out...
+    let start = Instant::now();
+    let addr = server.addr;
+    let handles: Vec<_> = (0..jobs)
+        .map(|i| fiber::spawn(move || job(addr, i)))
+        .collect();
+    // ...and gather: one outcome per handle, in order, whatever happened.
+    let outcomes: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    let elapsed = start.elapsed();
+
+    let (mut values, mut errors, mut panics) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(Ok(v)) => values.push((i, v)),
+            Ok(Err(e)) => errors.push(e),
+            Err(payload) => panics.push(format!("job {i} panicked: {}", panic_message(&*payload))),
+        }
+    }
+    let sum: u64 = values.iter().map(|(_, v)| v).sum();
+    println!(
+        "{jobs} jobs in {elapsed:.2?}: {} values, {} errors, {} panics",
+        values.len(),
+        errors.len(),
+        panics.len()
+    );
+    for e in errors.iter().take(3).chain(panics.iter().take(3)) {
+        println!("  {e}");
+    }
+    let accounted = values.len() + errors.len() + panics.len();
+    println!("accounted for: {accounted} of {jobs} (sum of values {sum})");
+    println!(
+        "RESULT jobs={jobs} ok={} errors={} panics={} accounted={accounted} sum={sum}",
+        values.len(),
+        errors.len(),
+        panics.len()
+    );
+}

@@ -1,0 +1,29 @@
+//! Smoke test of `examples/crawler.rs`: every page of the site is visited, and fetched exactly
+//! once (counted by the server), with never more fetches in flight than the semaphore allows.
+mod pattern_support;
+mod support;
+
+use pattern_support::{num, rejects_bad_flags, run_ok};
+
+#[test]
+fn crawler_visits_every_page_exactly_once() {
+    support::watchdog(120, || {
+        let args = ["--pages", "300", "--concurrency", "10", "--latency-ms", "2"];
+        let r = run_ok("crawler", &args, 110).result();
+        for key in ["visited", "fetched", "distinct"] {
+            assert_eq!(num(&r, key), 300.0, "{key}");
+        }
+        assert_eq!(num(&r, "duplicates"), 0.0);
+        assert_eq!(num(&r, "errors"), 0.0);
+        let peak = num(&r, "peak");
+        assert!(
+            (1.0..=10.0).contains(&peak),
+            "peak in flight {peak} > limit 10"
+        );
+    });
+}
+
+#[test]
+fn crawler_rejects_bad_flags() {
+    support::watchdog(120, || rejects_bad_flags("crawler", 110));
+}
