@@ -1,5 +1,4 @@
 //! fiber::sync: Barrier tests (OS threads and, where the runtime exists, fibers).
-#[path = "sync_support/mod.rs"]
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

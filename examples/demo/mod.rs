@@ -226,16 +226,11 @@ impl Drop for ChildServer {
     }
 }
 
-/// A listener with a long accept queue. `TcpListener::bind` (like std's) asks for a backlog of
-/// 128: fibers open connections so fast that a burst of thousands overflows it, and each dropped
-/// SYN costs the client a 1 s retransmission. Go and tokio ask for more; so do we.
+/// A listener for the demo servers. (`fiber::net::TcpListener::bind` asks for the system's
+/// maximum accept queue, not std's 128: a burst of thousands of fiber clients would overflow 128,
+/// and each dropped SYN costs its client a one-second retransmission.)
 pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?; // the kernel caps it at net.core.somaxconn
-    Ok(TcpListener::from(std::net::TcpListener::from(socket)))
+    TcpListener::bind(addr)
 }
 
 /// Answers requests on one connection until the peer closes it.

@@ -295,3 +295,15 @@ macro_rules! impl_modes {
     };
 }
 pub(crate) use impl_modes;
+
+/// Raises a listener's accept queue from std's 128 to the system maximum
+/// (`net.core.somaxconn`, which the kernel applies when asked for more), as Go does. Fibers
+/// connect fast enough to overflow 128: each overflow costs the client a one-second SYN retry.
+pub(crate) fn widen_backlog(listener: &impl std::os::fd::AsRawFd) -> std::io::Result<()> {
+    // SAFETY: `listen` on a socket that is already listening only updates its backlog; the fd is
+    // borrowed from a live listener.
+    if unsafe { libc::listen(listener.as_raw_fd(), libc::c_int::MAX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

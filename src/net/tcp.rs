@@ -156,6 +156,7 @@ impl TcpListener {
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(&addr, |addr| {
             let l = stdnet::TcpListener::bind(addr)?;
+            super::widen_backlog(&l)?;
             l.set_nonblocking(true)?;
             Ok(TcpListener {
                 inner: IoSource::new(l, false),

@@ -144,6 +144,7 @@ impl UnixListener {
     /// Creates a listener bound to `path`.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         let l = stdnet::UnixListener::bind(path)?;
+        crate::net::widen_backlog(&l)?;
         l.set_nonblocking(true)?;
         Ok(UnixListener {
             inner: IoSource::new(l, false),
