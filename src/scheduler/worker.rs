@@ -327,7 +327,9 @@ impl Worker {
         let mut live = self.live.borrow_mut();
         task.live_index.set(live.len());
         live.push(task.clone());
-        self.shared.remotes[self.index].live.store(live.len(), Ordering::Relaxed);
+        self.shared.remotes[self.index]
+            .live
+            .store(live.len(), Ordering::Relaxed);
         true
     }
 
@@ -367,7 +369,9 @@ impl Worker {
         if let Some(moved) = live.get(index) {
             moved.live_index.set(index);
         }
-        self.shared.remotes[self.index].live.store(live.len(), Ordering::Relaxed);
+        self.shared.remotes[self.index]
+            .live
+            .store(live.len(), Ordering::Relaxed);
     }
 
     fn take_stack(&self, size: usize) -> io::Result<FiberStack> {
