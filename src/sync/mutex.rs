@@ -146,7 +146,9 @@ impl RawMutex {
     fn unlock_slow(&self, force_fair: bool) {
         // State is LOCKED | PARKED; nobody else may change it while we hold the queue lock.
         self.queue.notify_one_fair(|result| {
-            if result.notified != 0 && (force_fair || result.key >= SECOND_CHANCE_AFTER || result.be_fair) {
+            if result.notified != 0
+                && (force_fair || result.key >= SECOND_CHANCE_AFTER || result.be_fair)
+            {
                 if !result.have_more {
                     self.state.store(LOCKED, Ordering::Relaxed);
                 }
