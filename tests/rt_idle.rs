@@ -1,4 +1,6 @@
 //! An idle runtime sleeps: no busy polling, no periodic wake-ups.
+mod support;
+
 use std::time::Duration;
 
 /// CPU time (user + system) this process has used, from /proc/self/stat (clock ticks).
@@ -14,6 +16,10 @@ fn cpu_ticks() -> u64 {
 
 #[test]
 fn idle_workers_use_no_cpu() {
+    support::watchdog(60, idle_workers_use_no_cpu_body);
+}
+
+fn idle_workers_use_no_cpu_body() {
     let rt = fiber::Runtime::builder()
         .worker_threads(4)
         .build()

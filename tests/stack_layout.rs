@@ -5,6 +5,8 @@
 //! documented limit of that layout). Each case runs in a
 //! child process (this test binary re-run with `--ignored --exact child_overflows`), since an
 //! overflow aborts the process.
+mod support;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -72,7 +74,7 @@ fn run_child(live: usize, no_markers: bool) -> (Option<i32>, String) {
 }
 
 fn assert_reported(live: usize, no_markers: bool) {
-    let (signal, stderr) = run_child(live, no_markers);
+    let (signal, stderr) = support::watchdog(120, move || run_child(live, no_markers));
     assert_eq!(
         signal,
         Some(SIGABRT),
