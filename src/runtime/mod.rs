@@ -1,4 +1,6 @@
 //! `Runtime`: a set of worker threads running fibers; its builder; the global default runtime.
+mod panic_note;
+
 use std::io;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle as ThreadHandle;
@@ -103,6 +105,7 @@ impl Builder {
             ));
         }
         crate::coro::overflow::install_handler();
+        panic_note::install();
         let deques: Vec<Deque<Arc<crate::task::Task>>> =
             (0..workers).map(|_| Deque::new_lifo()).collect();
         let stealers = deques.iter().map(Deque::stealer).collect();
