@@ -13,15 +13,12 @@
 //! do not share threads, allocator state or fds; the client and server share the machine's cores.
 mod echo_common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn main() {
     if let Some(kind) = std::env::args().skip_while(|a| a != "--serve").nth(1) {
         let workers: usize = echo_common::arg("--workers", 2);
-        serve(&kind, workers);
+        echo_common::serve(&kind, workers);
     }
     let duration = Duration::from_secs_f64(echo_common::arg("--duration", 5.0));
     let warmup = Duration::from_secs_f64(echo_common::arg("--warmup", 1.0));
@@ -56,7 +53,7 @@ fn main() {
     for &c in &conns {
         let mut results = Vec::new();
         for kind in &servers {
-            let (mut child, addr) = spawn_server(kind, workers);
+            let (mut child, addr) = echo_common::spawn_server(kind, workers);
             let cpu0 = echo_common::cpu_time(child.id());
             let r = match client.as_str() {
                 "tokio" => {
@@ -97,126 +94,5 @@ fn fmt(d: Duration) -> String {
         format!("{}us", d.as_micros())
     } else {
         format!("{:.2}ms", d.as_secs_f64() * 1e3)
-    }
-}
-
-/// Starts `this-exe --serve kind` and reads the address it listens on from its first line.
-fn spawn_server(kind: &str, workers: usize) -> (Child, SocketAddr) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--serve", kind, "--workers", &workers.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("server address");
-    let addr = line.trim().parse().expect("server printed its address");
-    (child, addr)
-}
-
-fn announce(addr: SocketAddr) {
-    println!("{addr}");
-    std::io::stdout().flush().unwrap();
-}
-
-fn serve(kind: &str, workers: usize) -> ! {
-    match kind {
-        "fiber" => {
-            let rt = fiber::Runtime::builder()
-                .worker_threads(workers)
-                .build()
-                .unwrap();
-            rt.block_on(|| {
-                let l = fiber::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                announce(l.local_addr().unwrap());
-                echo_common::serve_echo(l)
-            })
-        }
-        "tokio" => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(workers)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                announce(l.local_addr().unwrap());
-                loop {
-                    let Ok((mut s, _)) = l.accept().await else {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    };
-                    tokio::spawn(async move {
-                        let _ = s.set_nodelay(true);
-                        let mut buf = [0u8; 4096];
-                        loop {
-                            match s.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => {
-                                    if s.write_all(&buf[..n]).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    });
-                }
-            })
-        }
-        "may" => {
-            may::config().set_workers(workers);
-            let l = may::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            announce(l.local_addr().unwrap());
-            loop {
-                let Ok((mut s, _)) = l.accept() else {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                };
-                let body = move || {
-                    let _ = s.set_nodelay(true);
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                if s.write_all(&buf[..n]).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                };
-                // SAFETY: may requires that the coroutine not touch thread-locals across
-                // blocking points (it may migrate); `body` uses only its socket and a stack buffer.
-                unsafe { may::coroutine::spawn(body) };
-            }
-        }
-        "std" => {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            announce(l.local_addr().unwrap());
-            loop {
-                let Ok((mut s, _)) = l.accept() else {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                };
-                std::thread::spawn(move || {
-                    let _ = s.set_nodelay(true);
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                if s.write_all(&buf[..n]).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                });
-            }
-        }
-        other => panic!("unknown server kind {other}"),
     }
 }

@@ -7,11 +7,16 @@
 //!   tasks (as many as fibers): wall time, peak RSS, RSS per sleeper;
 //! - `spawn`: spawn + join rate of trivial workers;
 //! - `switch`: cost of one switch (two fibers alternating `yield_now` on one worker; tokio tasks on
-//!   a current-thread runtime; two std threads pinned to one CPU handing a turn back and forth).
+//!   a current-thread runtime; two std threads pinned to one CPU handing a turn back and forth);
+//! - `echo`: 64-byte echo round trips at `--echo-conns` connections (default 1,000) against a fiber
+//!   server, a std thread-per-connection server and a tokio server, each in a child process (this
+//!   program re-run with `--serve KIND`), driven by the same fiber client.
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "echo_common/mod.rs"]
+mod echo_common;
 
 /// Command-line options shared by the stages.
 struct Opts {
@@ -22,6 +27,8 @@ struct Opts {
     sleep_ms: u64,
     spawn: u64,
     switches: u64,
+    echo_conns: usize,
+    echo_secs: u64,
     workers: usize,
     quiet: bool,
 }
@@ -49,6 +56,11 @@ const STAGES: &[Stage] = &[
         name: "switch",
         about: "one context switch: fiber yield_now vs tokio yield_now vs std thread handoff",
         run: stage_switch,
+    },
+    Stage {
+        name: "echo",
+        about: "echo round trips at N connections: fiber vs thread-per-connection vs tokio servers",
+        run: stage_echo,
     },
 ];
 
@@ -225,6 +237,37 @@ fn stage_switch(o: &Opts, table: &mut Table) {
     table.add("switch", "one switch", "ns", Some(f), Some(t), Some(k));
 }
 
+fn stage_echo(o: &Opts, table: &mut Table) {
+    let conns = o.echo_conns;
+    let duration = Duration::from_secs(o.echo_secs);
+    let warmup = Duration::from_millis(500);
+    println!(
+        "[echo] {conns} connections, 64 B messages, {} s per server after {} ms warm-up, fiber client with {} workers",
+        o.echo_secs,
+        warmup.as_millis(),
+        o.workers
+    );
+    let run = |kind: &str| {
+        let (mut child, addr) = echo_common::spawn_server(kind, o.workers);
+        let r = echo_common::run_load(addr, conns, duration, warmup, 64, o.workers);
+        let _ = child.kill();
+        let _ = child.wait();
+        println!(
+            "  {kind:<6} {:>9.0} round trips/s, p99 {:.2} ms, {} errors",
+            r.per_sec(),
+            r.p99.as_secs_f64() * 1e3,
+            r.errors
+        );
+        r
+    };
+    let (f, t, k) = (run("fiber"), run("std"), run("tokio"));
+    let per_rt = |r: &echo_common::Report| Some(1e6 / r.per_sec().max(1.0));
+    let p99 = |r: &echo_common::Report| Some(r.p99.as_secs_f64() * 1e3);
+    let metric = format!("time per round trip, {conns} conns");
+    table.add("echo", metric, "µs", per_rt(&f), per_rt(&t), per_rt(&k));
+    table.add("echo", "p99 latency", "ms", p99(&f), p99(&t), p99(&k));
+}
+
 fn fiber_runtime(workers: usize) -> fiber::Runtime {
     fiber::Runtime::builder()
         .worker_threads(workers)
@@ -243,7 +286,7 @@ fn tokio_runtime(workers: usize) -> tokio::runtime::Runtime {
 fn usage() -> String {
     let mut s = String::from(
         "usage: stress [--stage NAME]... [--fibers N] [--threads N] [--tokio N] [--sleep-ms MS]
-              [--spawn N] [--switches N] [--workers N] [--quiet]
+              [--spawn N] [--switches N] [--echo-conns N] [--echo-secs S] [--workers N] [--quiet]
   --stage NAME    run only this stage (repeatable; default: all, in order)
   --fibers N      million: sleeping fibers (default 1000000)
   --threads N     million, spawn: std threads (default 10000)
@@ -251,6 +294,8 @@ fn usage() -> String {
   --sleep-ms MS   million: how long each sleeps (default 1000)
   --spawn N       spawn: fibers and tokio tasks per round (default 100000)
   --switches N    switch: yields per side (default 1000000)
+  --echo-conns N  echo: client connections (default 1000)
+  --echo-secs S   echo: measured seconds per server (default 2)
   --workers N     worker threads of the fiber and tokio runtimes (default: one per CPU)
   --quiet         no live progress lines
 stages:
@@ -271,6 +316,8 @@ fn parse() -> Result<Opts, String> {
         sleep_ms: 1000,
         spawn: 100_000,
         switches: 1_000_000,
+        echo_conns: 1000,
+        echo_secs: 2,
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         quiet: false,
     };
@@ -298,6 +345,8 @@ fn parse() -> Result<Opts, String> {
             "--sleep-ms" => o.sleep_ms = number(&arg, value(&arg)?)?,
             "--spawn" => o.spawn = number(&arg, value(&arg)?)?.max(1),
             "--switches" => o.switches = number(&arg, value(&arg)?)?.max(1),
+            "--echo-conns" => o.echo_conns = (number(&arg, value(&arg)?)? as usize).max(1),
+            "--echo-secs" => o.echo_secs = number(&arg, value(&arg)?)?.max(1),
             "--workers" => o.workers = (number(&arg, value(&arg)?)? as usize).max(1),
             "--quiet" => o.quiet = true,
             "-h" | "--help" => return Err(String::new()),
@@ -308,6 +357,10 @@ fn parse() -> Result<Opts, String> {
 }
 
 fn main() -> ExitCode {
+    if let Some(kind) = std::env::args().skip_while(|a| a != "--serve").nth(1) {
+        // A child process of the echo stage.
+        echo_common::serve(&kind, echo_common::arg("--workers", 2));
+    }
     let o = match parse() {
         Ok(o) => o,
         Err(msg) if msg.is_empty() => {

@@ -1,8 +1,10 @@
-//! Code shared by the echo examples (`echo_server`, `echo_client`, `http_hello`, `echo_bench`):
-//! the fiber echo server and the load generator.
+//! Code shared by the echo examples (`echo_server`, `echo_client`, `http_hello`, `echo_bench`) and
+//! the stress demo: the echo servers (fiber, tokio, may, std), run in a child process, and the
+//! load generator.
 #![allow(dead_code)]
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,4 +260,127 @@ pub(crate) fn cpu_time(pid: u32) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_nanos(f.iter().sum::<u64>() * 1_000_000_000 / hz)
+}
+
+/// Starts `this-exe --serve kind` and reads the address it listens on from its first line.
+pub(crate) fn spawn_server(kind: &str, workers: usize) -> (Child, SocketAddr) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--serve", kind, "--workers", &workers.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("server address");
+    let addr = line.trim().parse().expect("server printed its address");
+    (child, addr)
+}
+
+fn announce(addr: SocketAddr) {
+    println!("{addr}");
+    std::io::stdout().flush().unwrap();
+}
+
+/// Runs an echo server of `kind` (fiber, tokio, may, std) in this process, forever; prints the
+/// address it listens on as the first line of stdout.
+pub(crate) fn serve(kind: &str, workers: usize) -> ! {
+    match kind {
+        "fiber" => {
+            let rt = fiber::Runtime::builder()
+                .worker_threads(workers)
+                .build()
+                .unwrap();
+            rt.block_on(|| {
+                let l = fiber::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                announce(l.local_addr().unwrap());
+                serve_echo(l)
+            })
+        }
+        "tokio" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                announce(l.local_addr().unwrap());
+                loop {
+                    let Ok((mut s, _)) = l.accept().await else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        let _ = s.set_nodelay(true);
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            match s.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if s.write_all(&buf[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+            })
+        }
+        "may" => {
+            may::config().set_workers(workers);
+            let l = may::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            announce(l.local_addr().unwrap());
+            loop {
+                let Ok((mut s, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                let body = move || {
+                    let _ = s.set_nodelay(true);
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if s.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                };
+                // SAFETY: may requires that the coroutine not touch thread-locals across
+                // blocking points (it may migrate); `body` uses only its socket and a stack buffer.
+                unsafe { may::coroutine::spawn(body) };
+            }
+        }
+        "std" => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            announce(l.local_addr().unwrap());
+            loop {
+                let Ok((mut s, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    let _ = s.set_nodelay(true);
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if s.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        other => panic!("unknown server kind {other}"),
+    }
 }
