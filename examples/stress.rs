@@ -10,11 +10,15 @@
 //!   a current-thread runtime; two std threads pinned to one CPU handing a turn back and forth);
 //! - `echo`: 64-byte echo round trips at `--echo-conns` connections (default 1,000) against a fiber
 //!   server, a std thread-per-connection server and a tokio server, each in a child process (this
-//!   program re-run with `--serve KIND`), driven by the same fiber client.
+//!   program re-run with `--serve KIND`), driven by the same fiber client;
+//! - `fanout`: `--fanout N` requests (default 2,000) to a server (a child process) that answers
+//!   after 100 ms, one fiber vs one OS thread per request, the same blocking client code: wall time
+//!   in latencies (fibers finish in about one).
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod common;
+mod demo;
 #[path = "echo_common/mod.rs"]
 mod echo_common;
 
@@ -29,6 +33,7 @@ struct Opts {
     switches: u64,
     echo_conns: usize,
     echo_secs: u64,
+    fanout: usize,
     workers: usize,
     quiet: bool,
 }
@@ -56,6 +61,11 @@ const STAGES: &[Stage] = &[
         name: "switch",
         about: "one context switch: fiber yield_now vs tokio yield_now vs std thread handoff",
         run: stage_switch,
+    },
+    Stage {
+        name: "fanout",
+        about: "N requests to a 100 ms server: one fiber vs one OS thread per request",
+        run: stage_fanout,
     },
     Stage {
         name: "echo",
@@ -268,6 +278,65 @@ fn stage_echo(o: &Opts, table: &mut Table) {
     table.add("echo", "p99 latency", "ms", p99(&f), p99(&t), p99(&k));
 }
 
+fn stage_fanout(o: &Opts, table: &mut Table) {
+    let n = o.fanout;
+    let latency = Duration::from_millis(100);
+    if demo::raise_fd_limit(n as u64 + 64) < n as u64 + 64 {
+        println!("[fanout] skipped: the open-file limit is too low for {n} requests");
+        return;
+    }
+    let server = demo::ChildServer::start(latency);
+    let addr = server.addr;
+    println!("[fanout] {n} requests to a server that answers after 100 ms, each mode");
+    // The same blocking request in both modes; true if the server answered 200.
+    fn fetch(addr: std::net::SocketAddr, i: usize) -> bool {
+        demo::get(addr, &format!("/item/{i}"), Some(Duration::from_secs(30)))
+            .is_ok_and(|r| r.status == 200)
+    }
+    let t = Instant::now();
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || fetch(addr, i))
+                .expect("spawn thread")
+        })
+        .collect();
+    let threads_ok = threads
+        .into_iter()
+        .map(|h| h.join().unwrap_or(false))
+        .filter(|&ok| ok)
+        .count();
+    let thread_time = t.elapsed();
+    let rt = fiber_runtime(o.workers);
+    let t = Instant::now();
+    let fibers_ok = rt.block_on(|| {
+        let hs: Vec<_> = (0..n)
+            .map(|i| fiber::spawn(move || fetch(addr, i)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .filter(|&ok| ok)
+            .count()
+    });
+    let fiber_time = t.elapsed();
+    drop(rt);
+    let lat = |d: Duration| d.as_secs_f64() / latency.as_secs_f64();
+    println!(
+        "  fibers {fibers_ok}/{n} ok in {:.2} latencies, OS threads {threads_ok}/{n} ok in {:.2} latencies",
+        lat(fiber_time),
+        lat(thread_time)
+    );
+    table.add(
+        "fanout",
+        format!("wall for {n} requests"),
+        "latencies",
+        Some(lat(fiber_time)),
+        Some(lat(thread_time)),
+        None,
+    );
+}
+
 fn fiber_runtime(workers: usize) -> fiber::Runtime {
     fiber::Runtime::builder()
         .worker_threads(workers)
@@ -286,7 +355,7 @@ fn tokio_runtime(workers: usize) -> tokio::runtime::Runtime {
 fn usage() -> String {
     let mut s = String::from(
         "usage: stress [--stage NAME]... [--fibers N] [--threads N] [--tokio N] [--sleep-ms MS]
-              [--spawn N] [--switches N] [--echo-conns N] [--echo-secs S] [--workers N] [--quiet]
+              [--spawn N] [--switches N] [--fanout N] [--echo-conns N] [--echo-secs S] [--workers N] [--quiet]
   --stage NAME    run only this stage (repeatable; default: all, in order)
   --fibers N      million: sleeping fibers (default 1000000)
   --threads N     million, spawn: std threads (default 10000)
@@ -294,6 +363,7 @@ fn usage() -> String {
   --sleep-ms MS   million: how long each sleeps (default 1000)
   --spawn N       spawn: fibers and tokio tasks per round (default 100000)
   --switches N    switch: yields per side (default 1000000)
+  --fanout N      fanout: requests per mode (default 2000)
   --echo-conns N  echo: client connections (default 1000)
   --echo-secs S   echo: measured seconds per server (default 2)
   --workers N     worker threads of the fiber and tokio runtimes (default: one per CPU)
@@ -316,6 +386,7 @@ fn parse() -> Result<Opts, String> {
         sleep_ms: 1000,
         spawn: 100_000,
         switches: 1_000_000,
+        fanout: 2000,
         echo_conns: 1000,
         echo_secs: 2,
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -345,6 +416,7 @@ fn parse() -> Result<Opts, String> {
             "--sleep-ms" => o.sleep_ms = number(&arg, value(&arg)?)?,
             "--spawn" => o.spawn = number(&arg, value(&arg)?)?.max(1),
             "--switches" => o.switches = number(&arg, value(&arg)?)?.max(1),
+            "--fanout" => o.fanout = (number(&arg, value(&arg)?)? as usize).max(1),
             "--echo-conns" => o.echo_conns = (number(&arg, value(&arg)?)? as usize).max(1),
             "--echo-secs" => o.echo_secs = number(&arg, value(&arg)?)?.max(1),
             "--workers" => o.workers = (number(&arg, value(&arg)?)? as usize).max(1),
@@ -357,6 +429,7 @@ fn parse() -> Result<Opts, String> {
 }
 
 fn main() -> ExitCode {
+    demo::ChildServer::serve_if_child();
     if let Some(kind) = std::env::args().skip_while(|a| a != "--serve").nth(1) {
         // A child process of the echo stage.
         echo_common::serve(&kind, echo_common::arg("--workers", 2));
