@@ -35,6 +35,7 @@ pub(crate) fn serve_echo(listener: TcpListener) -> ! {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
                 fiber::spawn(move || echo(stream));
             }
             Err(e) if is_fd_exhaustion(&e) => {
@@ -46,19 +47,18 @@ pub(crate) fn serve_echo(listener: TcpListener) -> ! {
     }
 }
 
-fn echo(mut stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+/// Echoes whatever arrives until the peer closes or fails (reset etc.: drop this connection, keep
+/// serving the others). Plain blocking `Read + Write`, shared by the fiber, may and std servers.
+fn echo<S: Read + Write>(mut stream: S) {
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) | Err(_) => return,
             Ok(n) => {
                 if stream.write_all(&buf[..n]).is_err() {
                     return;
                 }
             }
-            // Reset by the peer etc.: drop this connection, keep serving the others.
-            Err(_) => return,
         }
     }
 }
@@ -82,8 +82,14 @@ impl Report {
     }
 }
 
-/// Summarises sorted latencies (nanoseconds) into a report.
-fn report(mut all: Vec<u64>, duration: Duration, errors: u64, total: u64) -> Report {
+/// Merges the per-connection results `(latencies in ns, errors, round trips)` into a report.
+fn report(results: impl IntoIterator<Item = (Vec<u64>, u64, u64)>, duration: Duration) -> Report {
+    let (mut all, mut errors, mut total) = (Vec::new(), 0, 0);
+    for (lat, e, n) in results {
+        all.extend(lat);
+        errors += e;
+        total += n;
+    }
     all.sort_unstable();
     let pct = |p: f64| {
         if all.is_empty() {
@@ -161,16 +167,11 @@ pub(crate) fn run_load_tokio(
             .collect();
         tokio::time::sleep(end.saturating_duration_since(Instant::now())).await;
         stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        let mut errors = 0;
-        let mut total = 0;
+        let mut results = Vec::with_capacity(handles.len());
         for h in handles {
-            let (lat, e, n) = h.await.expect("client task");
-            all.extend(lat);
-            errors += e;
-            total += n;
+            results.push(h.await.expect("client task"));
         }
-        report(all, duration, errors, total)
+        report(results, duration)
     })
 }
 
@@ -233,16 +234,8 @@ pub(crate) fn run_load(
             .collect();
         fiber::sleep(end.saturating_duration_since(Instant::now()));
         stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        let mut errors = 0;
-        let mut total = 0;
-        for h in handles {
-            let (lat, e, n) = h.join().expect("client fiber");
-            all.extend(lat);
-            errors += e;
-            total += n;
-        }
-        report(all, duration, errors, total)
+        let results = handles.into_iter().map(|h| h.join().expect("client fiber"));
+        report(results, duration)
     })
 }
 
@@ -334,24 +327,12 @@ pub(crate) fn serve(kind: &str, workers: usize) -> ! {
             let l = may::net::TcpListener::bind("127.0.0.1:0").unwrap();
             announce(l.local_addr().unwrap());
             loop {
-                let Ok((mut s, _)) = l.accept() else {
+                let Ok((s, _)) = l.accept() else {
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 };
-                let body = move || {
-                    let _ = s.set_nodelay(true);
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                if s.write_all(&buf[..n]).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                };
+                let _ = s.set_nodelay(true);
+                let body = move || echo(s);
                 // SAFETY: may requires that the coroutine not touch thread-locals across
                 // blocking points (it may migrate); `body` uses only its socket and a stack buffer.
                 unsafe { may::coroutine::spawn(body) };
@@ -361,24 +342,12 @@ pub(crate) fn serve(kind: &str, workers: usize) -> ! {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             announce(l.local_addr().unwrap());
             loop {
-                let Ok((mut s, _)) = l.accept() else {
+                let Ok((s, _)) = l.accept() else {
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 };
-                std::thread::spawn(move || {
-                    let _ = s.set_nodelay(true);
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                if s.write_all(&buf[..n]).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                });
+                let _ = s.set_nodelay(true);
+                std::thread::spawn(move || echo(s));
             }
         }
         other => panic!("unknown server kind {other}"),
