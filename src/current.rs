@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::coro::{Resume, Suspend};
 use crate::driver::timer::TimerAction;
 use crate::scheduler::context;
-use crate::task::{Fiber, FiberId};
+use crate::task::{Fiber, FiberId, Task};
 
 /// The handle of the calling fiber; on a plain OS thread, a handle standing for that thread.
 pub fn current() -> Fiber {
@@ -36,14 +36,7 @@ pub fn is_fiber() -> bool {
 /// [`std::thread::park`]: only the fiber waits, its worker runs other fibers meanwhile. It may
 /// also return spuriously, so callers re-check their condition in a loop.
 pub fn park() {
-    let parked = context::with_task(|task| {
-        if task.park.try_consume() || !task.park.begin_park() {
-            return;
-        }
-        context::suspend(task, Suspend::Wait);
-        task.park.end_park();
-    });
-    if parked.is_none() {
+    if context::with_task(|task| park_fiber(task, true)).is_none() {
         std::thread::park();
     }
 }
@@ -53,15 +46,29 @@ pub fn park() {
 /// its scoped fibers, a `block_on` caller waiting for its closure. If such a caller never gets
 /// what it waits for, shutdown leaks its stack rather than freeing memory still borrowed.
 pub(crate) fn park_uncancellable() {
-    let parked = context::with_task(|task| {
-        if task.park.try_consume() || !task.park.begin_park() {
-            return;
-        }
-        context::suspend_uncancellable(task, Suspend::Wait);
-        task.park.end_park();
-    });
-    if parked.is_none() {
+    if context::with_task(|task| park_fiber(task, false)).is_none() {
         std::thread::park();
+    }
+}
+
+/// The fiber side of the park protocol (src/task/state.rs): consume a token, or switch out
+/// until unparked. The state returns to `EMPTY` however the suspension ends, including a
+/// cancellation unwinding through here, so that a later park (say, in a destructor) starts clean.
+fn park_fiber(task: &Task, cancellable: bool) {
+    if task.park.try_consume() || !task.park.begin_park() {
+        return;
+    }
+    struct EndPark<'a>(&'a Task);
+    impl Drop for EndPark<'_> {
+        fn drop(&mut self) {
+            self.0.park.end_park();
+        }
+    }
+    let _end = EndPark(task);
+    if cancellable {
+        context::suspend(task, Suspend::Wait);
+    } else {
+        context::suspend_uncancellable(task, Suspend::Wait);
     }
 }
 
@@ -82,10 +89,7 @@ pub fn park_timeout(dur: Duration) {
             )
         })
         .expect("a fiber always runs on a worker");
-        if task.park.begin_park() {
-            context::suspend(task, Suspend::Wait);
-            task.park.end_park();
-        }
+        park_fiber(task, true);
         context::with_worker(|w| w.cancel_timer(key));
     });
     if parked.is_none() {

@@ -46,9 +46,10 @@ impl ParkState {
             .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => true,
-            Err(_) => {
+            Err(seen) => {
                 // Only NOTIFIED can be seen here: the fiber itself is the only one that sets
-                // PARKED or EMPTY.
+                // PARKED or EMPTY, and it always ends a park with EMPTY (even when unwinding).
+                debug_assert_eq!(seen, NOTIFIED, "park state corrupted");
                 self.0.store(EMPTY, Ordering::Relaxed);
                 false
             }
