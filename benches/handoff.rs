@@ -129,16 +129,12 @@ fn thread_handoff(handoffs: u64) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let fiber_rt = fiber::Runtime::builder().worker_threads(2).build().unwrap();
-    let fiber_rt1 = fiber::Runtime::builder().worker_threads(1).build().unwrap();
+    let fiber_rt = common::fiber_rt(2);
+    let fiber_rt1 = common::fiber_rt(1);
     let tokio_rt1 = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = common::tokio_rt(2);
 
     let mut group = c.benchmark_group("handoff");
     group.sample_size(10);

@@ -51,15 +51,8 @@ fn std_spawn_join(n: u64) -> u64 {
 }
 
 fn bench(c: &mut Criterion) {
-    let fiber_rt = fiber::Runtime::builder()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .unwrap();
+    let fiber_rt = common::fiber_rt(WORKERS);
+    let tokio_rt = common::tokio_rt(WORKERS);
     may::config().set_workers(WORKERS);
 
     let mut group = c.benchmark_group("spawn_join");

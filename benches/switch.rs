@@ -82,7 +82,7 @@ fn corosensei_switch(switches: u64) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let fiber_rt = fiber::Runtime::builder().worker_threads(1).build().unwrap();
+    let fiber_rt = common::fiber_rt(1);
     // tokio's fastest configuration (no I/O or time driver), and the usual one: with drivers
     // enabled, a current-thread runtime whose tasks all yielded polls the I/O driver each round.
     let tokio_rt = tokio::runtime::Builder::new_current_thread()

@@ -22,3 +22,20 @@ pub(crate) fn main_with(bench: fn(&mut criterion::Criterion)) {
     bench(&mut c);
     c.final_summary();
 }
+
+/// A fiber runtime with `workers` workers.
+pub(crate) fn fiber_rt(workers: usize) -> fiber::Runtime {
+    fiber::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .expect("fiber runtime")
+}
+
+/// A tokio multi-thread runtime with `workers` workers and its drivers enabled.
+pub(crate) fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
