@@ -108,6 +108,32 @@ fn contended(c: &mut Criterion) {
 }
 
 /// One round trip = a message there and one back, between two fibers / tasks / threads.
+/// `iters` round trips between two tokio tasks over two unbounded channels.
+fn tokio_ping_pong(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    rt.block_on(async {
+        let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let echo = tokio::spawn(async move {
+            while let Some(v) = rx1.recv().await {
+                tx2.send(v).unwrap();
+            }
+        });
+        // Run the driver on a task too, so both ends are tasks (as with fibers).
+        let t = tokio::spawn(async move {
+            let t = Instant::now();
+            for i in 0..iters {
+                tx1.send(i).unwrap();
+                rx2.recv().await.unwrap();
+            }
+            t.elapsed()
+        })
+        .await
+        .unwrap();
+        echo.await.unwrap();
+        t
+    })
+}
+
 fn ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel_ping_pong_round_trip");
     for workers in [1, 2] {
@@ -141,34 +167,18 @@ fn ping_pong(c: &mut Criterion) {
         let rt = tokio_rt(workers);
         g.bench_function(
             BenchmarkId::new("tokio::sync::mpsc", format!("{workers}w")),
-            |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel::<u64>();
-                        let echo = tokio::spawn(async move {
-                            while let Some(v) = rx1.recv().await {
-                                tx2.send(v).unwrap();
-                            }
-                        });
-                        // Run the driver on a task too, so both ends are tasks (as with fibers).
-                        let t = tokio::spawn(async move {
-                            let t = Instant::now();
-                            for i in 0..iters {
-                                tx1.send(i).unwrap();
-                                rx2.recv().await.unwrap();
-                            }
-                            t.elapsed()
-                        })
-                        .await
-                        .unwrap();
-                        echo.await.unwrap();
-                        t
-                    })
-                })
-            },
+            |b| b.iter_custom(|iters| tokio_ping_pong(&rt, iters)),
         );
     }
+    // The one-worker reference figure is tokio's current-thread scheduler.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    g.bench_function(
+        BenchmarkId::new("tokio::sync::mpsc", "current_thread"),
+        |b| b.iter_custom(|iters| tokio_ping_pong(&rt, iters)),
+    );
     g.bench_function("std::sync::mpsc (2 threads)", |b| {
         b.iter_custom(|iters| {
             let (tx1, rx1) = std::sync::mpsc::channel::<u64>();

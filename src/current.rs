@@ -55,29 +55,28 @@ pub(crate) fn park_uncancellable() {
 /// until unparked. The state returns to `EMPTY` however the suspension ends, including a
 /// cancellation unwinding through here, so that a later park (say, in a destructor) starts clean.
 fn park_fiber(task: &Task, cancellable: bool) {
-    if task.park.try_consume() || !task.park.begin_park() {
+    if !task.park.begin_park() {
         return;
     }
     struct EndPark<'a>(&'a Task);
     impl Drop for EndPark<'_> {
         fn drop(&mut self) {
-            self.0.park.end_park();
+            // Woken by an unpark: the unparker already left PARKED. Resumed by a cancellation
+            // (runtime shutdown), perhaps unwinding: leave it here, unless an unparker races us.
+            self.0.cancel_park();
         }
     }
     let _end = EndPark(task);
     if cancellable {
-        context::suspend(task, Suspend::Wait);
+        context::suspend(task, Suspend::Park);
     } else {
-        context::suspend_uncancellable(task, Suspend::Wait);
+        context::suspend_uncancellable(task, Suspend::Park);
     }
 }
 
 /// As [`park`], but returns after `dur` at the latest, as [`std::thread::park_timeout`].
 pub fn park_timeout(dur: Duration) {
     let parked = context::with_task(|task| {
-        if task.park.try_consume() {
-            return;
-        }
         let Some(deadline) = Instant::now().checked_add(dur) else {
             // Too far to represent: the same as waiting forever.
             return park();

@@ -36,8 +36,11 @@ pub(crate) enum Resume {
 pub(crate) enum Suspend {
     /// Still runnable: requeue it behind the others.
     Yield,
-    /// Waiting: whoever wakes it (unpark, timer, I/O) will requeue it.
+    /// Waiting: whoever wakes it (a timer, I/O) will requeue it with a reference of its own.
     Wait,
+    /// Parked (`begin_park` succeeded): the worker's reference becomes the run token held by the
+    /// parked state, taken over by the unparker that requeues it (src/task/state.rs).
+    Park,
 }
 
 /// How a resume ended.

@@ -85,14 +85,15 @@ impl Shared {
 
     /// Requeues a started fiber that became runnable (unpark, I/O readiness). It goes to its home
     /// worker: straight into that worker's `next` slot when called on it, else into its inbox.
-    pub(crate) fn wake(self: &Arc<Self>, task: Arc<Task>) {
+    pub(crate) fn wake(task: Arc<Task>) {
         let home = task.home.load(Ordering::Relaxed);
         let mut task = Some(task);
-        context::with_worker(|w| task = w.push_woken(self, home, task.take().expect("set above")));
+        context::with_worker(|w| task = w.push_woken(home, task.take().expect("set above")));
         let Some(task) = task else { return };
-        let remote = &self.remotes[home];
-        remote.inbox.push(task);
-        self.wake_worker(home);
+        // Our own reference: once in the inbox the task (and its reference to us) may be gone.
+        let shared = task.shared.clone();
+        shared.remotes[home].inbox.push(task);
+        shared.wake_worker(home);
     }
 
     /// Stealable work was added: wake a sleeping worker unless someone is already searching.

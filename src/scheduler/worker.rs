@@ -251,13 +251,8 @@ impl Worker {
 
     /// Puts a woken fiber in the `next` slot if this is its home worker; else gives it back.
     #[inline]
-    pub(crate) fn push_woken(
-        &self,
-        shared: &Arc<Shared>,
-        home: usize,
-        task: Arc<Task>,
-    ) -> Option<Arc<Task>> {
-        if home != self.index || !Arc::ptr_eq(&self.shared, shared) {
+    pub(crate) fn push_woken(&self, home: usize, task: Arc<Task>) -> Option<Arc<Task>> {
+        if home != self.index || !Arc::ptr_eq(&self.shared, &task.shared) {
             return Some(task);
         }
         if let Some(previous) = self.next.replace(Some(task)) {
@@ -351,6 +346,12 @@ impl Worker {
                 false
             }
             Outcome::Suspended(Suspend::Wait) => false,
+            Outcome::Suspended(Suspend::Park) => {
+                // The reference passes to the parked state; an unparker (or the fiber itself, if
+                // cancelled) takes it over. Forgetting it saves a refcount round trip per park.
+                std::mem::forget(task);
+                false
+            }
             Outcome::Finished(stack) => {
                 // SAFETY: as above; the coroutine has returned, nothing refers to it.
                 unsafe { *task.coro.get() = None };

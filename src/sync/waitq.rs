@@ -47,10 +47,12 @@
 use std::cell::Cell;
 use std::marker::PhantomPinned;
 use std::pin::{pin, Pin};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::scheduler::context;
+use crate::task::{Task, Wakeup};
 use crate::Fiber;
 
 /// `Node::state` while nobody has notified the node. Tokens are always smaller.
@@ -65,7 +67,7 @@ pub(crate) struct Node {
     next: Cell<*const Node>,
     linked: Cell<bool>,
     key: usize,
-    fiber: Fiber,
+    waiter: Waiter,
     state: AtomicUsize,
     _pin: PhantomPinned,
 }
@@ -78,7 +80,10 @@ impl Node {
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
             key,
-            fiber: crate::current(),
+            waiter: match context::current_task_ptr() {
+                Some(task) => Waiter::Fiber(task),
+                None => Waiter::Thread(crate::current()),
+            },
             state: AtomicUsize::new(WAITING),
             _pin: PhantomPinned,
         }
@@ -89,6 +94,15 @@ impl Node {
         let s = self.state.load(Ordering::Acquire);
         (s != WAITING).then_some(s)
     }
+}
+
+/// Who waits on a node.
+enum Waiter {
+    /// The waiting fiber's task, held without a reference count: the node lives on that fiber's
+    /// stack, so the task outlives every moment the node is linked.
+    Fiber(NonNull<Task>),
+    /// A plain OS thread.
+    Thread(Fiber),
 }
 
 /// The intrusive list itself, without a lock: whoever owns a `WaitList` keeps it behind a lock of
@@ -159,7 +173,7 @@ impl WaitList {
     /// Unlinks the first waiter, hands it `token` and returns its handle, to be unparked by the
     /// caller (preferably after releasing the lock).
     #[inline]
-    pub(crate) fn wake_front(&mut self, token: usize) -> Option<Fiber> {
+    pub(crate) fn wake_front(&mut self, token: usize) -> Option<Wakeup> {
         let head = self.head;
         if head.is_null() {
             return None;
@@ -171,12 +185,36 @@ impl WaitList {
         Some(Self::hand_over(node, token))
     }
 
+    /// The key of the first waiter, if any.
+    #[inline]
+    pub(crate) fn front_key(&self) -> Option<usize> {
+        // SAFETY: a non-null head is linked, hence alive; `&self` means the owner's lock is held.
+        (!self.head.is_null()).then(|| unsafe { (*self.head).key })
+    }
+
+    /// As `wake_front`, first running `fill` on the node: how a notifier passes data into the
+    /// waiter's frame (the waiter cannot leave before the token is published, after `fill`).
+    #[inline]
+    pub(crate) fn wake_front_with(
+        &mut self,
+        token: usize,
+        fill: impl FnOnce(NonNull<Node>),
+    ) -> Option<Wakeup> {
+        let head = NonNull::new(self.head.cast_mut())?;
+        // SAFETY: `head` is linked, hence alive; `&mut self` means the owner's lock is held.
+        let node = unsafe { head.as_ref() };
+        // SAFETY: linked in this list.
+        unsafe { self.unlink(node) };
+        fill(head);
+        Some(Self::hand_over(node, token))
+    }
+
     /// As `wake_front`, for the first waiter whose key satisfies `pred`.
     pub(crate) fn wake_first(
         &mut self,
         mut pred: impl FnMut(usize) -> bool,
         token: usize,
-    ) -> Option<Fiber> {
+    ) -> Option<Wakeup> {
         let mut cur = self.head;
         while !cur.is_null() {
             // SAFETY: `cur` is linked (we walk the list with the lock held), hence alive.
@@ -191,8 +229,8 @@ impl WaitList {
         None
     }
 
-    /// Wakes every waiter with `token`; returns their handles.
-    pub(crate) fn wake_all(&mut self, token: usize) -> Vec<Fiber> {
+    /// Wakes every waiter with `token`; returns their wake-ups.
+    pub(crate) fn wake_all(&mut self, token: usize) -> Vec<Wakeup> {
         let mut fibers = Vec::with_capacity(self.len);
         while let Some(f) = self.wake_front(token) {
             fibers.push(f);
@@ -200,13 +238,18 @@ impl WaitList {
         fibers
     }
 
-    /// The last touch of a node by its notifier: clone the handle, then publish the token.
+    /// The last touch of a node by its notifier: prepare the wake-up, then publish the token.
     #[inline]
-    fn hand_over(node: &Node, token: usize) -> Fiber {
-        let fiber = node.fiber.clone();
+    fn hand_over(node: &Node, token: usize) -> Wakeup {
+        let wakeup = match &node.waiter {
+            // SAFETY: the node is still linked (its token is not published), so its fiber's
+            // frame, and with it the fiber's task, is alive (see `Waiter::Fiber`).
+            Waiter::Fiber(task) => unsafe { task.as_ref() }.prepare_wakeup(),
+            Waiter::Thread(thread) => Wakeup::Unpark(thread.clone()),
+        };
         // After this store the waiter may return and free the node.
         node.state.store(token, Ordering::Release);
-        fiber
+        wakeup
     }
 
     /// Appends `node`.
@@ -477,11 +520,11 @@ impl WaitQueue {
             be_fair: want_fair && list.be_fair(),
         };
         let token = callback(result);
-        let fiber = list.wake_front(token);
+        let wakeup = list.wake_front(token);
         self.sync_len(&list, 0);
         drop(list);
-        if let Some(fiber) = fiber {
-            fiber.unpark();
+        if let Some(wakeup) = wakeup {
+            wakeup.wake();
         }
         result
     }
@@ -527,13 +570,13 @@ impl WaitQueue {
             be_fair: false,
         };
         let token = callback(result);
-        let fibers: Vec<Fiber> = woken
+        let wakeups: Vec<Wakeup> = woken
             .into_iter()
             .map(|node| WaitList::hand_over(node, token))
             .collect();
         drop(list);
-        for fiber in fibers {
-            fiber.unpark();
+        for wakeup in wakeups {
+            wakeup.wake();
         }
         result
     }

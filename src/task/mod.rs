@@ -108,9 +108,64 @@ impl<J> Task<J> {
 impl Task {
     /// Makes the park token available and requeues the fiber if it was parked.
     #[inline]
-    pub(crate) fn unpark(self: &Arc<Task>) {
+    pub(crate) fn unpark(&self) {
         if self.park.unpark() {
-            self.shared.wake(self.clone());
+            Shared::wake(self.take_run_token());
+        }
+    }
+
+    /// The reference a parked fiber's state held, after the caller made the `PARKED → EMPTY`
+    /// transition (`ParkState::unpark`, `unpark_if_parked` or `cancel_park` returned true).
+    #[inline]
+    fn take_run_token(&self) -> Arc<Task> {
+        // SAFETY: every task lives in an `Arc` (spawn creates it so), and a worker forgets its
+        // reference when the fiber parks (`Suspend::Park`); the one caller that makes the
+        // `PARKED → EMPTY` transition owns that reference, exactly once per park.
+        unsafe { Arc::from_raw(self as *const Task) }
+    }
+
+    /// A fiber resumed without an unpark (a cancellation) leaves the parked state, releasing the
+    /// run token the state held unless an unparker took it first (it requeues the fiber).
+    pub(crate) fn cancel_park(&self) {
+        if self.park.cancel_park() {
+            drop(self.take_run_token());
+        }
+    }
+
+    /// For a notifier about to publish a token that lets this fiber's waiting frame return (so
+    /// the task may be gone the moment after): the wake-up to deliver once its lock is released.
+    /// A parked fiber is taken out of `PARKED` now, which keeps it suspended, and costs no
+    /// refcount (its run token is taken over); a fiber still on its way to parking gets a
+    /// reference of its own and a plain unpark later.
+    #[inline]
+    pub(crate) fn prepare_wakeup(&self) -> Wakeup {
+        if self.park.unpark_if_parked() {
+            return Wakeup::Requeue(self.take_run_token());
+        }
+        // SAFETY: as in `take_run_token`, the task lives in an `Arc`; we add a count for ours.
+        let task = unsafe {
+            Arc::increment_strong_count(self as *const Task);
+            Arc::from_raw(self as *const Task)
+        };
+        Wakeup::Unpark(Fiber::from_task(task))
+    }
+}
+
+/// A wake-up decided under a lock and delivered after it is released (see `Task::prepare_wakeup`).
+pub(crate) enum Wakeup {
+    /// The fiber was parked and is already out of `PARKED`: this is its run token, to requeue.
+    Requeue(Arc<Task>),
+    /// A fiber not parked yet, or a thread: unpark it (a token for its next park).
+    Unpark(Fiber),
+}
+
+impl Wakeup {
+    /// Delivers the wake-up.
+    #[inline]
+    pub(crate) fn wake(self) {
+        match self {
+            Wakeup::Requeue(task) => Shared::wake(task),
+            Wakeup::Unpark(fiber) => fiber.unpark(),
         }
     }
 }

@@ -6,11 +6,20 @@
 //! | `PARKED`   | the fiber is parked, or switching out to park                  |
 //! | `NOTIFIED` | a token is available: the next `park` returns at once          |
 //!
-//! Transitions:
-//! - `park`: `NOTIFIED → EMPTY` returns at once (token consumed). Otherwise `EMPTY → PARKED`, then the
-//!   fiber switches out; when resumed it stores `EMPTY`.
-//! - `unpark`: swaps in `NOTIFIED`. Only the caller that sees `PARKED` requeues the fiber, so a
-//!   parked fiber is requeued exactly once.
+//! Transitions (each one atomic read-modify-write):
+//! - `park`: `EMPTY → PARKED`, then the fiber switches out. If the state was `NOTIFIED` the park
+//!   returns at once instead, consuming the token.
+//! - `unpark`: `PARKED → EMPTY` (the unparker consumes the token on the fiber's behalf and must
+//!   requeue it), or `EMPTY`/`NOTIFIED → NOTIFIED` (a token for the next park). A woken fiber
+//!   therefore resumes with its state already `EMPTY`: the common park costs one atomic operation
+//!   on each side, and an unpark that arrives after the wake-up is kept for the next park.
+//! - cancellation (runtime shutdown resumes a fiber without an unpark): the fiber takes itself out
+//!   of `PARKED` with [`ParkState::cancel_park`]; whichever of it and a racing unparker makes the
+//!   `PARKED → EMPTY` transition owns the requeue.
+//!
+//! The *run token* of a parked fiber (its queue reference, see src/task/mod.rs) stays with the
+//! `PARKED` state: the worker does not drop its `Arc` when a fiber parks, and the one caller that
+//! makes the `PARKED → EMPTY` transition takes that reference over.
 //!
 //! The race "unpark arrives while the fiber is still switching out": the unparker sees `PARKED`
 //! and pushes the fiber to its home worker's queue while that worker is still running it. This is
@@ -30,15 +39,8 @@ impl ParkState {
         ParkState(AtomicU8::new(EMPTY))
     }
 
-    /// Consumes an available token. Acquire: what the unparker did before `unpark` is visible.
-    #[inline]
-    pub(crate) fn try_consume(&self) -> bool {
-        self.0
-            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// `EMPTY → PARKED`; false if a token arrived meanwhile (it is consumed).
+    /// `EMPTY → PARKED`; false if a token was available instead (it is consumed). Acquire on
+    /// both outcomes: what the unparker that left the token did before `unpark` is visible.
     #[inline]
     pub(crate) fn begin_park(&self) -> bool {
         match self
@@ -47,24 +49,57 @@ impl ParkState {
         {
             Ok(_) => true,
             Err(seen) => {
-                // Only NOTIFIED can be seen here: the fiber itself is the only one that sets
-                // PARKED or EMPTY, and it always ends a park with EMPTY (even when unwinding).
+                // Only NOTIFIED can be seen here: only the fiber itself sets PARKED, and it is
+                // never PARKED while it runs (a wake-up or `cancel_park` leaves it first).
                 debug_assert_eq!(seen, NOTIFIED, "park state corrupted");
-                self.0.store(EMPTY, Ordering::Relaxed);
+                // Consume with a read-modify-write, not a store: it reads the latest unpark's write
+                // (every unpark is an RMW), so the caller sees what *every* unparker did before
+                // its condition re-check. A plain store could swallow a racing unpark unseen.
+                self.0.swap(EMPTY, Ordering::Acquire);
                 false
             }
         }
     }
 
-    /// After being resumed: back to `EMPTY` (consumes the token that woke it).
-    #[inline]
-    pub(crate) fn end_park(&self) {
-        self.0.swap(EMPTY, Ordering::Acquire);
-    }
-
-    /// Makes a token available; true if the fiber was parked and the caller must requeue it.
+    /// Makes a token available; true if the fiber was parked, in which case the token is consumed
+    /// by this wake-up and the caller must requeue the fiber (it now owns the run token).
     #[inline]
     pub(crate) fn unpark(&self) -> bool {
-        self.0.swap(NOTIFIED, Ordering::AcqRel) == PARKED
+        let mut seen = self.0.load(Ordering::Relaxed);
+        loop {
+            // Always a write, even NOTIFIED → NOTIFIED: each unpark is a release operation that
+            // the next `begin_park` acquires, so the parker sees what this unparker did.
+            let new = if seen == PARKED { EMPTY } else { NOTIFIED };
+            match self
+                .0
+                .compare_exchange_weak(seen, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return seen == PARKED,
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// `PARKED → EMPTY` only; true if it was made (the caller owns the run token and must requeue
+    /// the fiber). For notifiers that must decide before publishing what the fiber waits for.
+    #[inline]
+    pub(crate) fn unpark_if_parked(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == PARKED
+            && self
+                .0
+                .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Called by a fiber resumed without an unpark (a cancellation): leaves `PARKED` if it is
+    /// still there. True if it was, in which case the caller owns the run token the parked state
+    /// held; false if an unparker got there first (the unparker requeues the fiber).
+    #[inline]
+    pub(crate) fn cancel_park(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == PARKED
+            && self
+                .0
+                .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     }
 }

@@ -17,16 +17,32 @@
 //! `try_recv` succeeds whenever a sender is blocked, and `send` returns only after the hand-over.
 //! `try_send` succeeds only while more receivers are blocked in `recv` (`ready`) than messages are
 //! buffered.
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::pin::{pin, Pin};
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
 use std::time::Instant;
 
 use crate::sync::waitq::{park_node, Node, WaitList, WaitResult, TOKEN_NORMAL};
-use crate::Fiber;
+use crate::task::Wakeup;
 
 /// Wait-list key bit of `select!` nodes (plain waiters use sequence numbers or 0).
 pub(crate) const SELECT_KEY: usize = 1 << (usize::BITS - 1);
+
+/// Wait-list key of a receiver in `recv` whose node is a [`RecvNode`]: a sender may put its
+/// message straight into the node (the direct hand-off, see [`Chan::push`]).
+const DIRECT_KEY: usize = 1;
+
+/// Token of a wake-up that carries the message in the receiver's node.
+const TOKEN_VALUE: usize = 1;
+
+/// A blocked receiver's node with room for a message handed to it directly, so the woken
+/// receiver returns without taking the channel lock again.
+#[repr(C)] // `node` first: the wait list's `*const Node` is also a pointer to the `RecvNode`.
+struct RecvNode<T> {
+    node: Node,
+    slot: UnsafeCell<Option<T>>,
+}
 
 struct Inner<T> {
     buf: VecDeque<T>,
@@ -54,9 +70,9 @@ pub(crate) enum SendFail<T> {
 }
 
 #[inline]
-fn unpark(fiber: Option<Fiber>) {
-    if let Some(f) = fiber {
-        f.unpark();
+fn unpark(wakeup: Option<Wakeup>) {
+    if let Some(w) = wakeup {
+        w.wake();
     }
 }
 
@@ -154,8 +170,28 @@ impl<T> Chan<T> {
     }
 
     /// Buffers `value` (room checked by the caller) and picks a receiver to wake.
+    ///
+    /// When the buffer is empty and the first queued receiver is a plain `recv`, the message goes
+    /// straight into that receiver's node instead: the woken receiver then needs no second lock
+    /// round trip. FIFO order holds, since the buffer was empty and each receiver takes one
+    /// message. Not for capacity 0 (its senders track their buffered message), nor while senders
+    /// are queued: they wait for a receiver's `take` to wake them, which a hand-off skips.
     #[inline]
-    fn push(&self, s: &mut Inner<T>, value: T) -> Option<Fiber> {
+    fn push(&self, s: &mut Inner<T>, value: T) -> Option<Wakeup> {
+        if s.buf.is_empty()
+            && s.recv_w.front_key() == Some(DIRECT_KEY)
+            && s.send_w.is_empty()
+            && self.cap != Some(0)
+        {
+            return s.recv_w.wake_front_with(TOKEN_VALUE, |node| {
+                let node = node.cast::<RecvNode<T>>();
+                // SAFETY: only `recv_slow` queues nodes with `DIRECT_KEY`, and those are the
+                // `node` field at offset 0 of a `RecvNode<T>` (`repr(C)`) of this channel's `T`,
+                // alive until their token is published (after this closure). Its waiter reads the
+                // slot only after seeing `TOKEN_VALUE` (Acquire), so nobody else touches it now.
+                unsafe { *(*node.as_ptr()).slot.get() = Some(value) };
+            });
+        }
         s.buf.push_back(value);
         if self.cap == Some(0) {
             let seq = s.next_seq;
@@ -168,7 +204,7 @@ impl<T> Chan<T> {
     /// Takes the first message and picks a sender to wake (the one whose message it was, for
     /// capacity 0; the first queued one for other bounded channels).
     #[inline]
-    fn take(&self, s: &mut Inner<T>) -> Option<(T, Option<Fiber>)> {
+    fn take(&self, s: &mut Inner<T>) -> Option<(T, Option<Wakeup>)> {
         let v = s.buf.pop_front()?;
         let fiber = match self.cap {
             None => None,
@@ -321,14 +357,20 @@ impl<T> Chan<T> {
         mut s: parking_lot::MutexGuard<'a, Inner<T>>,
         deadline: Option<Instant>,
     ) -> Result<T, RecvTimeoutError> {
-        let node = pin!(Node::new(0));
+        let rendezvous = self.cap == Some(0);
+        let direct = pin!(RecvNode {
+            node: Node::new(if rendezvous { 0 } else { DIRECT_KEY }),
+            slot: UnsafeCell::new(None),
+        });
+        let direct = direct.as_ref();
+        // SAFETY: a structural projection of a pinned value; `node` is never moved out.
+        let node = unsafe { direct.map_unchecked(|d| &d.node) };
         let mut q = Queued {
             chan: self,
-            node: node.as_ref(),
+            node,
             is_send: false,
             armed: false,
         };
-        let rendezvous = self.cap == Some(0);
         let mut selector = None;
         if rendezvous {
             s.ready += 1;
@@ -340,8 +382,15 @@ impl<T> Chan<T> {
             q.push(&mut s);
             drop(s);
             unpark(selector.take());
-            let timed_out = q.park(deadline) == WaitResult::TimedOut
-                || deadline.is_some_and(|d| Instant::now() >= d);
+            let result = q.park(deadline);
+            if result == WaitResult::Notified(TOKEN_VALUE) {
+                // SAFETY: a sender filled the slot before publishing this token, which we have
+                // seen (Acquire), and is done with the node.
+                let value = unsafe { (*direct.slot.get()).take() };
+                return Ok(value.expect("a direct hand-off fills the slot"));
+            }
+            let timed_out =
+                result == WaitResult::TimedOut || deadline.is_some_and(|d| Instant::now() >= d);
             s = self.inner.lock();
             // Even at the deadline, a message that is there is taken (for capacity 0 its sender
             // counted on us).
@@ -444,9 +493,9 @@ impl<T> Chan<T> {
         if s.senders != 0 {
             return;
         }
-        let fibers = s.recv_w.wake_all(TOKEN_NORMAL);
+        let wakeups = s.recv_w.wake_all(TOKEN_NORMAL);
         drop(s);
-        fibers.into_iter().for_each(|f| f.unpark());
+        wakeups.into_iter().for_each(Wakeup::wake);
     }
 
     pub(crate) fn drop_receiver(&self) {
@@ -461,11 +510,11 @@ impl<T> Chan<T> {
         } else {
             std::mem::take(&mut s.buf)
         };
-        let fibers = s.send_w.wake_all(TOKEN_NORMAL);
+        let wakeups = s.send_w.wake_all(TOKEN_NORMAL);
         drop(s);
         // Messages nobody can receive any more are dropped now, outside the lock.
         drop(buf);
-        fibers.into_iter().for_each(|f| f.unpark());
+        wakeups.into_iter().for_each(Wakeup::wake);
     }
 
     pub(crate) fn is_disconnected_for_sender(&self) -> bool {
