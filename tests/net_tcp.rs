@@ -550,3 +550,33 @@ fn a_socket_registered_with_one_runtime_still_works_in_another() {
         writer.join().unwrap();
     });
 }
+
+/// A short read clears the readiness it consumed (so the next read waits for an edge instead of
+/// failing with `EAGAIN`), but a peer's FIN queued behind the data has already had its edge: the
+/// next read must still return end-of-stream at once, not wait forever.
+#[test]
+fn end_of_stream_behind_a_short_read() {
+    both(|m| {
+        for _ in 0..20 {
+            let (l, a) = listener();
+            let server = m.spawn(move || {
+                let (mut s, _) = l.accept().unwrap();
+                s.write_all(b"a").unwrap();
+                let mut ack = [0u8; 1];
+                s.read_exact(&mut ack).unwrap();
+                s.write_all(b"hello").unwrap();
+                // Dropped: FIN follows the data.
+            });
+            let mut c = TcpStream::connect(a).unwrap();
+            let mut buf = [0u8; 4096];
+            // Registers with the reactor (inside a fiber) and consumes one readiness edge.
+            assert_eq!(c.read(&mut buf).unwrap(), 1);
+            c.write_all(b"k").unwrap();
+            server.join();
+            // Data and FIN are queued, and their event has been seen by the reactor.
+            fiber::sleep(Duration::from_millis(5));
+            assert_eq!(c.read(&mut buf).unwrap(), 5, "the data, in one short read");
+            assert_eq!(c.read(&mut buf).unwrap(), 0, "then end of stream, at once");
+        }
+    });
+}

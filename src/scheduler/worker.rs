@@ -452,7 +452,18 @@ impl Worker {
     }
 
     fn has_local_work(&self) -> bool {
-        !self.shared.remotes[self.index].inbox.is_empty() || !self.runq.borrow().is_empty()
+        !self.shared.remotes[self.index].inbox.is_empty()
+            || !self.runq.borrow().is_empty()
+            || self.has_next()
+    }
+
+    /// Whether the `next` slot holds a fiber (a reactor poll on this worker may have put one
+    /// there).
+    fn has_next(&self) -> bool {
+        let next = self.next.take();
+        let some = next.is_some();
+        self.next.set(next);
+        some
     }
 
     fn has_stealable_work(&self) -> bool {
