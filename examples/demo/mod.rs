@@ -122,9 +122,6 @@ impl Reply {
     }
 }
 
-/// A request handler: gets the path, runs on the connection's fiber, may block (sleep, lock).
-pub(crate) type Handler = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
-
 /// A local HTTP/1.1 server on its own fiber runtime (one fiber per connection, keep-alive),
 /// listening on 127.0.0.1 on a free port. Dropping it stops the server.
 pub(crate) struct Server {
@@ -147,19 +144,13 @@ impl Server {
             .expect("server runtime");
         let listener = listen("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
-        let handler: Handler = Arc::new(handler);
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
-        rt.spawn(move || loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    count.fetch_add(1, Ordering::Relaxed);
-                    let handler = handler.clone();
-                    fiber::spawn(move || serve_connection(stream, &*handler));
-                }
-                // Out of fds, say: back off instead of spinning.
-                Err(_) => fiber::sleep(Duration::from_millis(20)),
-            }
+        rt.spawn(move || {
+            accept_loop(listener, move |stream| {
+                count.fetch_add(1, Ordering::Relaxed);
+                serve_connection(stream, &handler);
+            })
         });
         Server { addr, accepted, rt }
     }
@@ -231,6 +222,27 @@ impl Drop for ChildServer {
 /// and each dropped SYN costs its client a one-second retransmission.)
 pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
+}
+
+/// Accepts connections forever, each served by `serve` on a fiber of its own. Must run in a fiber.
+pub(crate) fn accept_loop(
+    listener: TcpListener,
+    serve: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> ! {
+    let serve = Arc::new(serve);
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let serve = serve.clone();
+                fiber::spawn(move || serve(stream));
+            }
+            Err(e) => {
+                // Out of fds, say: back off instead of spinning.
+                eprintln!("accept: {e}");
+                fiber::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 /// Answers requests on one connection until the peer closes it.
