@@ -1,8 +1,8 @@
 //! Plumbing shared by the pattern examples (`fan_out`, `crawler`, `pipeline`, `rate_limit`,
 //! `retry`, `gather`, `pool`, `kv_server`): flag parsing, a local HTTP/1.1 server on fibers whose
 //! handler is plain blocking code (it may `fiber::sleep` to simulate latency), and a tiny HTTP/1.1
-//! client over `fiber::net::TcpStream`, and the RESP codec of `kv_server` (`resp`). Each example
-//! includes it with `mod demo;`.
+//! client over `fiber::net::TcpStream`, a process's CPU time (`fan_out`, `echo_bench`), and the
+//! RESP codec of `kv_server` (`resp`). Each example includes it with `mod demo;`.
 #![allow(dead_code)] // each example uses a different subset
 
 pub(crate) mod resp;
@@ -208,6 +208,27 @@ impl ChildServer {
         let _ = io::stdin().read(&mut [0u8; 1]); // EOF: the parent is gone
         std::process::exit(0);
     }
+
+    /// CPU time the server process has used so far.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        cpu_time(self.child.id())
+    }
+}
+
+/// CPU time (user + system) consumed so far by process `pid`, from `/proc/<pid>/stat`.
+pub(crate) fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(f.iter().sum::<u64>() * 1_000_000_000 / hz)
 }
 
 impl Drop for ChildServer {
