@@ -11,6 +11,7 @@
 //!
 //! Each server runs in a child process (this program re-executed with `--serve <kind>`), so they
 //! do not share threads, allocator state or fds; the client and server share the machine's cores.
+mod demo;
 mod echo_common;
 
 use std::time::Duration;
@@ -54,14 +55,14 @@ fn main() {
         let mut results = Vec::new();
         for kind in &servers {
             let (mut child, addr) = echo_common::spawn_server(kind, workers);
-            let cpu0 = echo_common::cpu_time(child.id());
+            let cpu0 = demo::cpu_time(child.id());
             let r = match client.as_str() {
                 "tokio" => {
                     echo_common::run_load_tokio(addr, c, duration, warmup, size, client_workers)
                 }
                 _ => echo_common::run_load(addr, c, duration, warmup, size, client_workers),
             };
-            let cpu = echo_common::cpu_time(child.id()) - cpu0;
+            let cpu = demo::cpu_time(child.id()) - cpu0;
             let _ = child.kill();
             let _ = child.wait();
             let cpu_per_rt = cpu.as_secs_f64() * 1e6 / r.total_round_trips.max(1) as f64;

@@ -1,6 +1,8 @@
 //! Fan-out: N independent requests to a server that answers after a fixed latency, done three
 //! ways — one after another, one OS thread per request, one fiber per request — with the same
-//! blocking client code. Fibers finish N requests in about one latency.
+//! blocking client code. Fibers finish N requests in about one latency, plus the CPU time the
+//! machine needs to open, serve and close N connections (the `cpu time` column: client and server
+//! processes together; on a machine with few cores that dominates once N is in the thousands).
 //!
 //! `cargo run --release --example fan_out -- --n 10000 --latency-ms 100`
 mod demo;
@@ -82,28 +84,32 @@ fn main() {
     let server = demo::ChildServer::start(latency);
     println!("fan_out: {n} requests per mode, server latency {latency_ms} ms");
     println!(
-        "{:<11} {:>8} {:>8} {:>11} {:>11} {:>9}",
-        "mode", "requests", "ok", "wall time", "latencies", "speed-up"
+        "{:<11} {:>8} {:>8} {:>11} {:>11} {:>9} {:>11}",
+        "mode", "requests", "ok", "wall time", "latencies", "speed-up", "cpu time"
     );
+    let cpu = || demo::cpu_time(std::process::id()) + server.cpu_time();
 
-    let t = Instant::now();
-    let seq_ok = sequential(server.addr, seq_sample);
-    let seq_time = t.elapsed();
-    let seq_all = seq_time.mul_f64(n as f64 / seq_sample as f64); // extrapolated to n
-    let mut rows = vec![("sequential", seq_sample, seq_ok, seq_time)];
+    let mut rows = Vec::new();
     type Mode = fn(SocketAddr, usize) -> usize;
-    for (name, run) in [("os-threads", os_threads as Mode), ("fibers", fibers)] {
-        let t = Instant::now();
-        let ok = run(server.addr, n);
-        rows.push((name, n, ok, t.elapsed()));
+    let modes = [
+        ("sequential", sequential as Mode, seq_sample),
+        ("os-threads", os_threads, n),
+        ("fibers", fibers, n),
+    ];
+    for (name, run, requests) in modes {
+        let (t, cpu0) = (Instant::now(), cpu());
+        let ok = run(server.addr, requests);
+        rows.push((name, requests, ok, t.elapsed(), cpu() - cpu0));
     }
+    let seq_all = rows[0].3.mul_f64(n as f64 / seq_sample as f64); // extrapolated to n
 
-    for &(name, requests, ok, time) in &rows {
+    for &(name, requests, ok, time, cpu) in &rows {
         let latencies = time.as_secs_f64() / latency.as_secs_f64().max(1e-9);
         let speed_up = seq_all.as_secs_f64() / time.as_secs_f64() * requests as f64 / n as f64;
         println!(
-            "{name:<11} {requests:>8} {ok:>8} {:>11} {latencies:>11.1} {speed_up:>8.1}x",
-            demo::ms(time)
+            "{name:<11} {requests:>8} {ok:>8} {:>11} {latencies:>11.1} {speed_up:>8.1}x {:>11}",
+            demo::ms(time),
+            demo::ms(cpu)
         );
     }
     if seq_sample < n {
@@ -112,11 +118,14 @@ fn main() {
             seq_all.as_secs_f64()
         );
     }
-    for (name, requests, ok, time) in rows {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    println!("(cpu time: client and server processes together, {cores} cores available)");
+    for (name, requests, ok, time, cpu) in rows {
         println!(
-            "RESULT mode={name} requests={requests} ok={ok} elapsed_ms={} latencies={:.2}",
+            "RESULT mode={name} requests={requests} ok={ok} elapsed_ms={} latencies={:.2} cpu_ms={}",
             time.as_millis(),
-            time.as_secs_f64() / latency.as_secs_f64().max(1e-9)
+            time.as_secs_f64() / latency.as_secs_f64().max(1e-9),
+            cpu.as_millis()
         );
     }
 }

@@ -8,9 +8,8 @@
 mod demo;
 
 use std::collections::hash_map::{DefaultHasher, HashMap};
-use std::hash::{Hash, Hasher};
-use std::io::{Read, Write};
-use std::sync::Arc;
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::io::{self, Read, Write};
 
 use demo::resp::{parse, put, Reply};
 use fiber::net::TcpStream;
@@ -22,165 +21,136 @@ const USAGE: &str = "usage: kv_server [--addr HOST:PORT] [--workers N]
 
 type Map = HashMap<Vec<u8>, Vec<u8>>;
 
+/// Shards of the keyspace: one bit each in a `u64` set (see [`Locked::new`]).
+const SHARDS: usize = 64;
+
 /// The keyspace, in shards so that connections rarely wait for one another's lock.
-struct Store {
-    shards: Vec<Mutex<Map>>,
+type Store = [Mutex<Map>; SHARDS];
+
+fn shard(key: &[u8]) -> usize {
+    (BuildHasherDefault::<DefaultHasher>::default().hash_one(key) % SHARDS as u64) as usize
 }
 
-/// The shards a command needs, locked in index order (so two commands cannot deadlock): a
+/// The shards holding `keys`, locked in index order (so two commands cannot deadlock): a
 /// multi-key command sees and changes all its keys atomically.
-struct Locked<'a> {
-    store: &'a Store,
-    guards: Vec<(usize, MutexGuard<'a, Map>)>,
-}
-
-impl Store {
-    fn shard(&self, key: &[u8]) -> usize {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
-    }
-
-    fn lock<'a>(&'a self, keys: &[&[u8]]) -> Locked<'a> {
-        let mut ids: Vec<usize> = keys.iter().map(|k| self.shard(k)).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let guards = ids
-            .into_iter()
-            .map(|i| (i, self.shards[i].lock().unwrap()))
-            .collect();
-        Locked {
-            store: self,
-            guards,
-        }
-    }
-}
+struct Locked<'a>([Option<MutexGuard<'a, Map>>; SHARDS]);
 
 impl Locked<'_> {
+    fn new<'a>(store: &'a Store, keys: &[&[u8]]) -> Locked<'a> {
+        let wanted = keys.iter().fold(0u64, |set, k| set | 1 << shard(k));
+        Locked(std::array::from_fn(|i| {
+            (wanted >> i & 1 == 1).then(|| store[i].lock().unwrap())
+        }))
+    }
+
+    /// The map that holds `key` (which must be one of the keys locked).
     fn map(&mut self, key: &[u8]) -> &mut Map {
-        let i = self.store.shard(key);
-        &mut self.guards.iter_mut().find(|(j, _)| *j == i).unwrap().1
+        self.0[shard(key)].as_mut().expect("key not locked")
     }
 }
 
-/// Runs one command, appending its reply.
-fn execute(store: &Store, cmd: &[Vec<u8>], out: &mut Vec<u8>) {
-    let name = String::from_utf8_lossy(&cmd[0]).to_ascii_uppercase();
+/// Runs one command, appending its reply; false for QUIT.
+fn execute(store: &Store, cmd: &[Vec<u8>], out: &mut Vec<u8>) -> bool {
+    let name = cmd[0].to_ascii_uppercase();
     let args: Vec<&[u8]> = cmd[1..].iter().map(Vec::as_slice).collect();
-    let reply = match (name.as_str(), args.len()) {
-        ("PING", 0) => Reply::Simple("PONG"),
-        ("PING" | "ECHO", 1) => Reply::Bulk(Some(args[0])),
-        ("GET", 1) => {
-            return put(
-                out,
-                Reply::Bulk(store.lock(&args).map(args[0]).get(args[0]).map(|v| &v[..])),
-            )
+    let keys = match &name[..] {
+        b"GET" | b"SET" | b"INCR" => &args[..args.len().min(1)],
+        b"DEL" | b"EXISTS" | b"MGET" => &args[..],
+        b"MSET" => &args.iter().step_by(2).copied().collect::<Vec<_>>(),
+        _ => &[],
+    };
+    let mut db = Locked::new(store, keys);
+    match (&name[..], &args[..]) {
+        (b"QUIT", _) => {
+            put(out, Reply::Simple("OK"));
+            return false;
         }
-        ("SET", 2) => {
-            store
-                .lock(&args[..1])
-                .map(args[0])
-                .insert(args[0].to_vec(), args[1].to_vec());
-            Reply::Simple("OK")
+        (b"PING", []) => put(out, Reply::Simple("PONG")),
+        (b"PING" | b"ECHO", [msg]) => put(out, Reply::Bulk(Some(msg))),
+        (b"GET", [k]) => put(out, Reply::Bulk(db.map(k).get(*k).map(|v| &v[..]))),
+        (b"SET", [k, v]) => {
+            db.map(k).insert(k.to_vec(), v.to_vec());
+            put(out, Reply::Simple("OK"));
         }
-        ("DEL" | "EXISTS", n) if n > 0 => {
-            let mut locked = store.lock(&args);
-            let del = name == "DEL";
-            let hits = args.iter().filter(|k| {
-                let map = locked.map(k);
-                if del {
-                    map.remove(**k).is_some()
-                } else {
-                    map.contains_key(**k)
-                }
-            });
-            Reply::Int(hits.count() as i64)
+        (b"DEL", [_, ..]) => {
+            let n = args.iter().filter(|k| db.map(k).remove(**k).is_some());
+            put(out, Reply::Int(n.count() as i64));
         }
-        ("INCR", 1) => {
-            let mut locked = store.lock(&args);
-            let value = locked
-                .map(args[0])
-                .entry(args[0].to_vec())
-                .or_insert(b"0".to_vec());
-            match std::str::from_utf8(value)
+        (b"EXISTS", [_, ..]) => {
+            let n = args.iter().filter(|k| db.map(k).contains_key(**k));
+            put(out, Reply::Int(n.count() as i64));
+        }
+        (b"INCR", [k]) => {
+            let value = db.map(k).entry(k.to_vec()).or_insert(b"0".to_vec());
+            let n = std::str::from_utf8(value)
                 .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-            {
-                Some(n) if n < i64::MAX => {
-                    *value = (n + 1).to_string().into_bytes();
-                    Reply::Int(n + 1)
+                .and_then(|s| s.parse::<i64>().ok());
+            match n.and_then(|n| n.checked_add(1)) {
+                Some(n) => {
+                    *value = n.to_string().into_bytes();
+                    put(out, Reply::Int(n));
                 }
-                _ => Reply::Error("value is not an integer or out of range"),
+                None => put(out, Reply::Error("value is not an integer or out of range")),
             }
         }
-        ("MGET", n) if n > 0 => {
-            let mut locked = store.lock(&args);
-            put(out, Reply::Array(n));
+        (b"MGET", [_, ..]) => {
+            put(out, Reply::Array(args.len()));
             for k in &args {
-                put(out, Reply::Bulk(locked.map(k).get(*k).map(|v| &v[..])));
+                put(out, Reply::Bulk(db.map(k).get(*k).map(|v| &v[..])));
             }
-            return;
         }
-        ("MSET", n) if n > 0 && n % 2 == 0 => {
-            let keys: Vec<&[u8]> = args.iter().step_by(2).copied().collect();
-            let mut locked = store.lock(&keys);
+        (b"MSET", [_, _, ..]) if args.len() % 2 == 0 => {
             for kv in args.chunks(2) {
-                locked.map(kv[0]).insert(kv[0].to_vec(), kv[1].to_vec());
+                db.map(kv[0]).insert(kv[0].to_vec(), kv[1].to_vec());
             }
-            Reply::Simple("OK")
+            put(out, Reply::Simple("OK"));
         }
         // redis-benchmark asks for `save` and `appendonly` at start-up: nothing to report.
-        ("CONFIG", 2) if args[0].eq_ignore_ascii_case(b"GET") => {
+        (b"CONFIG", [sub, key]) if sub.eq_ignore_ascii_case(b"GET") => {
             put(out, Reply::Array(2));
-            put(out, Reply::Bulk(Some(args[1])));
-            return put(out, Reply::Bulk(Some(b"")));
+            put(out, Reply::Bulk(Some(key)));
+            put(out, Reply::Bulk(Some(b"")));
         }
-        ("CONFIG" | "COMMAND", _) => Reply::Array(0),
-        ("PING" | "ECHO" | "GET" | "SET" | "DEL" | "EXISTS" | "INCR" | "MGET" | "MSET", _) => {
-            Reply::Error("wrong number of arguments")
-        }
-        _ => Reply::Error("unknown command"),
-    };
-    put(out, reply);
+        (b"CONFIG" | b"COMMAND", _) => put(out, Reply::Array(0)),
+        (
+            b"PING" | b"ECHO" | b"GET" | b"SET" | b"DEL" | b"EXISTS" | b"INCR" | b"MGET" | b"MSET",
+            _,
+        ) => put(out, Reply::Error("wrong number of arguments")),
+        _ => put(out, Reply::Error("unknown command")),
+    }
+    true
 }
 
-/// One connection: read, run every complete command, write all replies, repeat.
-fn serve(mut stream: TcpStream, store: &Store) {
-    let _ = stream.set_nodelay(true);
-    let (mut buf, mut out) = (Vec::new(), Vec::new());
-    let mut chunk = vec![0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+/// One connection: read, run every complete command, write all replies, repeat. Ends on end of
+/// stream, QUIT or a protocol error.
+fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (mut buf, mut out, mut chunk) = (Vec::new(), Vec::new(), vec![0u8; 16 * 1024]);
+    let mut open = true;
+    while open {
+        match stream.read(&mut chunk)? {
+            0 => return Ok(()),
+            n => buf.extend_from_slice(&chunk[..n]),
         }
         let mut used = 0;
-        loop {
+        while open {
             match parse(&buf[used..]) {
                 Ok(Some((cmd, len))) => {
                     used += len;
-                    if cmd.first().is_some_and(|c| c.eq_ignore_ascii_case(b"QUIT")) {
-                        let _ = stream.write_all(&out).and(stream.write_all(b"+OK\r\n"));
-                        return;
-                    }
-                    if !cmd.is_empty() {
-                        execute(store, &cmd, &mut out);
-                    }
+                    open = cmd.is_empty() || execute(store, &cmd, &mut out);
                 }
                 Ok(None) => break,
                 Err(e) => {
                     put(&mut out, Reply::Error(e));
-                    let _ = stream.write_all(&out);
-                    return;
+                    open = false;
                 }
             }
         }
         buf.drain(..used);
-        if stream.write_all(&out).is_err() {
-            return;
-        }
+        stream.write_all(&out)?;
         out.clear();
     }
+    Ok(())
 }
 
 fn main() {
@@ -192,25 +162,13 @@ fn main() {
         .worker_threads(workers)
         .build()
         .expect("runtime");
-    let store = Arc::new(Store {
-        shards: (0..64).map(|_| Mutex::default()).collect(),
-    });
+    let store: Store = std::array::from_fn(|_| Mutex::default());
     rt.block_on(|| {
         let listener = demo::listen(addr)
             .unwrap_or_else(|e| demo::Args::fail(USAGE, &format!("cannot listen on {addr}: {e}")));
         println!("kv_server listening on {}", listener.local_addr().unwrap());
-        let _ = std::io::stdout().flush();
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    let store = store.clone();
-                    fiber::spawn(move || serve(stream, &store));
-                }
-                Err(e) => {
-                    eprintln!("accept: {e}");
-                    fiber::sleep(std::time::Duration::from_millis(20));
-                }
-            }
-        }
+        demo::accept_loop(listener, move |stream| {
+            let _ = serve(stream, &store);
+        })
     })
 }

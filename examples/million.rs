@@ -1,5 +1,5 @@
 //! A million sleeping fibers: spawns `--fibers N` (default 1,000,000) fibers that each sleep
-//! `--sleep-ms` (default 1000) ms, with a live progress line, then prints wall time, peak RSS and
+//! `--sleep-ms` (default 1000) ms, with progress bars, then prints wall time, peak RSS and
 //! RSS per fiber; then the same for `--threads N` (default 10,000) std threads, side by side.
 //!
 //! `cargo run --release --example million -- [--fibers N] [--threads N] [--sleep-ms MS] [--workers N]`
@@ -19,7 +19,7 @@ const USAGE: &str =
   --threads N    std threads to spawn for comparison (default 10000; 0 skips)
   --sleep-ms MS  how long each sleeps (default 1000)
   --workers N    fiber worker threads (default: one per CPU)
-  --quiet        no live progress line";
+  --quiet        no progress bars (they are also off when stderr is not a terminal)";
 
 struct Opts {
     fibers: usize,

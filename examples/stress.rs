@@ -13,8 +13,13 @@
 //!   program re-run with `--serve KIND`), driven by the same fiber client;
 //! - `fanout`: `--fanout N` requests (default 2,000) to a server (a child process) that answers
 //!   after 100 ms, one fiber vs one OS thread per request, the same blocking client code: wall time
-//!   in latencies (fibers finish in about one).
+//!   in latencies (fibers: about one, plus the CPU time the connections cost; see `fan_out`).
+//!
+//! Each stage shows a progress bar on stderr (off with `--quiet` or when stderr is not a terminal);
+//! the results go to stdout.
 use std::process::ExitCode;
+
+use indicatif::ProgressBar;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -217,13 +222,17 @@ fn stage_spawn(o: &Opts, table: &mut Table) {
     println!(
         "[spawn] spawn + join: {n} fibers, {n} tokio tasks, {threads_n} std threads (best of 3)"
     );
-    let rt = fiber_runtime(o.workers);
-    let f = common::spawn_rate_fiber(&rt, n, 3);
-    drop(rt);
-    let rt = tokio_runtime(o.workers);
-    let k = common::spawn_rate_tokio(&rt, n, 3);
-    drop(rt);
-    let t = common::spawn_rate_threads(threads_n, 3);
+    let bar = common::bar("spawn", 3, !o.quiet);
+    let f = common::step(&bar, "fibers", || {
+        common::spawn_rate_fiber(&fiber_runtime(o.workers), n, 3)
+    });
+    let k = common::step(&bar, "tokio tasks", || {
+        common::spawn_rate_tokio(&tokio_runtime(o.workers), n, 3)
+    });
+    let t = common::step(&bar, "std threads", || {
+        common::spawn_rate_threads(threads_n, 3)
+    });
+    bar.finish_with_message("done");
     println!("  fiber {f:.0} ns, tokio {k:.0} ns, std thread {t:.0} ns per spawn + join");
     table.add("spawn", "spawn + join", "ns", Some(f), Some(t), Some(k));
 }
@@ -234,15 +243,20 @@ fn stage_switch(o: &Opts, table: &mut Table) {
     println!(
         "[switch] {per_side} yields per side (fiber, tokio), {thread_side} handoffs per side (std threads pinned to one CPU); best of 3"
     );
-    let rt = fiber_runtime(1);
-    let f = common::switch_fiber(&rt, per_side, 3);
-    drop(rt);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("tokio runtime");
-    let k = common::switch_tokio(&rt, per_side, 3);
-    drop(rt);
-    let t = common::switch_threads(thread_side, 3);
+    let bar = common::bar("switch", 3, !o.quiet);
+    let f = common::step(&bar, "fibers", || {
+        common::switch_fiber(&fiber_runtime(1), per_side, 3)
+    });
+    let k = common::step(&bar, "tokio tasks", || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("tokio runtime");
+        common::switch_tokio(&rt, per_side, 3)
+    });
+    let t = common::step(&bar, "std threads", || {
+        common::switch_threads(thread_side, 3)
+    });
+    bar.finish_with_message("done");
     println!("  fiber {f:.1} ns, tokio {k:.1} ns, std thread {t:.1} ns per switch");
     table.add("switch", "one switch", "ns", Some(f), Some(t), Some(k));
 }
@@ -257,20 +271,27 @@ fn stage_echo(o: &Opts, table: &mut Table) {
         warmup.as_millis(),
         o.workers
     );
+    let bar = common::bar("echo", 3, !o.quiet);
     let run = |kind: &str| {
-        let (mut child, addr) = echo_common::spawn_server(kind, o.workers);
-        let r = echo_common::run_load(addr, conns, duration, warmup, 64, o.workers);
-        let _ = child.kill();
-        let _ = child.wait();
-        println!(
-            "  {kind:<6} {:>9.0} round trips/s, p99 {:.2} ms, {} errors",
-            r.per_sec(),
-            r.p99.as_secs_f64() * 1e3,
-            r.errors
-        );
+        let r = common::step(&bar, &format!("{kind} server"), || {
+            let (mut child, addr) = echo_common::spawn_server(kind, o.workers);
+            let r = echo_common::run_load(addr, conns, duration, warmup, 64, o.workers);
+            let _ = child.kill();
+            let _ = child.wait();
+            r
+        });
+        bar.suspend(|| {
+            println!(
+                "  {kind:<6} {:>9.0} round trips/s, p99 {:.2} ms, {} errors",
+                r.per_sec(),
+                r.p99.as_secs_f64() * 1e3,
+                r.errors
+            )
+        });
         r
     };
     let (f, t, k) = (run("fiber"), run("std"), run("tokio"));
+    bar.finish_with_message("done");
     let per_rt = |r: &echo_common::Report| Some(1e6 / r.per_sec().max(1.0));
     let p99 = |r: &echo_common::Report| Some(r.p99.as_secs_f64() * 1e3);
     let metric = format!("time per round trip, {conns} conns");
@@ -288,17 +309,22 @@ fn stage_fanout(o: &Opts, table: &mut Table) {
     let server = demo::ChildServer::start(latency);
     let addr = server.addr;
     println!("[fanout] {n} requests to a server that answers after 100 ms, each mode");
+    let bar = common::bar("fanout", 2 * n as u64, !o.quiet);
     // The same blocking request in both modes; true if the server answered 200.
-    fn fetch(addr: std::net::SocketAddr, i: usize) -> bool {
-        demo::get(addr, &format!("/item/{i}"), Some(Duration::from_secs(30)))
-            .is_ok_and(|r| r.status == 200)
-    }
+    let fetch = move |bar: ProgressBar, i: usize| {
+        let ok = demo::get(addr, &format!("/item/{i}"), Some(Duration::from_secs(30)))
+            .is_ok_and(|r| r.status == 200);
+        bar.inc(1);
+        ok
+    };
+    bar.set_message("OS threads");
     let t = Instant::now();
     let threads: Vec<_> = (0..n)
         .map(|i| {
+            let bar = bar.clone();
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
-                .spawn(move || fetch(addr, i))
+                .spawn(move || fetch(bar, i))
                 .expect("spawn thread")
         })
         .collect();
@@ -309,10 +335,14 @@ fn stage_fanout(o: &Opts, table: &mut Table) {
         .count();
     let thread_time = t.elapsed();
     let rt = fiber_runtime(o.workers);
+    bar.set_message("fibers");
     let t = Instant::now();
     let fibers_ok = rt.block_on(|| {
         let hs: Vec<_> = (0..n)
-            .map(|i| fiber::spawn(move || fetch(addr, i)))
+            .map(|i| {
+                let bar = bar.clone();
+                fiber::spawn(move || fetch(bar, i))
+            })
             .collect();
         hs.into_iter()
             .map(|h| h.join().unwrap_or(false))
@@ -321,6 +351,7 @@ fn stage_fanout(o: &Opts, table: &mut Table) {
     });
     let fiber_time = t.elapsed();
     drop(rt);
+    bar.finish_with_message("done");
     let lat = |d: Duration| d.as_secs_f64() / latency.as_secs_f64();
     println!(
         "  fibers {fibers_ok}/{n} ok in {:.2} latencies, OS threads {threads_ok}/{n} ok in {:.2} latencies",
@@ -367,7 +398,7 @@ fn usage() -> String {
   --echo-conns N  echo: client connections (default 1000)
   --echo-secs S   echo: measured seconds per server (default 2)
   --workers N     worker threads of the fiber and tokio runtimes (default: one per CPU)
-  --quiet         no live progress lines
+  --quiet         no progress bars (they are also off when stderr is not a terminal)
 stages:
 ",
     );

@@ -1,9 +1,9 @@
-//! Shared by the `million` and `stress` examples: memory figures from `/proc/self`, a live
-//! progress line, and the measured phases (sleeping crowds, spawn rate, switch cost) for fibers,
+//! Shared by the `million` and `stress` examples: memory figures from `/proc/self`, progress
+//! bars, and the measured phases (sleeping crowds, spawn rate, switch cost) for fibers,
 //! std threads and tokio tasks.
 #![allow(dead_code)]
 
-use std::io::Write;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,8 +70,39 @@ impl Counters {
     }
 }
 
-/// A thread that prints a live `\r` progress line to stderr and samples the RSS (a fallback for
-/// the peak where `VmHWM` cannot be reset).
+/// A progress bar on stderr (indicatif): `name`, the elapsed time, a bar with its position out of
+/// `len`, and a message (cut to the terminal's width). Hidden unless `show` and stderr is a
+/// terminal.
+pub(crate) fn bar(name: &str, len: u64, show: bool) -> ProgressBar {
+    let target = if show {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let style =
+        ProgressStyle::with_template("{prefix:<15} {elapsed:>3} [{bar:20}] {pos}/{len} {wide_msg}")
+            .expect("progress template")
+            .progress_chars("=> ");
+    let bar = ProgressBar::with_draw_target(Some(len), target)
+        .with_style(style)
+        .with_prefix(name.to_owned());
+    if !bar.is_hidden() {
+        // Keeps the elapsed time moving while the position does not.
+        bar.enable_steady_tick(Duration::from_millis(100));
+    }
+    bar
+}
+
+/// Runs one step of a stage: shows `name` on `bar`, runs `f`, advances the bar by one.
+pub(crate) fn step<T>(bar: &ProgressBar, name: &str, f: impl FnOnce() -> T) -> T {
+    bar.set_message(name.to_owned());
+    let r = f();
+    bar.inc(1);
+    r
+}
+
+/// A thread that samples the RSS every 10 ms (a fallback for the peak where `VmHWM` cannot be
+/// reset) and shows a crowd on a progress bar: sleepers done out of all, then RSS, asleep, spawned.
 pub(crate) struct Progress {
     stop: Arc<AtomicBool>,
     max_rss: Arc<AtomicU64>,
@@ -87,34 +118,24 @@ impl Progress {
     ) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
         let max_rss = Arc::new(AtomicU64::new(0));
-        let (stop2, max2, label) = (stop.clone(), max_rss.clone(), label.to_string());
-        let start = Instant::now();
-        let thread = std::thread::spawn(move || {
-            let mut last_print = Instant::now() - Duration::from_secs(1);
-            loop {
-                let finished = stop2.load(Ordering::Acquire);
-                let m = mem();
-                max2.fetch_max(m.rss, Ordering::Relaxed);
-                if show && (finished || last_print.elapsed() >= Duration::from_millis(100)) {
-                    last_print = Instant::now();
-                    eprint!(
-                        "\r  {label}: spawned {:>9}/{total}  sleeping {:>9}  done {:>9}  RSS {:>7.1} MiB  {:>6.2} s ",
-                        counters.spawned.load(Ordering::Relaxed),
-                        counters.sleeping.load(Ordering::Relaxed),
-                        counters.done.load(Ordering::Relaxed),
-                        m.rss as f64 / 1024.0,
-                        start.elapsed().as_secs_f64(),
-                    );
-                    let _ = std::io::stderr().flush();
-                }
-                if finished {
-                    if show {
-                        eprintln!();
-                    }
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
+        let (stop2, max2) = (stop.clone(), max_rss.clone());
+        let bar = bar(&format!("million {label}"), total as u64, show);
+        let thread = std::thread::spawn(move || loop {
+            let finished = stop2.load(Ordering::Acquire);
+            let m = mem();
+            max2.fetch_max(m.rss, Ordering::Relaxed);
+            bar.set_position(counters.done.load(Ordering::Relaxed) as u64);
+            bar.set_message(format!(
+                "RSS {:.0} MiB, {} asleep, {} spawned",
+                m.rss as f64 / 1024.0,
+                counters.sleeping.load(Ordering::Relaxed),
+                counters.spawned.load(Ordering::Relaxed),
+            ));
+            if finished {
+                bar.finish();
+                return;
             }
+            std::thread::sleep(Duration::from_millis(10));
         });
         Progress {
             stop,
@@ -123,7 +144,7 @@ impl Progress {
         }
     }
 
-    /// Stops the line; returns the highest RSS sampled, in KiB.
+    /// Stops the bar; returns the highest RSS sampled, in KiB.
     pub(crate) fn finish(mut self) -> u64 {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {

@@ -1,8 +1,8 @@
 //! Plumbing shared by the pattern examples (`fan_out`, `crawler`, `pipeline`, `rate_limit`,
 //! `retry`, `gather`, `pool`, `kv_server`): flag parsing, a local HTTP/1.1 server on fibers whose
 //! handler is plain blocking code (it may `fiber::sleep` to simulate latency), and a tiny HTTP/1.1
-//! client over `fiber::net::TcpStream`, and the RESP codec of `kv_server` (`resp`). Each example
-//! includes it with `mod demo;`.
+//! client over `fiber::net::TcpStream`, a process's CPU time (`fan_out`, `echo_bench`), and the
+//! RESP codec of `kv_server` (`resp`). Each example includes it with `mod demo;`.
 #![allow(dead_code)] // each example uses a different subset
 
 pub(crate) mod resp;
@@ -122,9 +122,6 @@ impl Reply {
     }
 }
 
-/// A request handler: gets the path, runs on the connection's fiber, may block (sleep, lock).
-pub(crate) type Handler = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
-
 /// A local HTTP/1.1 server on its own fiber runtime (one fiber per connection, keep-alive),
 /// listening on 127.0.0.1 on a free port. Dropping it stops the server.
 pub(crate) struct Server {
@@ -147,19 +144,13 @@ impl Server {
             .expect("server runtime");
         let listener = listen("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
-        let handler: Handler = Arc::new(handler);
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
-        rt.spawn(move || loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    count.fetch_add(1, Ordering::Relaxed);
-                    let handler = handler.clone();
-                    fiber::spawn(move || serve_connection(stream, &*handler));
-                }
-                // Out of fds, say: back off instead of spinning.
-                Err(_) => fiber::sleep(Duration::from_millis(20)),
-            }
+        rt.spawn(move || {
+            accept_loop(listener, move |stream| {
+                count.fetch_add(1, Ordering::Relaxed);
+                serve_connection(stream, &handler);
+            })
         });
         Server { addr, accepted, rt }
     }
@@ -217,6 +208,27 @@ impl ChildServer {
         let _ = io::stdin().read(&mut [0u8; 1]); // EOF: the parent is gone
         std::process::exit(0);
     }
+
+    /// CPU time the server process has used so far.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        cpu_time(self.child.id())
+    }
+}
+
+/// CPU time (user + system) consumed so far by process `pid`, from `/proc/<pid>/stat`.
+pub(crate) fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(f.iter().sum::<u64>() * 1_000_000_000 / hz)
 }
 
 impl Drop for ChildServer {
@@ -231,6 +243,27 @@ impl Drop for ChildServer {
 /// and each dropped SYN costs its client a one-second retransmission.)
 pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
+}
+
+/// Accepts connections forever, each served by `serve` on a fiber of its own. Must run in a fiber.
+pub(crate) fn accept_loop(
+    listener: TcpListener,
+    serve: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> ! {
+    let serve = Arc::new(serve);
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let serve = serve.clone();
+                fiber::spawn(move || serve(stream));
+            }
+            Err(e) => {
+                // Out of fds, say: back off instead of spinning.
+                eprintln!("accept: {e}");
+                fiber::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 /// Answers requests on one connection until the peer closes it.

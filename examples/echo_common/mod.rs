@@ -239,22 +239,6 @@ pub(crate) fn run_load(
     })
 }
 
-/// CPU time (user + system) consumed so far by process `pid`, from `/proc/<pid>/stat`.
-pub(crate) fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_nanos(f.iter().sum::<u64>() * 1_000_000_000 / hz)
-}
-
 /// Starts `this-exe --serve kind` and reads the address it listens on from its first line.
 pub(crate) fn spawn_server(kind: &str, workers: usize) -> (Child, SocketAddr) {
     let mut child = Command::new(std::env::current_exe().unwrap())
