@@ -88,12 +88,29 @@ impl Shared {
     pub(crate) fn wake(task: Arc<Task>) {
         let home = task.home.load(Ordering::Relaxed);
         let mut task = Some(task);
-        context::with_worker(|w| task = w.push_woken(home, task.take().expect("set above")));
+        context::with_worker(|w| {
+            let t = task.take().expect("set above");
+            task = w.push_woken(home, t).and_then(|t| {
+                if !Arc::ptr_eq(w.shared(), &t.shared) {
+                    return Some(t);
+                }
+                // Another worker of our runtime: the calling worker's own reference keeps the
+                // runtime alive past the push.
+                w.shared().push_inbox(home, t);
+                None
+            });
+        });
         let Some(task) = task else { return };
-        // Our own reference: once in the inbox the task (and its reference to us) may be gone.
+        // Not on a worker of the task's runtime: once in the inbox the task (and its reference to
+        // the runtime) may be gone at any moment, so hold one of our own.
         let shared = task.shared.clone();
-        shared.remotes[home].inbox.push(task);
-        shared.wake_worker(home);
+        shared.push_inbox(home, task);
+    }
+
+    /// Puts a woken fiber in its home worker's inbox and makes sure that worker notices.
+    fn push_inbox(&self, home: usize, task: Arc<Task>) {
+        self.remotes[home].inbox.push(task);
+        self.wake_worker(home);
     }
 
     /// Stealable work was added: wake a sleeping worker unless someone is already searching.
