@@ -115,7 +115,7 @@ impl Task {
     }
 
     /// The reference a parked fiber's state held, after the caller made the `PARKED → EMPTY`
-    /// transition (`ParkState::unpark`, `unpark_if_parked` or `cancel_park` returned true).
+    /// transition (`ParkState::unpark` or `leave_parked` returned true).
     #[inline]
     fn take_run_token(&self) -> Arc<Task> {
         // SAFETY: every task lives in an `Arc` (spawn creates it so), and a worker forgets its
@@ -127,7 +127,7 @@ impl Task {
     /// A fiber resumed without an unpark (a cancellation) leaves the parked state, releasing the
     /// run token the state held unless an unparker took it first (it requeues the fiber).
     pub(crate) fn cancel_park(&self) {
-        if self.park.cancel_park() {
+        if self.park.leave_parked() {
             drop(self.take_run_token());
         }
     }
@@ -139,7 +139,7 @@ impl Task {
     /// reference of its own and a plain unpark later.
     #[inline]
     pub(crate) fn prepare_wakeup(&self) -> Wakeup {
-        if self.park.unpark_if_parked() {
+        if self.park.leave_parked() {
             return Wakeup::Requeue(self.take_run_token());
         }
         // SAFETY: as in `take_run_token`, the task lives in an `Arc`; we add a count for ours.

@@ -14,7 +14,7 @@
 //!   therefore resumes with its state already `EMPTY`: the common park costs one atomic operation
 //!   on each side, and an unpark that arrives after the wake-up is kept for the next park.
 //! - cancellation (runtime shutdown resumes a fiber without an unpark): the fiber takes itself out
-//!   of `PARKED` with [`ParkState::cancel_park`]; whichever of it and a racing unparker makes the
+//!   of `PARKED` with [`ParkState::leave_parked`]; whichever of it and a racing unparker makes the
 //!   `PARKED → EMPTY` transition owns the requeue.
 //!
 //! The *run token* of a parked fiber (its queue reference, see src/task/mod.rs) stays with the
@@ -50,7 +50,7 @@ impl ParkState {
             Ok(_) => true,
             Err(seen) => {
                 // Only NOTIFIED can be seen here: only the fiber itself sets PARKED, and it is
-                // never PARKED while it runs (a wake-up or `cancel_park` leaves it first).
+                // never PARKED while it runs (a wake-up or a cancelled resume leaves it first).
                 debug_assert_eq!(seen, NOTIFIED, "park state corrupted");
                 // Consume with a read-modify-write, not a store: it reads the latest unpark's write
                 // (every unpark is an RMW), so the caller sees what *every* unparker did before
@@ -80,22 +80,13 @@ impl ParkState {
         }
     }
 
-    /// `PARKED → EMPTY` only; true if it was made (the caller owns the run token and must requeue
-    /// the fiber). For notifiers that must decide before publishing what the fiber waits for.
+    /// `PARKED → EMPTY` only; true if this call made it, and the caller then owns the run token
+    /// the parked state held. Used by notifiers that must decide before publishing what the
+    /// fiber waits for (they requeue it), and by a fiber resumed without an unpark, i.e. a
+    /// cancellation (it releases the token); false if the fiber was not parked, or someone else
+    /// made the transition first.
     #[inline]
-    pub(crate) fn unpark_if_parked(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == PARKED
-            && self
-                .0
-                .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// Called by a fiber resumed without an unpark (a cancellation): leaves `PARKED` if it is
-    /// still there. True if it was, in which case the caller owns the run token the parked state
-    /// held; false if an unparker got there first (the unparker requeues the fiber).
-    #[inline]
-    pub(crate) fn cancel_park(&self) -> bool {
+    pub(crate) fn leave_parked(&self) -> bool {
         self.0.load(Ordering::Relaxed) == PARKED
             && self
                 .0
