@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::markdown::num;
 use crate::model::{Table, PEER_LABELS};
@@ -28,25 +29,37 @@ fn draw_inner(t: &Table, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .flat_map(|r| r.cells.iter().filter_map(|c| c.value()))
         .filter(|v| *v > 0.0)
         .collect();
-    // Whole decades around the data, so that the log axis has labelled ticks.
+    // Some room around the data; the log axis labels what falls in between.
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(0.0, f64::max);
     let (lo, hi) = if values.is_empty() {
         (1.0, 10.0)
     } else {
-        (
-            10f64.powf(lo.log10().floor()),
-            10f64.powf(hi.log10().ceil()).max(lo * 10.0),
-        )
+        (lo / 2.0, hi * 2.0)
     };
     let n = t.rows.len();
     let bars = n == 1;
-    // Bars start at the left edge, under the legend: leave the top of the chart free for it.
-    let hi = if bars { hi * 8.0 } else { hi };
-    let root = SVGBackend::new(path, (760, 420)).into_drawing_area();
+    let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{} ({})", t.title, t.unit), ("sans-serif", 20))
+    // Title and legend above the plot, where they cannot hide a point.
+    let (top, body) = root.split_vertically(64);
+    top.draw(&Text::new(
+        format!("{} ({})", t.title, t.unit),
+        (380, 8),
+        ("sans-serif", 20)
+            .into_font()
+            .into_text_style(&top)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))?;
+    for (pi, label) in PEER_LABELS.iter().enumerate() {
+        let x = 150 + 130 * pi as i32;
+        top.draw(&Rectangle::new(
+            [(x, 40), (x + 18, 50)],
+            COLORS[pi].filled(),
+        ))?;
+        top.draw(&Text::new(*label, (x + 24, 39), ("sans-serif", 14)))?;
+    }
+    let mut chart = ChartBuilder::on(&body)
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(80)
@@ -67,8 +80,7 @@ fn draw_inner(t: &Table, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .x_desc(t.x_name)
         .y_desc(t.unit)
         .draw()?;
-    for (pi, label) in PEER_LABELS.iter().enumerate() {
-        let color = COLORS[pi];
+    for (pi, &color) in COLORS.iter().enumerate() {
         let points: Vec<(f64, f64)> = t
             .rows
             .iter()
@@ -79,33 +91,17 @@ fn draw_inner(t: &Table, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
             // Four bars side by side around each x.
             let w = 0.8 / PEER_LABELS.len() as f64;
             let x0 = |x: f64| x - 0.4 + pi as f64 * w;
-            chart
-                .draw_series(points.iter().map(|&(x, v)| {
-                    Rectangle::new([(x0(x), lo), (x0(x) + w * 0.9, v)], color.filled())
-                }))?
-                .label(*label)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                });
+            chart.draw_series(points.iter().map(|&(x, v)| {
+                Rectangle::new([(x0(x), lo), (x0(x) + w * 0.9, v)], color.filled())
+            }))?;
         } else {
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    color.stroke_width(2),
-                ))?
-                .label(*label)
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
-                });
+            chart.draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?;
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
     root.present()?;
     Ok(())
 }

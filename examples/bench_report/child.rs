@@ -38,6 +38,9 @@ pub(crate) fn measure(
     if quick {
         cmd.arg("--quick");
     }
+    // The reason shown is the panic message; a backtrace would only bury it (or, out of memory,
+    // fail to allocate).
+    cmd.env("RUST_BACKTRACE", "0");
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -133,12 +136,19 @@ fn kill_group(pid: u32) {
     }
 }
 
-/// In a child: be killed when the parent dies, so an interrupted report leaves nothing running.
-pub(crate) fn die_with_parent() {
+/// In a child: be killed when the parent dies, so an interrupted report leaves nothing running;
+/// and end at the first panic on any thread (a peer out of stacks can otherwise hang in its
+/// unwinding, e.g. may at 100k coroutines), after the usual message.
+pub(crate) fn set_up() {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling process.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::exit(101);
+    }));
 }
 
 /// In a child: reports the figures.

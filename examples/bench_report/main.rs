@@ -41,11 +41,11 @@ fn main() -> ExitCode {
     let flag = |name: &str| args.iter().any(|a| a == name);
     match args.first().map(String::as_str) {
         Some("--serve") => {
-            child::die_with_parent();
+            child::set_up();
             echo_common::serve(&args[1], echo_common::arg("--workers", 2));
         }
         Some("--point") if args.len() >= 4 => {
-            child::die_with_parent();
+            child::set_up();
             let x = args[3].parse().expect("--point SERIES PEER SIZE");
             point::run(&args[1], &args[2], x, flag("--quick"));
             return ExitCode::SUCCESS;

@@ -159,9 +159,9 @@ fn table(md: &mut String, t: &Table, chart_dir: &str) {
     };
     let _ = write!(
         md,
-        "## {}\n\n{}\n\nUnit: {} ({better} is better). Load average when it started: {:.2}; \
-         took {:.0} s.\n\n| {} |",
-        t.title, t.about, t.unit, t.load, t.secs, t.x_name
+        "## {}\n\n{}\n\nUnit: {} ({better} is better). Load average (1 min) at the start: {:.2}, \
+         at the end: {:.2}; took {:.0} s.\n\n| {} |",
+        t.title, t.about, t.unit, t.load[0], t.load[1], t.secs, t.x_name
     );
     for p in PEER_LABELS {
         let _ = write!(md, " {p} |");

@@ -60,8 +60,8 @@ pub(crate) struct Table {
     pub(crate) unit: &'static str,
     pub(crate) higher_is_better: bool,
     pub(crate) rows: Vec<Row>,
-    /// Load average (1 min) when the benchmark started.
-    pub(crate) load: f64,
+    /// Load average (1 min) when the benchmark started and when it ended.
+    pub(crate) load: [f64; 2],
     /// Wall time of the benchmark, seconds.
     pub(crate) secs: f64,
 }

@@ -170,14 +170,14 @@ pub(crate) const SPECS: &[Spec] = &[
         about: "64-byte echo round trips over loopback TCP at N connections. Each server (2 \
                 workers; std: a thread per connection) runs in its own process, driven by the \
                 same fiber load generator (2 workers, examples/echo_common); client and server \
-                share the machine's cores. 0.5 s warm-up, then 2 s measured; the better of two \
-                runs by throughput (its p99 is the one shown).",
+                share the machine's cores. 0.5 s warm-up, then 2 s measured; two rounds over all \
+                servers, the better run by throughput kept (its p99 is the one shown).",
         x_name: "connections",
         x_label: count,
         full: &[10, 100, 1_000],
         quick: &[10],
         metrics: &ECHO,
-        rounds: 1,
+        rounds: 2,
         timeout_secs: 60,
         live: |n| n,
     },

@@ -151,7 +151,7 @@ fn memory(kind: &str, n: usize, quick: bool) {
     );
     if r.peak_asleep < n {
         note(format_args!(
-            "{kind} at {n}: at most {} asleep at once; the figure divides by that, so it also \
+            "{kind}: at most {} of {n} asleep at once; the figure divides by that, so it also \
              carries the ones not yet started or already done",
             r.peak_asleep
         ));
@@ -271,29 +271,20 @@ fn contended(kind: &str, tasks: usize, quick: bool, reps: u32) {
 }
 
 /// Echo round trips at `conns` connections against a `kind` server (a grandchild process, 2
-/// workers), with the fiber load generator (2 workers); the better of two runs by throughput.
+/// workers), with the fiber load generator (2 workers).
 fn echo(kind: &str, conns: usize, quick: bool) {
-    let (duration, warmup, runs) = if quick {
-        (Duration::from_millis(300), Duration::from_millis(100), 1)
+    let (duration, warmup) = if quick {
+        (Duration::from_millis(300), Duration::from_millis(100))
     } else {
-        (Duration::from_secs(2), Duration::from_millis(500), 2)
+        (Duration::from_secs(2), Duration::from_millis(500))
     };
     let (mut server, addr) = echo_common::spawn_server(kind, 2);
-    let best = (0..runs)
-        .map(|_| echo_common::run_load(addr, conns, duration, warmup, 64, 2))
-        .max_by(|a, b| a.per_sec().total_cmp(&b.per_sec()))
-        .expect("at least one run");
+    let r = echo_common::run_load(addr, conns, duration, warmup, 64, 2);
     let _ = server.kill();
     let _ = server.wait();
-    assert!(best.round_trips > 0, "no round trip completed");
-    if best.errors > 0 {
-        note(format_args!(
-            "{kind} at {conns} connections: {} connection errors",
-            best.errors
-        ));
+    assert!(r.round_trips > 0, "no round trip completed");
+    if r.errors > 0 {
+        note(format_args!("{kind}: {} connection errors", r.errors));
     }
-    emit(&[
-        ("rps", best.per_sec()),
-        ("p99_ms", best.p99.as_secs_f64() * 1e3),
-    ]);
+    emit(&[("rps", r.per_sec()), ("p99_ms", r.p99.as_secs_f64() * 1e3)]);
 }

@@ -54,7 +54,7 @@ fn benchmark(spec: &Spec, quick: bool) -> Vec<Table> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    tables(spec, sizes, cells, notes, load, secs)
+    tables(spec, sizes, cells, notes, [load, machine::load()[0]], secs)
 }
 
 /// Why a cell is not attempted: the peer failed at a smaller size already, or (std threads) the
@@ -98,7 +98,7 @@ fn tables(
     sizes: &[u64],
     cells: Vec<Vec<Cell>>,
     notes: Vec<Vec<String>>,
-    load: f64,
+    load: [f64; 2],
     secs: f64,
 ) -> Vec<Table> {
     let multi = spec.metrics.len() > 1;
