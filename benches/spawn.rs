@@ -1,54 +1,20 @@
 //! Spawn + join throughput: fiber vs tokio tasks vs may coroutines vs std threads.
 //!
 //! One iteration spawns `n` trivial workers from inside a worker of the same kind and then joins
-//! them all (all `n` are live at once). Criterion reports time per iteration and elements/s; the
-//! per-task figure is time / n. Sizes: 100k for fiber and tokio; may cannot map stacks for 100k
-//! live coroutines here ("failed to alloc sys stack: Cannot allocate memory", `vm.max_map_count`)
-//! and std threads cannot hold 100k live threads either (`ulimit -u`, `vm.max_map_count`), so
-//! every kind also runs at 10k.
+//! them all (all `n` are live at once; bodies in workloads/spawn.rs). Criterion reports time per
+//! iteration and elements/s; the per-task figure is time / n. Sizes: 100k for fiber and tokio; may
+//! cannot map stacks for 100k live coroutines here ("failed to alloc sys stack: Cannot allocate
+//! memory", `vm.max_map_count`) and std threads cannot hold 100k live threads either (`ulimit -u`,
+//! `vm.max_map_count`), so every kind also runs at 10k.
 
 mod common;
+mod workloads;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use workloads::spawn;
 
 const WORKERS: usize = 2;
-
-fn fiber_spawn_join(rt: &fiber::Runtime, n: u64) -> u64 {
-    rt.block_on(|| {
-        let handles: Vec<_> = (0..n).map(|i| fiber::spawn(move || i)).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
-    })
-}
-
-fn tokio_spawn_join(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
-    rt.block_on(async move {
-        // Spawn from a worker task, as the fiber and may variants do.
-        tokio::spawn(async move {
-            let handles: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
-            let mut sum = 0;
-            for h in handles {
-                sum += h.await.unwrap();
-            }
-            sum
-        })
-        .await
-        .unwrap()
-    })
-}
-
-fn may_spawn_join(n: u64) -> u64 {
-    let outer = common::may_go(move || {
-        let handles: Vec<_> = (0..n).map(|i| common::may_go(move || i)).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
-    });
-    outer.join().unwrap()
-}
-
-fn std_spawn_join(n: u64) -> u64 {
-    let handles: Vec<_> = (0..n).map(|i| std::thread::spawn(move || i)).collect();
-    handles.into_iter().map(|h| h.join().unwrap()).sum()
-}
 
 fn bench(c: &mut Criterion) {
     let fiber_rt = common::fiber_rt(WORKERS);
@@ -63,17 +29,17 @@ fn bench(c: &mut Criterion) {
         let expect = n * (n - 1) / 2;
         group.throughput(Throughput::Elements(n));
         group.bench_with_input(BenchmarkId::new("fiber", n), &n, |b, &n| {
-            b.iter(|| assert_eq!(fiber_spawn_join(&fiber_rt, n), expect))
+            b.iter(|| assert_eq!(spawn::fiber(&fiber_rt, n), expect))
         });
         group.bench_with_input(BenchmarkId::new("tokio", n), &n, |b, &n| {
-            b.iter(|| assert_eq!(tokio_spawn_join(&tokio_rt, n), expect))
+            b.iter(|| assert_eq!(spawn::tokio(&tokio_rt, n), expect))
         });
         if n <= 10_000 {
             group.bench_with_input(BenchmarkId::new("may", n), &n, |b, &n| {
-                b.iter(|| assert_eq!(may_spawn_join(n), expect))
+                b.iter(|| assert_eq!(spawn::may(n), expect))
             });
             group.bench_with_input(BenchmarkId::new("std_thread", n), &n, |b, &n| {
-                b.iter(|| assert_eq!(std_spawn_join(n), expect))
+                b.iter(|| assert_eq!(spawn::std(n), expect))
             });
         }
     }

@@ -1,11 +1,15 @@
 //! fiber::sync against its peers, in one run: parking_lot / std for uncontended locking,
 //! tokio::sync for contended locking and channels, std::sync::mpsc between threads and may's
 //! coroutine channels for ping-pong. Run: `cargo bench --bench sync`.
+mod common;
+mod workloads;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, BenchmarkId, Criterion};
+use workloads::{channel, mutex};
 
 fn config() -> Criterion {
     Criterion::default()
@@ -15,25 +19,11 @@ fn config() -> Criterion {
         .configure_from_args()
 }
 
-fn fiber_rt(workers: usize) -> fiber::Runtime {
-    fiber::Runtime::builder()
-        .worker_threads(workers)
-        .build()
-        .unwrap()
-}
-
 fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
     if workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
+        common::tokio_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .unwrap()
+        common::tokio_rt(workers)
     }
 }
 
@@ -63,111 +53,32 @@ const INCREMENTS: usize = 100;
 fn contended(c: &mut Criterion) {
     let mut g = c.benchmark_group("mutex_contended_1000x100");
     g.throughput(criterion::Throughput::Elements((TASKS * INCREMENTS) as u64));
-    let rt = fiber_rt(2);
+    let rt = common::fiber_rt(2);
     g.bench_function("fiber::sync::Mutex (2 workers)", |b| {
-        b.iter(|| {
-            let m = fiber::sync::Mutex::new(0usize);
-            rt.block_on(|| {
-                fiber::scope(|s| {
-                    for _ in 0..TASKS {
-                        s.spawn(|| {
-                            for _ in 0..INCREMENTS {
-                                *m.lock().unwrap() += 1;
-                            }
-                        });
-                    }
-                })
-            });
-            assert_eq!(m.into_inner().unwrap(), TASKS * INCREMENTS);
-        })
+        b.iter(|| mutex::fiber(&rt, TASKS, INCREMENTS))
     });
     drop(rt);
     let rt = tokio_rt(2);
     g.bench_function("tokio::sync::Mutex (2 workers)", |b| {
-        b.iter(|| {
-            let m = Arc::new(tokio::sync::Mutex::new(0usize));
-            rt.block_on(async {
-                let hs: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        let m = m.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..INCREMENTS {
-                                *m.lock().await += 1;
-                            }
-                        })
-                    })
-                    .collect();
-                for h in hs {
-                    h.await.unwrap();
-                }
-            });
-            assert_eq!(*m.try_lock().unwrap(), TASKS * INCREMENTS);
-        })
+        b.iter(|| mutex::tokio(&rt, TASKS, INCREMENTS))
     });
     g.finish();
 }
 
 /// One round trip = a message there and one back, between two fibers / tasks / threads.
-/// `iters` round trips between two tokio tasks over two unbounded channels.
-fn tokio_ping_pong(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
-        let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let echo = tokio::spawn(async move {
-            while let Some(v) = rx1.recv().await {
-                tx2.send(v).unwrap();
-            }
-        });
-        // Run the driver on a task too, so both ends are tasks (as with fibers).
-        let t = tokio::spawn(async move {
-            let t = Instant::now();
-            for i in 0..iters {
-                tx1.send(i).unwrap();
-                rx2.recv().await.unwrap();
-            }
-            t.elapsed()
-        })
-        .await
-        .unwrap();
-        echo.await.unwrap();
-        t
-    })
-}
-
 fn ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel_ping_pong_round_trip");
     for workers in [1, 2] {
-        let rt = fiber_rt(workers);
+        let rt = common::fiber_rt(workers);
         g.bench_function(
             BenchmarkId::new("fiber::sync::mpsc", format!("{workers}w")),
-            |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(|| {
-                        let (tx1, rx1) = fiber::sync::mpsc::channel::<u64>();
-                        let (tx2, rx2) = fiber::sync::mpsc::channel::<u64>();
-                        let echo = fiber::spawn(move || {
-                            for v in rx1.iter() {
-                                tx2.send(v).unwrap();
-                            }
-                        });
-                        let t = Instant::now();
-                        for i in 0..iters {
-                            tx1.send(i).unwrap();
-                            rx2.recv().unwrap();
-                        }
-                        let e = t.elapsed();
-                        drop(tx1);
-                        echo.join().unwrap();
-                        e
-                    })
-                })
-            },
+            |b| b.iter_custom(|iters| channel::fiber(&rt, iters)),
         );
         drop(rt);
         let rt = tokio_rt(workers);
         g.bench_function(
             BenchmarkId::new("tokio::sync::mpsc", format!("{workers}w")),
-            |b| b.iter_custom(|iters| tokio_ping_pong(&rt, iters)),
+            |b| b.iter_custom(|iters| channel::tokio(&rt, iters)),
         );
     }
     // The one-worker reference figure is tokio's current-thread scheduler.
@@ -177,50 +88,14 @@ fn ping_pong(c: &mut Criterion) {
         .expect("tokio runtime");
     g.bench_function(
         BenchmarkId::new("tokio::sync::mpsc", "current_thread"),
-        |b| b.iter_custom(|iters| tokio_ping_pong(&rt, iters)),
+        |b| b.iter_custom(|iters| channel::tokio(&rt, iters)),
     );
     g.bench_function("std::sync::mpsc (2 threads)", |b| {
-        b.iter_custom(|iters| {
-            let (tx1, rx1) = std::sync::mpsc::channel::<u64>();
-            let (tx2, rx2) = std::sync::mpsc::channel::<u64>();
-            let echo = std::thread::spawn(move || {
-                for v in rx1.iter() {
-                    tx2.send(v).unwrap();
-                }
-            });
-            let t = Instant::now();
-            for i in 0..iters {
-                tx1.send(i).unwrap();
-                rx2.recv().unwrap();
-            }
-            let e = t.elapsed();
-            drop(tx1);
-            echo.join().unwrap();
-            e
-        })
+        b.iter_custom(channel::std)
     });
     may::config().set_workers(2);
     g.bench_function("may::sync::mpsc (2 workers)", |b| {
-        b.iter_custom(|iters| {
-            let (tx1, rx1) = may::sync::mpsc::channel::<u64>();
-            let (tx2, rx2) = may::sync::mpsc::channel::<u64>();
-            let echo = may::go!(move || {
-                for v in rx1.iter() {
-                    tx2.send(v).unwrap();
-                }
-            });
-            let driver = may::go!(move || {
-                let t = Instant::now();
-                for i in 0..iters {
-                    tx1.send(i).unwrap();
-                    rx2.recv().unwrap();
-                }
-                t.elapsed()
-            });
-            let e = driver.join().unwrap();
-            echo.join().unwrap();
-            e
-        })
+        b.iter_custom(channel::may)
     });
     g.finish();
 }
@@ -235,7 +110,7 @@ fn producer_consumer(c: &mut Criterion) {
     g.throughput(criterion::Throughput::Elements(
         (PRODUCERS * PER_PRODUCER) as u64,
     ));
-    let rt = fiber_rt(2);
+    let rt = common::fiber_rt(2);
     g.bench_function("fiber::sync::mpmc (fibers, 2 workers)", |b| {
         b.iter(|| {
             let sum = AtomicU64::new(0);
@@ -341,7 +216,7 @@ fn producer_consumer(c: &mut Criterion) {
 /// Not a criterion measurement: the worst single `lock()` wait seen among 1,000 fibers on two
 /// workers hammering one mutex (fairness), next to tokio's FIFO mutex.
 fn worst_case_wait() {
-    let rt = fiber_rt(2);
+    let rt = common::fiber_rt(2);
     // Two rounds; the first warms the runtime (stack pool) and is not reported.
     for round in 0..2 {
         let m = fiber::sync::Mutex::new(0usize);

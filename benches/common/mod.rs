@@ -39,3 +39,11 @@ pub(crate) fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// A tokio current-thread runtime with its drivers enabled.
+pub(crate) fn tokio_current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}

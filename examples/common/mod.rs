@@ -576,7 +576,7 @@ pub(crate) fn switch_threads(per_side: u64, rounds: u32) -> f64 {
 }
 
 /// Pins the calling thread to CPU 0; returns the previous mask.
-fn pin_to_cpu0() -> Option<libc::cpu_set_t> {
+pub(crate) fn pin_to_cpu0() -> Option<libc::cpu_set_t> {
     // SAFETY: cpu_set_t is plain data; the calls only read/write the sets passed by pointer.
     unsafe {
         let mut old: libc::cpu_set_t = std::mem::zeroed();
@@ -597,7 +597,8 @@ fn restore_affinity(old: Option<libc::cpu_set_t>) {
     }
 }
 
-fn best_of(rounds: u32, mut f: impl FnMut() -> Duration) -> f64 {
+/// The shortest of `rounds` runs of `f`, in nanoseconds.
+pub(crate) fn best_of(rounds: u32, mut f: impl FnMut() -> Duration) -> f64 {
     (0..rounds.max(1))
         .map(|_| f().as_nanos() as f64)
         .fold(f64::INFINITY, f64::min)

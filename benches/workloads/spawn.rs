@@ -1,0 +1,41 @@
+//! Spawn + join: from inside a worker of the same kind, spawn `n` trivial workers (each returns
+//! its index), then join them all; all `n` are live at once. Each body returns the sum of the
+//! indices, n(n-1)/2.
+
+use crate::common::may_go;
+
+pub(crate) fn fiber(rt: &fiber::Runtime, n: u64) -> u64 {
+    rt.block_on(|| {
+        let handles: Vec<_> = (0..n).map(|i| fiber::spawn(move || i)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+pub(crate) fn tokio(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
+    rt.block_on(async move {
+        // Spawn from a worker task, as the fiber and may variants do.
+        tokio::spawn(async move {
+            let handles: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
+            let mut sum = 0;
+            for h in handles {
+                sum += h.await.unwrap();
+            }
+            sum
+        })
+        .await
+        .unwrap()
+    })
+}
+
+pub(crate) fn may(n: u64) -> u64 {
+    let outer = may_go(move || {
+        let handles: Vec<_> = (0..n).map(|i| may_go(move || i)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    outer.join().unwrap()
+}
+
+pub(crate) fn std(n: u64) -> u64 {
+    let handles: Vec<_> = (0..n).map(|i| std::thread::spawn(move || i)).collect();
+    handles.into_iter().map(|h| h.join().unwrap()).sum()
+}

@@ -1,0 +1,122 @@
+//! Smoke test of `examples/bench_report.rs`: a `--quick` run writes a page with every section, a
+//! fiber ÷ tokio ratio on every row, the machine it ran on, and one well-formed SVG per chart.
+mod pattern_support;
+mod support;
+
+use std::path::Path;
+
+use pattern_support::{rejects_bad_flags, run_ok};
+
+/// Every benchmark section and the chart it links.
+const SECTIONS: [(&str, &str); 8] = [
+    ("Spawn + join", "spawn"),
+    ("Memory per sleeping unit", "memory"),
+    ("Context switch", "switch"),
+    ("Channel ping-pong", "pingpong"),
+    ("Mutex contention", "mutex"),
+    ("Echo throughput", "echo_rps"),
+    ("Echo p99 latency", "echo_p99_ms"),
+    ("Skynet", "skynet"),
+];
+
+#[test]
+fn quick_report_has_every_section_ratio_and_chart() {
+    support::watchdog(170, || {
+        let out = std::env::temp_dir().join(format!("fiber-bench-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        run_ok(
+            "bench_report",
+            &["--quick", "--out", out.to_str().unwrap()],
+            160,
+        );
+        let page = std::fs::read_to_string(out.join("benchmarks.md")).expect("benchmarks.md");
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert!(
+            page.contains(&format!("| cores (`nproc`) | {cores} |")),
+            "machine section"
+        );
+        assert!(page.contains("| kernel (`uname -r`) | ") && page.contains("| load average"));
+        for (title, chart) in SECTIONS {
+            let section = section(&page, title);
+            let rows = table_rows(section);
+            assert!(!rows.is_empty(), "{title}: no rows");
+            for row in rows {
+                // Columns: size, 4 peers, then fiber/tokio, fiber/may, fiber/std.
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                let fiber_tokio = cells[6].trim_matches('*');
+                let ratio: f64 = fiber_tokio
+                    .strip_suffix('×')
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or_else(|| panic!("{title}: no fiber/tokio ratio in {row}"));
+                assert!(ratio > 0.0 && ratio.is_finite(), "{title}: {row}");
+                for ratio in &cells[6..9] {
+                    assert!(
+                        ratio.ends_with("×**") || *ratio == "**–**",
+                        "{title}: {row}"
+                    );
+                }
+            }
+            assert!(
+                section.contains(&format!("](benchmarks/{chart}.svg)")),
+                "{title}: no chart link"
+            );
+            check_svg(&out.join("benchmarks").join(format!("{chart}.svg")));
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    });
+}
+
+#[test]
+fn bench_report_rejects_bad_flags() {
+    support::watchdog(120, || rejects_bad_flags("bench_report", 110));
+}
+
+/// The text from `## title` to the next `## `.
+fn section<'a>(page: &'a str, title: &str) -> &'a str {
+    let start = page
+        .find(&format!("\n## {title}\n"))
+        .unwrap_or_else(|| panic!("no section {title}"));
+    let rest = &page[start + 4..];
+    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+}
+
+/// The data rows of the section's table (after the `|---|` line).
+fn table_rows(section: &str) -> Vec<&str> {
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with("|---|"))
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .collect()
+}
+
+/// An `<svg` document whose tags all close in order, with something drawn in it.
+fn check_svg(path: &Path) {
+    let svg = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(svg.starts_with("<svg"), "{}: not an svg", path.display());
+    let mut open: Vec<&str> = Vec::new();
+    let mut rest = svg.as_str();
+    while let Some(i) = rest.find('<') {
+        let end = rest[i..].find('>').expect("unclosed tag") + i;
+        let tag = &rest[i + 1..end];
+        let name = |t: &'_ str| t.split_whitespace().next().unwrap_or("").to_string();
+        if let Some(closing) = tag.strip_prefix('/') {
+            let top = open.pop().unwrap_or_else(|| panic!("stray </{closing}>"));
+            assert_eq!(
+                name(top),
+                name(closing),
+                "{}: mismatched tags",
+                path.display()
+            );
+        } else if !tag.ends_with('/') {
+            open.push(tag);
+        }
+        rest = &rest[end + 1..];
+    }
+    assert!(open.is_empty(), "{}: unclosed {open:?}", path.display());
+    assert!(
+        svg.contains("<polyline") || svg.matches("<rect").count() > 1,
+        "{}: nothing drawn",
+        path.display()
+    );
+}
