@@ -26,6 +26,8 @@ mod common;
 mod demo;
 #[path = "echo_common/mod.rs"]
 mod echo_common;
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
 
 /// Command-line options shared by the stages.
 struct Opts {
@@ -244,14 +246,17 @@ fn stage_switch(o: &Opts, table: &mut Table) {
         "[switch] {per_side} yields per side (fiber, tokio), {thread_side} handoffs per side (std threads pinned to one CPU); best of 3"
     );
     let bar = common::bar("switch", 3, !o.quiet);
+    // The same bodies as `cargo bench --bench switch` (benches/workloads/switch.rs).
+    let switches = 2 * per_side;
     let f = common::step(&bar, "fibers", || {
-        common::switch_fiber(&fiber_runtime(1), per_side, 3)
+        let rt = fiber_runtime(1);
+        common::best_of(3, || workloads::switch::fiber(&rt, switches)) / switches as f64
     });
     let k = common::step(&bar, "tokio tasks", || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("tokio runtime");
-        common::switch_tokio(&rt, per_side, 3)
+        common::best_of(3, || workloads::switch::tokio(&rt, switches)) / switches as f64
     });
     let t = common::step(&bar, "std threads", || {
         common::switch_threads(thread_side, 3)

@@ -1,20 +1,6 @@
 //! Helpers shared by the benches (included with `#[path]`, not a bench of its own).
 #![allow(dead_code)]
 
-/// Spawns a may coroutine.
-///
-/// may 0.3 marks spawning unsafe because a coroutine that uses thread-locals or blocks its OS
-/// thread misbehaves; every closure passed here does neither.
-pub(crate) fn may_go<F, T>(f: F) -> may::coroutine::JoinHandle<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    // SAFETY: see the function docs: the benches' coroutines touch no thread-locals and only block
-    // through may's own primitives (join, park, yield).
-    unsafe { may::coroutine::spawn(f) }
-}
-
 /// Runs `bench` with criterion configured from the command line, then prints the summary (what
 /// `criterion_main!` does, without its undocumented public items).
 pub(crate) fn main_with(bench: fn(&mut criterion::Criterion)) {

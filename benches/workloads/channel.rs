@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::may_go;
+use super::may_go;
 
 /// The timed loop of the driver: send `i`, wait for its echo.
 fn drive(iters: u64, mut send: impl FnMut(u64), mut recv: impl FnMut() -> u64) -> Duration {

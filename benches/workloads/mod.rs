@@ -1,9 +1,6 @@
 //! Workload bodies shared by the criterion benches and the `bench_report` example (included with
 //! `#[path]` by both, so the report measures exactly what the benches measure). Each submodule has
 //! one body per peer: fiber, tokio, may and, where it makes sense, std threads.
-//!
-//! The includer must also declare `mod common` (benches/common/mod.rs) at its crate root: the may
-//! bodies spawn through `crate::common::may_go`.
 #![allow(dead_code)] // each bench uses a different subset
 
 pub(crate) mod channel;
@@ -11,3 +8,17 @@ pub(crate) mod mutex;
 pub(crate) mod skynet;
 pub(crate) mod spawn;
 pub(crate) mod switch;
+
+/// Spawns a may coroutine.
+///
+/// may 0.3 marks spawning unsafe because a coroutine that uses thread-locals or blocks its OS
+/// thread misbehaves; every closure passed here does neither.
+pub(crate) fn may_go<F, T>(f: F) -> may::coroutine::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: see the function docs: the benches' coroutines touch no thread-locals and only block
+    // through may's own primitives (join, park, yield).
+    unsafe { may::coroutine::spawn(f) }
+}

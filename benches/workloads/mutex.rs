@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::common::may_go;
+use super::may_go;
 
 /// Fibers on `rt` with `fiber::sync::Mutex`.
 pub(crate) fn fiber(rt: &fiber::Runtime, tasks: usize, increments: usize) {

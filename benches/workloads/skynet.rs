@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::common::may_go;
+use super::may_go;
 
 /// Total number of workers in a tree of `leaves` leaves (1M leaves: 1,111,111).
 pub(crate) fn workers(leaves: u64) -> u64 {

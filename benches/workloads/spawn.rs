@@ -2,7 +2,7 @@
 //! its index), then join them all; all `n` are live at once. Each body returns the sum of the
 //! indices, n(n-1)/2.
 
-use crate::common::may_go;
+use super::may_go;
 
 pub(crate) fn fiber(rt: &fiber::Runtime, n: u64) -> u64 {
     rt.block_on(|| {

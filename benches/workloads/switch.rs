@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use corosensei::Coroutine;
 
-use crate::common::may_go;
+use super::may_go;
 
 pub(crate) fn fiber(rt: &fiber::Runtime, switches: u64) -> Duration {
     let per_side = switches.div_ceil(2);

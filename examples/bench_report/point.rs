@@ -168,7 +168,7 @@ fn may_sleepers(n: usize, dur: Duration) {
     let handles: Vec<_> = (0..n)
         .map(|_| {
             let c = counters.clone();
-            common::may_go(move || {
+            crate::workloads::may_go(move || {
                 c.falling_asleep();
                 may::coroutine::sleep(dur);
                 c.sleeping.fetch_sub(1, Ordering::Relaxed);

@@ -490,46 +490,6 @@ pub(crate) fn spawn_rate_threads(n: u64, rounds: u32) -> f64 {
 
 // ---- switch cost --------------------------------------------------------------------------------
 
-/// Nanoseconds per switch: two fibers alternating `yield_now` on a one-worker runtime, total /
-/// (2 × `per_side`). Best of `rounds`.
-pub(crate) fn switch_fiber(rt: &fiber::Runtime, per_side: u64, rounds: u32) -> f64 {
-    best_of(rounds, || {
-        rt.block_on(|| {
-            let start = Instant::now();
-            let partner = fiber::spawn(move || {
-                for _ in 0..per_side {
-                    fiber::yield_now();
-                }
-            });
-            for _ in 0..per_side {
-                fiber::yield_now();
-            }
-            partner.join().unwrap();
-            start.elapsed()
-        })
-    }) / (2 * per_side) as f64
-}
-
-/// As [`switch_fiber`] for two tokio tasks on a current-thread runtime.
-pub(crate) fn switch_tokio(rt: &tokio::runtime::Runtime, per_side: u64, rounds: u32) -> f64 {
-    best_of(rounds, || {
-        rt.block_on(async move {
-            let start = Instant::now();
-            let task = || {
-                tokio::spawn(async move {
-                    for _ in 0..per_side {
-                        tokio::task::yield_now().await;
-                    }
-                })
-            };
-            let (a, b) = (task(), task());
-            a.await.unwrap();
-            b.await.unwrap();
-            start.elapsed()
-        })
-    }) / (2 * per_side) as f64
-}
-
 /// Nanoseconds per switch between two std threads pinned to one CPU, handing a turn back and
 /// forth with park/unpark (each handoff is one kernel context switch). total / (2 × `per_side`).
 pub(crate) fn switch_threads(per_side: u64, rounds: u32) -> f64 {
