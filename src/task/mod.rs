@@ -120,7 +120,10 @@ impl Task {
     fn take_run_token(&self) -> Arc<Task> {
         // SAFETY: every task lives in an `Arc` (spawn creates it so), and a worker forgets its
         // reference when the fiber parks (`Suspend::Park`); the one caller that makes the
-        // `PARKED → EMPTY` transition owns that reference, exactly once per park.
+        // `PARKED → EMPTY` transition owns that reference, exactly once per park. The transition
+        // may come before the worker has finished switching the fiber out (and forgotten its
+        // copy): the count is the same either way, and the requeued reference can only be popped
+        // (and dropped) by that same worker, after the switch.
         unsafe { Arc::from_raw(self as *const Task) }
     }
 
