@@ -29,13 +29,17 @@ fn draw_inner(t: &Table, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .flat_map(|r| r.cells.iter().filter_map(|c| c.value()))
         .filter(|v| *v > 0.0)
         .collect();
-    // Some room around the data; the log axis labels what falls in between.
+    // Whole decades with some room around the data, so that the log axis is labelled at powers
+    // of ten and no point sits on the frame.
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(0.0, f64::max);
     let (lo, hi) = if values.is_empty() {
         (1.0, 10.0)
     } else {
-        (lo / 2.0, hi * 2.0)
+        (
+            10f64.powf((lo / 1.5).log10().floor()),
+            10f64.powf((hi * 1.5).log10().ceil()),
+        )
     };
     let n = t.rows.len();
     let bars = n == 1;
