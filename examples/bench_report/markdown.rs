@@ -94,6 +94,10 @@ fn header(md: &mut String, run: &Run) {
          | date | {} |\n\
          | load average (1, 5, 15 min) before | {} |\n\
          | load average after | {} |\n\n\
+         The load average counts runnable threads, this report's own included: the std-thread \
+         cells start thousands of threads at once (skynet 10k: 11,111; echo at 1,000 \
+         connections: 1,000 server threads), which raise it by themselves, so a high figure at \
+         the end of those benchmarks does not by itself mean other load on the machine.\n\n\
          Each cell runs in its own child process (this program re-run), with a timeout; a peer \
          that cannot run a size is shown as \"cannot\" with the reason under the table. Times are \
          the best of several runs (best, not median: on a shared machine, noise only adds time).\n\n",
