@@ -580,3 +580,76 @@ fn end_of_stream_behind_a_short_read() {
         }
     });
 }
+
+/// Each worker has its own reactor, and a socket is registered with the reactor of the worker
+/// whose fiber first waited on it. A fiber on *another* worker that then waits on the same socket
+/// must be woken by its own worker's reactor, even while the first worker is stuck in a fiber that
+/// never yields (which keeps that worker from ever polling its reactor).
+#[test]
+fn a_waiter_on_another_worker_is_woken_while_the_first_worker_is_busy() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    support::watchdog(30, || {
+        let (c, mut s) = pair();
+        let c = Arc::new(c);
+        let rt = fiber::Runtime::builder().worker_threads(2).build().unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let reader_waiting = Arc::new(AtomicBool::new(false));
+        let first = rt.spawn({
+            let (c, done, reader_waiting) = (c.clone(), done.clone(), reader_waiting.clone());
+            move || {
+                // Registers the socket with this worker's reactor.
+                c.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+                let mut buf = [0u8; 1];
+                let err = (&*c).read(&mut buf).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+                c.set_read_timeout(None).unwrap();
+                let me = std::thread::current().name().map(str::to_owned);
+                // Start readers until one runs on the other worker.
+                let placed = Arc::new(AtomicUsize::new(0));
+                let mut readers = Vec::new();
+                while placed.load(Ordering::Acquire) == 0 {
+                    let (c, done, me, placed, reader_waiting) = (
+                        c.clone(),
+                        done.clone(),
+                        me.clone(),
+                        placed.clone(),
+                        reader_waiting.clone(),
+                    );
+                    readers.push(fiber::spawn(move || {
+                        if std::thread::current().name().map(str::to_owned) == me
+                            || placed.swap(1, Ordering::AcqRel) != 0
+                        {
+                            return;
+                        }
+                        reader_waiting.store(true, Ordering::Release);
+                        let mut buf = [0u8; 1];
+                        (&*c).read_exact(&mut buf).unwrap();
+                        assert_eq!(&buf, b"x");
+                        done.store(true, Ordering::Release);
+                    }));
+                    fiber::sleep(Duration::from_millis(1));
+                }
+                // Hog this worker (no yield, so no reactor poll here) until the reader is done.
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while !done.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+                    std::hint::spin_loop();
+                }
+                let woken_meanwhile = done.load(Ordering::Acquire);
+                for r in readers {
+                    r.join().unwrap();
+                }
+                woken_meanwhile
+            }
+        });
+        while !reader_waiting.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20)); // let the reader park
+        s.write_all(b"x").unwrap();
+        assert!(
+            first.join().unwrap(),
+            "the reader on the other worker was not woken while the first worker was busy"
+        );
+    });
+}

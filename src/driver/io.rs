@@ -332,7 +332,13 @@ pub(crate) fn dispatch(event: &mio::event::Event) {
 // Registration
 // ---------------------------------------------------------------------------------------------
 
-/// The registration of one fd with one runtime's reactor; made lazily, removed on drop.
+/// The registration of one fd with the reactors of one runtime; made lazily, removed on drop.
+///
+/// Each worker has its own reactor. The fd is registered with the reactor of the first worker
+/// whose fiber waits on it, and later also with that of any other worker whose fiber waits on it,
+/// all under the same token: so a waiter is always woken by its own worker's poll, never only by
+/// another worker that may be busy. Every reactor dispatches into the same slot; a duplicate event
+/// only sets bits that are already set.
 pub(crate) struct Registration {
     state: OnceLock<Registered>,
     /// Serialises the first registration (two fibers may wait on `&socket` at once).
@@ -340,10 +346,30 @@ pub(crate) struct Registration {
 }
 
 struct Registered {
-    handle: Arc<Handle>,
+    /// The first reactor registered with (in the common case, the only one).
+    first: Arc<Handle>,
+    /// Reactors of other workers of the same runtime registered with since.
+    others: Mutex<Vec<Arc<Handle>>>,
     fd: RawFd,
+    token: mio::Token,
     index: usize,
     slot: &'static Slot,
+}
+
+/// Adds `fd` to the reactor of `handle` under `token`.
+fn register_with(handle: &Handle, fd: RawFd, token: mio::Token) -> io::Result<()> {
+    let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+    handle
+        .registry
+        .register(&mut SourceFd(&fd), token, interest)?;
+    // Tells the worker that its non-blocking polls are worth making.
+    handle.sources.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+fn deregister_from(handle: &Handle, fd: RawFd) {
+    let _ = handle.registry.deregister(&mut SourceFd(&fd));
+    handle.sources.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl Registration {
@@ -360,25 +386,36 @@ impl Registration {
             return Ok(reg);
         }
         let (index, slot) = TABLE.alloc()?;
-        let generation = slot.generation.load(Ordering::Acquire);
-        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
-        if let Err(e) =
-            handle
-                .registry
-                .register(&mut SourceFd(&fd), token(index, generation), interest)
-        {
+        let token = token(index, slot.generation.load(Ordering::Acquire));
+        if let Err(e) = register_with(handle, fd, token) {
             TABLE.free(index, slot);
             return Err(e);
         }
-        // Tells busy workers that non-blocking polls are worth making.
-        handle.sources.fetch_add(1, Ordering::Relaxed);
         let _ = self.state.set(Registered {
-            handle: handle.clone(),
+            first: handle.clone(),
+            others: Mutex::new(Vec::new()),
             fd,
+            token,
             index,
             slot,
         });
         Ok(self.state.get().expect("just set"))
+    }
+}
+
+impl Registered {
+    /// Makes sure the reactor of `handle` (a worker of the same runtime) reports this fd too.
+    fn include(&self, handle: &Arc<Handle>) -> io::Result<()> {
+        if Arc::ptr_eq(&self.first, handle) {
+            return Ok(());
+        }
+        let mut others = self.others.lock();
+        if others.iter().any(|h| Arc::ptr_eq(h, handle)) {
+            return Ok(());
+        }
+        register_with(handle, self.fd, self.token)?;
+        others.push(handle.clone());
+        Ok(())
     }
 }
 
@@ -387,8 +424,10 @@ impl Drop for Registration {
         if let Some(reg) = self.state.take() {
             // Deregister before the fd is closed: a dup of this fd (try_clone) keeps the open file
             // description alive, and epoll would keep reporting events for it otherwise.
-            let _ = reg.handle.registry.deregister(&mut SourceFd(&reg.fd));
-            reg.handle.sources.fetch_sub(1, Ordering::Relaxed);
+            deregister_from(&reg.first, reg.fd);
+            for handle in reg.others.into_inner() {
+                deregister_from(&handle, reg.fd);
+            }
             TABLE.free(reg.index, reg.slot);
         }
     }
@@ -606,7 +645,10 @@ impl<S: AsRawFd> IoSource<S> {
         let fd = self.io.as_raw_fd();
         loop {
             let registered = match (&handle, *reg) {
-                (Some(h), Some(r)) if Arc::ptr_eq(h, &r.handle) => Some(r),
+                (Some(h), Some(r)) if h.same_runtime(&r.first) => {
+                    r.include(h)?;
+                    Some(r)
+                }
                 (Some(h), None) => {
                     let r = self.reg.register(h, fd)?;
                     *reg = Some(r);
@@ -757,6 +799,7 @@ pub(crate) mod test_support {
                 handle: Arc::new(Handle {
                     registry,
                     sources: AtomicUsize::new(0),
+                    runtime: crate::driver::new_runtime_id(),
                 }),
                 stop,
                 waker,

@@ -1,18 +1,18 @@
-//! The reactor: one `mio::Poll` per runtime, polled by whichever worker runs out of work.
+//! The reactors: one `mio::Poll` per worker (see docs/decisions/0003-per-worker-reactors.md).
 //!
-//! There is no reactor thread. An idle worker takes the *poll turn* (a `try_lock`) and blocks in
-//! `epoll_wait` until its next timer deadline; a worker that finds the turn taken sleeps on its own
-//! thread parker instead. Anyone who needs the poller awake (work for it, shutdown) writes the
-//! `mio::Waker`. Busy workers also poll without blocking every few dozen scheduling ticks, so I/O
-//! readiness is noticed while all workers are busy.
+//! There is no reactor thread. A worker polls its own reactor: without blocking every few dozen
+//! scheduling ticks while busy and before each yield of its idle search, and blocking in
+//! `epoll_wait` (until its next timer deadline) when it goes to sleep. Whoever has work for a
+//! sleeping worker writes that worker's `mio::Waker`. Fibers never migrate, so the worker that
+//! polls is the one that runs the fibers the events wake.
 //!
-//! Contract with the I/O layer: `current_handle()` gives the registry of the runtime the caller
-//! runs on (`None` on a plain OS thread); every event except the waker's is passed to
-//! `io::dispatch`, which unparks the waiting fibers.
+//! Contract with the I/O layer: `current_handle()` gives the registry of the caller's worker
+//! (`None` on a plain OS thread); handles of one runtime share a runtime id; every event except
+//! the waker's is passed to `io::dispatch`, which unparks the waiting fibers.
 pub(crate) mod io;
 pub(crate) mod timer;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,16 +21,32 @@ use parking_lot::{Mutex, MutexGuard};
 /// Token reserved for the driver's own `mio::Waker`.
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 
-/// Shared handle to one runtime's reactor.
+/// Shared handle to one worker's reactor.
 pub(crate) struct Handle {
     pub(crate) registry: mio::Registry,
-    /// Registered I/O sources; while zero, busy workers skip their non-blocking polls.
+    /// Registered I/O sources; while zero, the worker skips its non-blocking polls.
     pub(crate) sources: AtomicUsize,
+    /// The runtime whose worker polls this reactor: every reactor of one runtime has the same id.
+    pub(crate) runtime: u64,
 }
 
-/// The reactor of the runtime the caller runs on, if any.
+impl Handle {
+    /// Do `self` and `other` belong to the same runtime (so a fiber of one is woken by the other's
+    /// dispatch)?
+    pub(crate) fn same_runtime(&self, other: &Handle) -> bool {
+        self.runtime == other.runtime
+    }
+}
+
+/// A fresh runtime id for [`Handle::runtime`].
+pub(crate) fn new_runtime_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The reactor of the worker the caller runs on, if any.
 pub(crate) fn current_handle() -> Option<Arc<Handle>> {
-    crate::scheduler::context::with_worker(|w| w.shared().driver.handle.clone())
+    crate::scheduler::context::with_worker(|w| w.driver().handle.clone())
 }
 
 pub(crate) struct PollTurn {
@@ -45,12 +61,13 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new() -> std::io::Result<Driver> {
+    pub(crate) fn new(runtime: u64) -> std::io::Result<Driver> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let handle = Arc::new(Handle {
             registry: poll.registry().try_clone()?,
             sources: AtomicUsize::new(0),
+            runtime,
         });
         Ok(Driver {
             turn: Mutex::new(PollTurn {
@@ -67,7 +84,8 @@ impl Driver {
         self.handle.sources.load(Ordering::Relaxed) != 0
     }
 
-    /// Takes the poll turn if nobody has it.
+    /// Lends the poll to its worker. Only the owning worker polls, so this fails only if the
+    /// worker is already inside `poll` (it is not reentrant).
     pub(crate) fn try_turn(&self) -> Option<MutexGuard<'_, PollTurn>> {
         self.turn.try_lock()
     }

@@ -8,7 +8,6 @@ use std::thread::JoinHandle as ThreadHandle;
 use crossbeam_deque::Worker as Deque;
 
 use crate::coro::stack;
-use crate::driver::Driver;
 use crate::scheduler::{context, worker, Shared};
 use crate::task::join::JoinHandle;
 
@@ -109,7 +108,7 @@ impl Builder {
         let deques: Vec<Deque<Arc<crate::task::Task>>> =
             (0..workers).map(|_| Deque::new_lifo()).collect();
         let stealers = deques.iter().map(Deque::stealer).collect();
-        let shared = Arc::new(Shared::new(stealers, Driver::new()?, stack_size));
+        let shared = Arc::new(Shared::new(stealers, stack_size)?);
         let mut threads = Vec::with_capacity(workers);
         for (index, deque) in deques.into_iter().enumerate() {
             let shared2 = shared.clone();

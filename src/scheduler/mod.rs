@@ -30,6 +30,8 @@ pub(crate) struct Remote {
     pub(crate) thread: OnceLock<Thread>,
     /// How many started fibers the worker carries (written by it, read for spawn placement).
     pub(crate) live: AtomicUsize,
+    /// The worker's own reactor: sources its fibers wait on, and where it sleeps.
+    pub(crate) driver: Driver,
 }
 
 /// State shared by all workers of one runtime.
@@ -37,7 +39,6 @@ pub(crate) struct Shared {
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) injector: Injector<Arc<Task>>,
     pub(crate) idle: Idle,
-    pub(crate) driver: Driver,
     pub(crate) stacks: StackPool,
     pub(crate) shutdown: AtomicBool,
 }
@@ -45,27 +46,30 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(
         stealers: Vec<Stealer<Arc<Task>>>,
-        driver: Driver,
         stack_size: usize,
-    ) -> Shared {
+    ) -> std::io::Result<Shared> {
         let workers = stealers.len();
-        Shared {
-            remotes: stealers
-                .into_iter()
-                .map(|stealer| Remote {
+        let runtime = crate::driver::new_runtime_id();
+        let remotes = stealers
+            .into_iter()
+            .map(|stealer| {
+                Ok(Remote {
                     stealer,
                     inbox: Injector::new(),
                     sleep: AtomicU8::new(idle::RUNNING),
                     thread: OnceLock::new(),
                     live: AtomicUsize::new(0),
+                    driver: Driver::new(runtime)?,
                 })
-                .collect(),
+            })
+            .collect::<std::io::Result<_>>()?;
+        Ok(Shared {
+            remotes,
             injector: Injector::new(),
             idle: Idle::new(workers),
-            driver,
             stacks: StackPool::new(stack_size),
             shutdown: AtomicBool::new(false),
-        }
+        })
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -131,7 +135,7 @@ impl Shared {
                     thread.unpark();
                 }
             }
-            idle::POLLING => self.driver.wake(),
+            idle::POLLING => remote.driver.wake(),
             _ => {}
         }
     }
@@ -144,7 +148,7 @@ impl Shared {
             if let Some(thread) = remote.thread.get() {
                 thread.unpark();
             }
+            remote.driver.wake();
         }
-        self.driver.wake();
     }
 }
