@@ -4,7 +4,11 @@
 //!
 //! `cargo run --release --example echo_bench -- [--duration 5] [--warmup 1] [--size 64]
 //!  [--conns 100,1000] [--servers fiber,tokio,may,std] [--workers 2] [--client-workers 2]
-//!  [--client fiber|tokio]`
+//!  [--client fiber|tokio] [--rounds 3]`
+//!
+//! Each size is measured `--rounds` times, the server order rotated every round (the first server
+//! measured after a 1,000-connection run was seen to be up to 15% slower than the same server
+//! measured later), and the table shows each column's median over the rounds.
 //!
 //! `srv CPU/rt` is the server process's CPU time (user + system, from `/proc`) per round trip over
 //! the whole run, in microseconds: less sensitive than throughput to other load on the machine.
@@ -27,6 +31,8 @@ fn main() {
     let workers: usize = echo_common::arg("--workers", 2);
     let client_workers: usize = echo_common::arg("--client-workers", 2);
     let client: String = echo_common::arg("--client", "fiber".to_string());
+    let rounds: usize = echo_common::arg("--rounds", 3);
+    assert!(rounds >= 1, "--rounds must be at least 1");
     let conns: Vec<usize> = echo_common::arg("--conns", "100,1000".to_string())
         .split(',')
         .map(|s| s.parse().expect("--conns"))
@@ -36,7 +42,7 @@ fn main() {
         .map(str::to_string)
         .collect();
     println!(
-        "echo bench: {size} B messages, {:?} per run after {:?} warm-up, server workers {workers}, {client} client with {client_workers} workers",
+        "echo bench: {size} B messages, {:?} per run after {:?} warm-up, server workers {workers}, {client} client with {client_workers} workers; medians of {rounds} rounds, server order rotated each round",
         duration, warmup
     );
     println!(
@@ -51,42 +57,108 @@ fn main() {
         "vs tokio",
         "srv CPU/rt"
     );
+    let load = Load {
+        duration,
+        warmup,
+        size,
+        client,
+        client_workers,
+    };
     for &c in &conns {
-        let mut results = Vec::new();
-        for kind in &servers {
-            let (mut child, addr) = echo_common::spawn_server(kind, workers);
-            let cpu0 = demo::cpu_time(child.id());
-            let r = match client.as_str() {
-                "tokio" => {
-                    echo_common::run_load_tokio(addr, c, duration, warmup, size, client_workers)
-                }
-                _ => echo_common::run_load(addr, c, duration, warmup, size, client_workers),
-            };
-            let cpu = demo::cpu_time(child.id()) - cpu0;
-            let _ = child.kill();
-            let _ = child.wait();
-            let cpu_per_rt = cpu.as_secs_f64() * 1e6 / r.total_round_trips.max(1) as f64;
-            results.push((kind.clone(), r, cpu_per_rt));
+        // samples[i]: one (round trips/s, p50, p99, p999, errors, CPU per round trip) per round.
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); servers.len()];
+        for round in 0..rounds {
+            for k in 0..servers.len() {
+                let i = (k + round) % servers.len();
+                samples[i].push(measure(&servers[i], workers, c, &load));
+            }
         }
-        let tokio = results
+        let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
+        let tokio = servers
             .iter()
-            .find(|(k, _, _)| k == "tokio")
-            .map(|(_, r, _)| r.per_sec());
-        for (kind, r, cpu_per_rt) in &results {
-            let ratio = tokio.map_or(String::from("-"), |t| format!("{:.2}x", r.per_sec() / t));
+            .position(|k| k == "tokio")
+            .map(|i| medians[i].per_sec);
+        for (kind, m) in servers.iter().zip(&medians) {
+            let ratio = tokio.map_or(String::from("-"), |t| format!("{:.2}x", m.per_sec / t));
             println!(
                 "{:>6} {:>6} {:>12.0} {:>10} {:>10} {:>10} {:>8} {:>9} {:>11.2}",
                 kind,
                 c,
-                r.per_sec(),
-                fmt(r.p50),
-                fmt(r.p99),
-                fmt(r.p999),
-                r.errors,
+                m.per_sec,
+                fmt(m.p50),
+                fmt(m.p99),
+                fmt(m.p999),
+                m.errors,
                 ratio,
-                cpu_per_rt
+                m.cpu_per_rt
             );
         }
+    }
+}
+
+/// One run's figures.
+#[derive(Clone, Copy)]
+struct Sample {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    p999: Duration,
+    errors: u64,
+    /// Server CPU time per round trip, µs.
+    cpu_per_rt: f64,
+}
+
+/// The load generator's settings.
+struct Load {
+    duration: Duration,
+    warmup: Duration,
+    size: usize,
+    client: String,
+    client_workers: usize,
+}
+
+/// Starts a `kind` server with `workers` in a child process, runs `conns` connections of `load`
+/// against it, stops it.
+fn measure(kind: &str, workers: usize, conns: usize, load: &Load) -> Sample {
+    let (mut child, addr) = echo_common::spawn_server(kind, workers);
+    let cpu0 = demo::cpu_time(child.id());
+    let Load {
+        duration,
+        warmup,
+        size,
+        client_workers,
+        ..
+    } = *load;
+    let r = match load.client.as_str() {
+        "tokio" => echo_common::run_load_tokio(addr, conns, duration, warmup, size, client_workers),
+        _ => echo_common::run_load(addr, conns, duration, warmup, size, client_workers),
+    };
+    let cpu = demo::cpu_time(child.id()) - cpu0;
+    let _ = child.kill();
+    let _ = child.wait();
+    Sample {
+        per_sec: r.per_sec(),
+        p50: r.p50,
+        p99: r.p99,
+        p999: r.p999,
+        errors: r.errors,
+        cpu_per_rt: cpu.as_secs_f64() * 1e6 / r.total_round_trips.max(1) as f64,
+    }
+}
+
+/// Column-wise median (the upper one for an even count); errors are summed.
+fn median(samples: &[Sample]) -> Sample {
+    fn mid<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+        v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+        v[v.len() / 2]
+    }
+    Sample {
+        per_sec: mid(samples.iter().map(|s| s.per_sec).collect()),
+        p50: mid(samples.iter().map(|s| s.p50).collect()),
+        p99: mid(samples.iter().map(|s| s.p99).collect()),
+        p999: mid(samples.iter().map(|s| s.p999).collect()),
+        errors: samples.iter().map(|s| s.errors).sum(),
+        cpu_per_rt: mid(samples.iter().map(|s| s.cpu_per_rt).collect()),
     }
 }
 
