@@ -68,7 +68,7 @@ impl Coro {
     pub(crate) fn new(
         stack: FiberStack,
         id: u64,
-        name: Option<&'static str>,
+        name: Option<&'static String>,
         body: impl FnOnce(&Yielder) + 'static,
     ) -> Coro {
         let (guard_lo, guard_hi) = stack.guard_range();
@@ -103,7 +103,7 @@ impl Coro {
         // SAFETY: `red_zone` is the bottom of this coroutine's own unguarded stack, mapped for as
         // long as the coroutine holds the stack.
         if self.red_zone != 0 && unsafe { stack::red_zone_touched(self.red_zone) } {
-            overflow::report_overflow(self.running.name, self.running.id);
+            overflow::report_overflow(self.running.name.map(String::as_str), self.running.id);
         }
         match result {
             CoroutineResult::Yield(reason) => Outcome::Suspended(reason),

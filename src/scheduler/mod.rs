@@ -90,7 +90,7 @@ impl Shared {
     /// Requeues a started fiber that became runnable (unpark, I/O readiness). It goes to its home
     /// worker: straight into that worker's `next` slot when called on it, else into its inbox.
     pub(crate) fn wake(task: Arc<Task>) {
-        let home = task.home.load(Ordering::Relaxed);
+        let home = task.home.load(Ordering::Relaxed) as usize;
         let mut task = Some(task);
         context::with_worker(|w| {
             let t = task.take().expect("set above");

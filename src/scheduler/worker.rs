@@ -297,7 +297,7 @@ impl Worker {
     /// Turns an unstarted task into a coroutine on a stack of this worker; false if no stack
     /// could be had (the job is cancelled: its join handle reports an error).
     fn start(&self, task: &Arc<Task>) -> bool {
-        let stack = match self.take_stack(task.stack_size) {
+        let stack = match self.take_stack(task.stack_size()) {
             Ok(stack) => stack,
             Err(err) => {
                 eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
@@ -309,8 +309,10 @@ impl Worker {
         // SAFETY: the name lives in the task, which outlives its coroutine: the worker's live list
         // holds the task until the coroutine finished, and a coroutine that cannot be finished is
         // leaked together with the task (see `shut_down`).
-        let name: Option<&'static str> =
-            task.name.as_deref().map(|n| unsafe { &*(n as *const str) });
+        let name: Option<&'static String> = task
+            .name
+            .as_deref()
+            .map(|n| unsafe { &*(n as *const String) });
         let coro = Coro::new(stack, task.id.as_u64(), name, |yielder| {
             // TASK points at this fiber while its worker resumes it.
             let me = context::current_task_ptr().expect("a fiber runs with its task published");
@@ -323,9 +325,12 @@ impl Worker {
         // SAFETY: we hold the run token; nobody else touches `coro`.
         unsafe { *task.coro.get() = Some(coro) };
         task.stage.set(Stage::Running);
-        task.home.store(self.index, Ordering::Relaxed);
+        // Worker indices are below MAX_WORKER_THREADS (1,024).
+        task.home.store(self.index as u32, Ordering::Relaxed);
         let mut live = self.live.borrow_mut();
-        task.live_index.set(live.len());
+        // More than u32::MAX live fibers on one worker would need more than 16 TiB of stacks.
+        task.live_index
+            .set(u32::try_from(live.len()).expect("fewer than 2^32 fibers per worker"));
         live.push(task.clone());
         self.shared.remotes[self.index]
             .live
@@ -361,7 +366,7 @@ impl Worker {
                 // SAFETY: as above; the coroutine has returned, nothing refers to it.
                 unsafe { *task.coro.get() = None };
                 task.stage.set(Stage::Done);
-                self.put_stack(stack, task.stack_size);
+                self.put_stack(stack, task.stack_size());
                 self.remove_live(&task);
                 true
             }
@@ -371,8 +376,8 @@ impl Worker {
     fn remove_live(&self, task: &Task) {
         let mut live = self.live.borrow_mut();
         let index = task.live_index.get();
-        live.swap_remove(index);
-        if let Some(moved) = live.get(index) {
+        live.swap_remove(index as usize);
+        if let Some(moved) = live.get(index as usize) {
             moved.live_index.set(index);
         }
         self.shared.remotes[self.index]
