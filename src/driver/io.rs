@@ -53,16 +53,20 @@ pub(crate) struct Interest(usize);
 
 impl Interest {
     /// Readable (also: read side closed, error).
-    pub(crate) const READ: Interest = Interest(READABLE);
+    pub(crate) const READ: Interest = Interest(READABLE | READ_CLOSED);
     /// Writable (also: write side closed, error).
     pub(crate) const WRITE: Interest = Interest(WRITABLE);
 }
 
-const READABLE: usize = 0b01;
-const WRITABLE: usize = 0b10;
-const READY_MASK: usize = READABLE | WRITABLE;
+const READABLE: usize = 0b001;
+const WRITABLE: usize = 0b010;
+/// The read side is closed (or the socket failed). Kept apart from `READABLE` because a short read
+/// clears only `READABLE`: an end of stream queued behind the last bytes gets no edge of its own,
+/// so it must stay visible to the next read.
+const READ_CLOSED: usize = 0b100;
+const READY_MASK: usize = READABLE | WRITABLE | READ_CLOSED;
 /// One tick in the readiness word; the tick occupies the bits above the readiness bits and wraps.
-const TICK: usize = 0b100;
+const TICK: usize = 0b1000;
 
 // ---------------------------------------------------------------------------------------------
 // Slots and the global slot table
@@ -136,6 +140,24 @@ impl Slot {
                 Ok(_) => return,
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// After a short read from a stream (fewer bytes than asked: the receive queue was empty),
+    /// clears `READABLE` unless a dispatch happened since `snapshot` or the read side is closed.
+    /// Bytes that arrive after the read's copy raise a new edge, so the next read may wait for
+    /// that instead of making a `recv` that can only say `WouldBlock`.
+    fn clear_after_short_read(&self, snapshot: usize) {
+        let cur = self.readiness.load(Ordering::Acquire);
+        if cur & !READY_MASK == snapshot & !READY_MASK && cur & READ_CLOSED == 0 {
+            // A failed exchange means the word changed (a dispatch, or another reader's clear):
+            // keep the bits, at worst one `recv` says `WouldBlock`.
+            let _ = self.readiness.compare_exchange(
+                cur,
+                cur & !READABLE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
     }
 
@@ -317,8 +339,11 @@ pub(crate) fn dispatch(event: &mio::event::Event) {
         return; // a stale event for a registration that is gone
     }
     let mut ready = 0;
-    if event.is_readable() || event.is_read_closed() || event.is_error() || event.is_priority() {
+    if event.is_readable() || event.is_priority() {
         ready |= READABLE;
+    }
+    if event.is_read_closed() || event.is_error() {
+        ready |= READABLE | READ_CLOSED;
     }
     if event.is_writable() || event.is_write_closed() || event.is_error() {
         ready |= WRITABLE;
@@ -595,6 +620,56 @@ impl<S: AsRawFd> IoSource<S> {
         )
     }
 
+    /// A read of at most `len` bytes from a byte stream. A short read (more than 0, fewer than
+    /// `len` bytes) shows the receive queue empty, so it clears read readiness; a read that finds
+    /// readiness clear waits for the reactor's next edge instead of trying a `recv` that would only
+    /// return `WouldBlock` (tokio does the same). Not for datagrams: a short datagram says nothing
+    /// about the queue.
+    pub(crate) fn stream_read_op(
+        &self,
+        len: usize,
+        mut f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let policy = || self.wait_policy(Interest::READ);
+        let short = |n: &usize| *n != 0 && *n < len;
+        let mut reg = self.reg.state.get();
+        let mut snapshot = reg.map(|r| r.slot.readiness.load(Ordering::Acquire));
+        if let (Some(r), Some(s)) = (reg, snapshot) {
+            // Only where a reactor of the caller's runtime will set the bit again: on a plain
+            // thread, or in another runtime, nothing would.
+            if s & Interest::READ.0 == 0 && is_current(&r.first) {
+                let would_block = io::Error::from_raw_os_error(libc::EAGAIN);
+                return self.io_op_slow(
+                    Interest::READ,
+                    policy,
+                    || f(&self.io),
+                    short,
+                    would_block,
+                    &mut reg,
+                    &mut snapshot,
+                );
+            }
+        }
+        match f(&self.io) {
+            Ok(n) => {
+                if let (true, Some(r), Some(s)) = (short(&n), reg, snapshot) {
+                    r.slot.clear_after_short_read(s);
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io_op_slow(
+                Interest::READ,
+                policy,
+                || f(&self.io),
+                short,
+                e,
+                &mut reg,
+                &mut snapshot,
+            ),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A write-side operation (write, send) under the source's options.
     pub(crate) fn write_op<T>(&self, mut f: impl FnMut(&S) -> io::Result<T>) -> io::Result<T> {
         self.io_op(
@@ -621,15 +696,27 @@ impl<S: AsRawFd> IoSource<S> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => e,
             r => return r,
         };
-        self.io_op_slow(interest, policy, f, first_err, &mut reg, &mut snapshot)
+        self.io_op_slow(
+            interest,
+            policy,
+            f,
+            |_| false,
+            first_err,
+            &mut reg,
+            &mut snapshot,
+        )
     }
 
+    /// The waiting part of [`io_op`](Self::io_op). `short(&result)` says whether a successful
+    /// result proves the read side drained (see [`stream_read_op`](Self::stream_read_op)).
     #[cold]
+    #[allow(clippy::too_many_arguments)]
     fn io_op_slow<'a, T>(
         &'a self,
         interest: Interest,
         policy: impl FnOnce() -> Wait,
         mut f: impl FnMut() -> io::Result<T>,
+        short: impl Fn(&T) -> bool,
         first_err: io::Error,
         reg: &mut Option<&'a Registered>,
         snapshot: &mut Option<usize>,
@@ -673,6 +760,12 @@ impl<S: AsRawFd> IoSource<S> {
             *snapshot = registered.map(|r| r.slot.readiness.load(Ordering::Acquire));
             match f() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(v) => {
+                    if let (true, Some(r), Some(s)) = (short(&v), registered, *snapshot) {
+                        r.slot.clear_after_short_read(s);
+                    }
+                    return Ok(v);
+                }
                 r => return r,
             }
         }
@@ -696,6 +789,16 @@ fn wait_handle() -> Option<Arc<Handle>> {
         return Some(h);
     }
     current_handle()
+}
+
+/// Is `handle` a reactor of the caller's runtime (so a dispatch will wake the caller)?
+fn is_current(handle: &Handle) -> bool {
+    #[cfg(test)]
+    if let Some(same) = TEST_HANDLE.with(|h| h.borrow().as_ref().map(|t| t.same_runtime(handle))) {
+        return same;
+    }
+    crate::scheduler::context::with_worker(|w| w.driver().handle.same_runtime(handle))
+        .unwrap_or(false)
 }
 
 /// Is the caller a fiber on a runtime (so waits park the fiber rather than the thread)?

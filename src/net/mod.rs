@@ -205,14 +205,17 @@ macro_rules! impl_read_write {
     ($ty:ident) => {
         impl std::io::Read for &$ty {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.inner.read_op(|mut s| std::io::Read::read(&mut s, buf))
+                let len = buf.len();
+                self.inner
+                    .stream_read_op(len, |mut s| std::io::Read::read(&mut s, buf))
             }
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
+                let len = bufs.iter().map(|b| b.len()).sum();
                 self.inner
-                    .read_op(|mut s| std::io::Read::read_vectored(&mut s, bufs))
+                    .stream_read_op(len, |mut s| std::io::Read::read_vectored(&mut s, bufs))
             }
         }
 
