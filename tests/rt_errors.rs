@@ -248,3 +248,41 @@ fn a_thread_name_with_a_nul_byte_is_an_error() {
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
     });
 }
+
+/// Each worker needs a reactor (three fds). Under a low `ulimit -n`, building a large runtime must
+/// fail with an error that says which reactor could not be made, not panic or hang. Runs in a
+/// child process, since lowering the fd limit would break the other tests of this binary.
+#[test]
+fn running_out_of_fds_for_the_reactors_is_an_error() {
+    const CHILD_ENV: &str = "FIBER_RT_ERRORS_NOFILE_CHILD";
+    if std::env::var_os(CHILD_ENV).is_some() {
+        let limit = libc::rlimit {
+            rlim_cur: 64,
+            rlim_max: 64,
+        };
+        // SAFETY: setrlimit with a valid, initialised struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let err = fiber::Runtime::builder()
+            .worker_threads(100)
+            .build()
+            .expect_err("100 workers cannot fit in 64 fds");
+        println!("ERROR: {err}");
+        return;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "running_out_of_fds_for_the_reactors_is_an_error",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, "1");
+    let out = support::watchdog(60, move || cmd.output().expect("could not run the child"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    assert!(
+        stdout.contains("ERROR: fiber: could not create the reactor of worker"),
+        "unexpected output: {stdout}"
+    );
+}

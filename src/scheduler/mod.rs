@@ -52,14 +52,23 @@ impl Shared {
         let runtime = crate::driver::new_runtime_id();
         let remotes = stealers
             .into_iter()
-            .map(|stealer| {
+            .enumerate()
+            .map(|(index, stealer)| {
+                // Three fds per worker (epoll, its registry's dup, the waker's eventfd): a large
+                // runtime under a low `ulimit -n` fails here, so say what failed.
+                let driver = Driver::new(runtime).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("fiber: could not create the reactor of worker {index} (epoll and eventfd): {e}"),
+                    )
+                })?;
                 Ok(Remote {
                     stealer,
                     inbox: Injector::new(),
                     sleep: AtomicU8::new(idle::RUNNING),
                     thread: OnceLock::new(),
                     live: AtomicUsize::new(0),
-                    driver: Driver::new(runtime)?,
+                    driver,
                 })
             })
             .collect::<std::io::Result<_>>()?;
