@@ -167,11 +167,7 @@ impl Worker {
     fn maintenance(&self) -> Option<Arc<Task>> {
         self.fire_timers();
         self.drain_inbox();
-        if self.driver().has_sources() {
-            if let Some(mut turn) = self.driver().try_turn() {
-                self.driver().poll(&mut turn, Some(Duration::ZERO));
-            }
-        }
+        self.poll_now();
         // Fairness: the oldest unstarted fiber of the injector, then of our own LIFO deque, go
         // before the queues that could otherwise keep them waiting.
         loop {
@@ -468,7 +464,8 @@ impl Worker {
         }
     }
 
-    /// Polls the reactor without blocking if the turn is free; true if it dispatched events.
+    /// Polls this worker's reactor without blocking (if any source is registered with it); true if
+    /// it dispatched events.
     fn poll_now(&self) -> bool {
         if !self.driver().has_sources() {
             return false;
