@@ -653,3 +653,38 @@ fn a_waiter_on_another_worker_is_woken_while_the_first_worker_is_busy() {
         );
     });
 }
+
+/// After a short read the socket's readiness is cleared, so a later blocking read waits for the
+/// reactor's next edge. In the user's non-blocking mode that shortcut must not apply: as with std,
+/// a read returns the bytes the kernel holds even if the reactor has not reported them yet (here
+/// the worker is kept from polling by a blocking sleep).
+#[test]
+fn a_nonblocking_read_sees_bytes_the_reactor_has_not_reported_yet() {
+    support::watchdog(30, || {
+        let (c, s) = pair();
+        let s = std::sync::Arc::new(s);
+        let rt = fiber::Runtime::builder().worker_threads(1).build().unwrap();
+        let got = rt.block_on(move || {
+            let writer = {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    (&*s).write_all(b"a").unwrap();
+                })
+            };
+            let mut buf = [0u8; 16];
+            // Waits (registers with the reactor), then a short read clears readiness.
+            assert_eq!((&c).read(&mut buf).unwrap(), 1);
+            writer.join().unwrap();
+            c.set_nonblocking(true).unwrap();
+            (&*s).write_all(b"b").unwrap();
+            // Keep the worker from polling its reactor while the byte arrives.
+            std::thread::sleep(Duration::from_millis(20));
+            let n = (&c)
+                .read(&mut buf)
+                .expect("the byte is in the kernel's queue");
+            buf[..n].to_vec()
+        });
+        assert_eq!(got, b"b");
+    });
+}

@@ -635,9 +635,14 @@ impl<S: AsRawFd> IoSource<S> {
         let mut reg = self.reg.state.get();
         let mut snapshot = reg.map(|r| r.slot.readiness.load(Ordering::Acquire));
         if let (Some(r), Some(s)) = (reg, snapshot) {
-            // Only where a reactor of the caller's runtime will set the bit again: on a plain
-            // thread, or in another runtime, nothing would.
-            if s & Interest::READ.0 == 0 && is_current(&r.first) {
+            // Only where a reactor of the caller's runtime will set the bit again (on a plain
+            // thread, or in another runtime, nothing would), and only for a read that will wait:
+            // in the user's non-blocking mode a read must see whatever the kernel holds, as std's
+            // does, even before the reactor has reported it.
+            if s & Interest::READ.0 == 0
+                && !self.opts.nonblocking.load(Ordering::Relaxed)
+                && is_current(&r.first)
+            {
                 let would_block = io::Error::from_raw_os_error(libc::EAGAIN);
                 return self.io_op_slow(
                     Interest::READ,
