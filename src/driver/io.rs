@@ -630,49 +630,12 @@ impl<S: AsRawFd> IoSource<S> {
         len: usize,
         mut f: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let policy = || self.wait_policy(Interest::READ);
-        let short = |n: &usize| *n != 0 && *n < len;
-        let mut reg = self.reg.state.get();
-        let mut snapshot = reg.map(|r| r.slot.readiness.load(Ordering::Acquire));
-        if let (Some(r), Some(s)) = (reg, snapshot) {
-            // Only where a reactor of the caller's runtime will set the bit again (on a plain
-            // thread, or in another runtime, nothing would), and only for a read that will wait:
-            // in the user's non-blocking mode a read must see whatever the kernel holds, as std's
-            // does, even before the reactor has reported it.
-            if s & Interest::READ.0 == 0
-                && !self.opts.nonblocking.load(Ordering::Relaxed)
-                && is_current(&r.first)
-            {
-                let would_block = io::Error::from_raw_os_error(libc::EAGAIN);
-                return self.io_op_slow(
-                    Interest::READ,
-                    policy,
-                    || f(&self.io),
-                    short,
-                    would_block,
-                    &mut reg,
-                    &mut snapshot,
-                );
-            }
-        }
-        match f(&self.io) {
-            Ok(n) => {
-                if let (true, Some(r), Some(s)) = (short(&n), reg, snapshot) {
-                    r.slot.clear_after_short_read(s);
-                }
-                Ok(n)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io_op_slow(
-                Interest::READ,
-                policy,
-                || f(&self.io),
-                short,
-                e,
-                &mut reg,
-                &mut snapshot,
-            ),
-            Err(e) => Err(e),
-        }
+        self.op(
+            Interest::READ,
+            || self.wait_policy(Interest::READ),
+            || f(&self.io),
+            Some(|n: &usize| *n != 0 && *n < len),
+        )
     }
 
     /// A write-side operation (write, send) under the source's options.
@@ -693,27 +656,56 @@ impl<S: AsRawFd> IoSource<S> {
         &self,
         interest: Interest,
         policy: impl FnOnce() -> Wait,
+        f: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.op(interest, policy, f, None::<fn(&T) -> bool>)
+    }
+
+    /// [`io_op`](Self::io_op), for reads that can tell from their result that they drained the
+    /// receive queue (`drained`, see [`stream_read_op`](Self::stream_read_op)).
+    fn op<T>(
+        &self,
+        interest: Interest,
+        policy: impl FnOnce() -> Wait,
         mut f: impl FnMut() -> io::Result<T>,
+        drained: Option<impl Fn(&T) -> bool>,
     ) -> io::Result<T> {
         let mut reg = self.reg.state.get();
         let mut snapshot = reg.map(|r| r.slot.readiness.load(Ordering::Acquire));
-        let first_err = match f() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => e,
-            r => return r,
+        let skip = match (reg, snapshot) {
+            // Readiness known clear: wait for the next edge without the syscall. Only where a
+            // reactor of the caller's runtime will set the bit again (on a plain thread, or in
+            // another runtime, nothing would), and only for an operation that will wait: in the
+            // user's non-blocking mode a read must see whatever the kernel holds, as std's does,
+            // even before the reactor has reported it.
+            (Some(r), Some(s)) => {
+                drained.is_some()
+                    && s & interest.0 == 0
+                    && !self.opts.nonblocking.load(Ordering::Relaxed)
+                    && is_current(&r.first)
+            }
+            _ => false,
+        };
+        let first_err = if skip {
+            io::Error::from_raw_os_error(libc::EAGAIN)
+        } else {
+            match attempt(&mut f, &drained, reg, snapshot) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => e,
+                r => return r,
+            }
         };
         self.io_op_slow(
             interest,
             policy,
             f,
-            |_| false,
+            drained,
             first_err,
             &mut reg,
             &mut snapshot,
         )
     }
 
-    /// The waiting part of [`io_op`](Self::io_op). `short(&result)` says whether a successful
-    /// result proves the read side drained (see [`stream_read_op`](Self::stream_read_op)).
+    /// The waiting part of [`op`](Self::op).
     #[cold]
     #[allow(clippy::too_many_arguments)]
     fn io_op_slow<'a, T>(
@@ -721,7 +713,7 @@ impl<S: AsRawFd> IoSource<S> {
         interest: Interest,
         policy: impl FnOnce() -> Wait,
         mut f: impl FnMut() -> io::Result<T>,
-        short: impl Fn(&T) -> bool,
+        drained: Option<impl Fn(&T) -> bool>,
         first_err: io::Error,
         reg: &mut Option<&'a Registered>,
         snapshot: &mut Option<usize>,
@@ -763,18 +755,29 @@ impl<S: AsRawFd> IoSource<S> {
                 return Err(io::Error::from_raw_os_error(libc::EAGAIN));
             }
             *snapshot = registered.map(|r| r.slot.readiness.load(Ordering::Acquire));
-            match f() {
+            match attempt(&mut f, &drained, registered, *snapshot) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Ok(v) => {
-                    if let (true, Some(r), Some(s)) = (short(&v), registered, *snapshot) {
-                        r.slot.clear_after_short_read(s);
-                    }
-                    return Ok(v);
-                }
                 r => return r,
             }
         }
     }
+}
+
+/// One try of an operation. A result that `drained` calls a drained queue clears read readiness,
+/// unless a dispatch came in since `snapshot` (the slot's word loaded before the try).
+fn attempt<T>(
+    f: &mut impl FnMut() -> io::Result<T>,
+    drained: &Option<impl Fn(&T) -> bool>,
+    reg: Option<&Registered>,
+    snapshot: Option<usize>,
+) -> io::Result<T> {
+    let result = f();
+    if let (Ok(v), Some(drained), Some(r), Some(s)) = (&result, drained, reg, snapshot) {
+        if drained(v) {
+            r.slot.clear_after_short_read(s);
+        }
+    }
+    result
 }
 
 fn far_future() -> Instant {
