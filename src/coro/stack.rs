@@ -34,9 +34,17 @@
 //! of the memory back (`munmap` for guarded stacks, coalesced `madvise(MADV_DONTNEED)` for slab
 //! stacks, which stay mapped for reuse). Releasing on the hot path instead costs a syscall and a
 //! TLB shootdown per finished fiber, which stalled the million-fiber demo.
+//!
+//! # Freeing
+//!
+//! Slabs are reference-counted by their stacks ([`Slab`]) and unmapped with the last one; the
+//! workers free the pool when they shut down ([`StackPool::free_unused`]), so a dropped runtime
+//! leaves no stack memory, page tables or guard markers behind. The one exception is the stack of
+//! a fiber that could not be unwound, leaked on purpose: it keeps its slab mapped. See
+//! [`StackPool`] for who owns a stack when.
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use corosensei::stack::{Stack, StackPointer};
 use parking_lot::Mutex;
@@ -119,33 +127,58 @@ fn install_guard(lo: usize) -> io::Result<()> {
 /// Guarded stacks with their own mapping currently live, process-wide.
 static GUARDED_LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// One fiber stack: the usable range `[bottom, top)`, with a guard page just below `bottom` when
-/// `guarded`.
+/// One fiber stack: the usable range `[bottom, bottom + size)`, with a guard page just below
+/// `bottom` when `guarded`.
+///
+/// The value owns its memory: a stack with a mapping of its own unmaps it on drop; a slab stack
+/// holds a reference to its [`Slab`], and the slab is unmapped when its last stack (and the
+/// carving state, while it carves from it) is dropped. A coroutine owns the `FiberStack` it runs
+/// on until it has returned (then the worker takes it back); a coroutine that cannot be finished
+/// is leaked with its stack, which therefore keeps its slab mapped for good.
 #[derive(Debug)]
 pub(crate) struct FiberStack {
-    top: usize,
     bottom: usize,
+    /// Usable bytes (at most `MAX_STACK_SIZE`, 1 GiB): 32 bits keep the value three words, as
+    /// it sits in every task header.
+    size: u32,
     guarded: bool,
-    kind: StackKind,
+    /// Owns a mapping of its own whose guard page is a `PROT_NONE` split (counted in the
+    /// separately-guarded budget).
+    split_guard: bool,
+    /// The slab this stack was carved from; `None` if it owns the mapping `[bottom - page, top)`.
+    slab: Option<Arc<Slab>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StackKind {
-    /// Owns the mapping `[bottom - page, top)`; counted in the separately-guarded budget when its
-    /// guard page is a `PROT_NONE` split of the mapping.
-    Mapped { split_guard: bool },
-    /// A piece of a slab; the slab is never unmapped.
-    Slab,
+/// One `mmap` that stacks are carved from. Unmapped when the last reference goes: every stack
+/// carved from it holds one, and so does the carving state while the slab is the current one.
+#[derive(Debug)]
+pub(crate) struct Slab {
+    base: usize,
+    len: usize,
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        // SAFETY: `[base, base + len)` is the mapping this slab made. Every `FiberStack` carved
+        // from it holds an `Arc` of it, so this runs only once no stack of the slab exists any
+        // more: none is pooled, cached by a worker, or owned by a coroutine (a coroutine keeps its
+        // stack until it has returned, and one that cannot finish is leaked together with its
+        // stack, whose reference then keeps the slab mapped forever). No coroutine can be
+        // running on, or hold a borrow into, memory of a stack that no longer exists.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
 }
 
 // SAFETY: the memory is an anonymous mapping owned by this value (or, for slab stacks, a disjoint
-// piece of a slab that is never unmapped); nothing about it is tied to a thread.
+// piece of a slab that stays mapped while this value holds its reference); nothing about it is
+// tied to a thread.
 unsafe impl Send for FiberStack {}
 
 impl FiberStack {
     /// A stack with a mapping of its own (sizes the pool does not keep, and the fallback guarded
     /// stacks on kernels without guard markers).
     fn new_mapped(size: usize) -> io::Result<FiberStack> {
+        let size32 = stack_size_u32(size)?;
         let page = page_size();
         let base = map_region(size + page)?;
         let bottom = base + page;
@@ -163,11 +196,16 @@ impl FiberStack {
             (false, false)
         };
         Ok(FiberStack {
-            top: bottom + size,
             bottom,
+            size: size32,
             guarded,
-            kind: StackKind::Mapped { split_guard },
+            split_guard,
+            slab: None,
         })
+    }
+
+    fn top(&self) -> usize {
+        self.bottom + self.size as usize
     }
 
     /// Whether an overflow is caught by a guard page (otherwise by the red-zone canary).
@@ -188,37 +226,31 @@ impl FiberStack {
     /// keeps) is included so that neighbouring stacks of a slab form one contiguous range.
     fn region(&self) -> (usize, usize) {
         if self.guarded {
-            (self.bottom - page_size(), self.top)
+            (self.bottom - page_size(), self.top())
         } else {
-            (self.bottom, self.top)
+            (self.bottom, self.top())
         }
-    }
-
-    /// Gives the stack's pages back to the kernel; the range stays mapped (zero-filled on next use).
-    fn release_pages(&self) {
-        release_range(self.region());
     }
 }
 
 impl Drop for FiberStack {
     fn drop(&mut self) {
-        match self.kind {
-            StackKind::Mapped { split_guard } => {
-                let page = page_size();
-                // SAFETY: this stack owns exactly the mapping `[bottom - page, top)`; no coroutine
-                // uses it any more since the stack is being dropped.
-                unsafe {
-                    libc::munmap(
-                        (self.bottom - page) as *mut libc::c_void,
-                        self.top - self.bottom + page,
-                    )
-                };
-                if split_guard {
-                    GUARDED_LIVE.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
-            // Slab memory is never unmapped (other stacks live in the same slab); drop the pages.
-            StackKind::Slab => self.release_pages(),
+        if self.slab.is_some() {
+            // The slab's reference goes with this value: the last stack of a slab unmaps it
+            // (`Slab::drop`). The pool releases pages before dropping stacks whose slab stays.
+            return;
+        }
+        let page = page_size();
+        // SAFETY: this stack owns exactly the mapping `[bottom - page, top)`; no coroutine uses it
+        // any more since the stack is being dropped (a coroutine owns its stack until it returns).
+        unsafe {
+            libc::munmap(
+                (self.bottom - page) as *mut libc::c_void,
+                self.size as usize + page,
+            )
+        };
+        if self.split_guard {
+            GUARDED_LIVE.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -231,7 +263,7 @@ impl Drop for FiberStack {
 unsafe impl Stack for FiberStack {
     #[inline]
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.top).expect("stack top is never zero")
+        StackPointer::new(self.top()).expect("stack top is never zero")
     }
     #[inline]
     fn limit(&self) -> StackPointer {
@@ -277,11 +309,31 @@ fn map_error(size: usize) -> io::Error {
 pub(crate) struct Slabs {
     next: usize,
     end: usize,
+    /// The slab being carved; its reference keeps it mapped while stacks may still be cut from it.
+    current: Option<Arc<Slab>>,
     /// The current slab's guards are installed (by `prepare_slab`).
     prepared: bool,
 }
 
 /// The runtime's pool of stacks of its default size.
+///
+/// # Who owns stack memory, and when it is freed
+///
+/// A stack is owned by exactly one of: the shared pool (`hot` or `cold`), a worker's cache, or the
+/// coroutine running on it. Stacks with a mapping of their own unmap it when dropped. Slab stacks
+/// share their slab through an `Arc`: the slab is unmapped when its last stack is dropped. Stacks
+/// are dropped only when the runtime shuts down: each worker, once its fibers are unwound, drops
+/// its cache and calls [`StackPool::free_unused`], which drops every pooled stack and the carving
+/// state's reference (the last worker to finish frees what the others handed back); dropping the
+/// pool does the same. So after `Runtime::drop` returns, the runtime's stack memory is unmapped,
+/// page tables and guard markers included, whoever still holds the runtime's shared state (a join
+/// handle, a leaked task).
+///
+/// The one exception: a fiber that cannot be unwound (it swallows every cancellation, or it is
+/// a scope's owner or a `block_on` caller whose wait never ends, while other fibers may borrow
+/// from its stack) is leaked with its coroutine and stack (`Worker::shut_down`). Its stack's
+/// reference keeps its slab mapped for the life of the process; the slab's other stacks are
+/// dropped (their pages released) but their address space stays with it.
 pub(crate) struct StackPool {
     size: usize,
     hot: Mutex<Vec<FiberStack>>,
@@ -302,6 +354,7 @@ impl StackPool {
             slabs: Mutex::new(Slabs {
                 next: 0,
                 end: 0,
+                current: None,
                 prepared: false,
             }),
         }
@@ -351,11 +404,9 @@ impl StackPool {
         self.hot_len.store(hot.len(), Ordering::Relaxed);
     }
 
-    /// Returns one stack to the pool without a worker cache (e.g. at shutdown).
-    pub(crate) fn put(&self, stack: FiberStack) {
-        let mut hot = self.hot.lock();
-        hot.push(stack);
-        self.hot_len.store(hot.len(), Ordering::Relaxed);
+    /// Takes back a worker's whole cache (at its shutdown).
+    pub(crate) fn give_back_all(&self, mut cache: Vec<FiberStack>) {
+        self.give_back(&mut cache, 0);
     }
 
     /// True if the pool holds more resident stacks than it keeps.
@@ -381,24 +432,29 @@ impl StackPool {
     /// budget); slab stacks drop their pages, coalesced into one `madvise` per contiguous run
     /// (stacks carved from one slab are usually adjacent), and wait in the cold list.
     fn release_all(&self, mut stacks: Vec<FiberStack>) {
-        stacks.retain(|s| s.kind == StackKind::Slab); // the others unmap themselves on drop
-        stacks.sort_unstable_by_key(|s| s.region().0);
-        let mut run: Option<(usize, usize)> = None;
-        for stack in &stacks {
-            let (lo, hi) = stack.region();
-            run = match run {
-                Some((run_lo, run_hi)) if run_hi == lo => Some((run_lo, hi)),
-                Some(range) => {
-                    release_range(range);
-                    Some((lo, hi))
-                }
-                None => Some((lo, hi)),
-            };
-        }
-        if let Some(range) = run {
-            release_range(range);
-        }
+        stacks.retain(|s| s.slab.is_some()); // the others unmap themselves on drop
+        release_pages(&mut stacks);
         self.cold.lock().extend(stacks);
+    }
+
+    /// Frees every stack the pool holds and lets go of the slab being carved: each slab none of
+    /// whose stacks is in use any more is unmapped. Called by each worker at the end of its
+    /// shutdown (when all its fibers are unwound), so the runtime's stack memory is freed as soon
+    /// as the last worker is done, even if its shared state lives on. A worker that takes stacks
+    /// later (one still finishing its own shutdown) carves a new slab, freed by its own call.
+    pub(crate) fn free_unused(&self) {
+        let mut stacks = std::mem::take(&mut *self.hot.lock());
+        self.hot_len.store(0, Ordering::Relaxed);
+        stacks.append(&mut self.cold.lock());
+        let carving = {
+            let mut s = self.slabs.lock();
+            s.next = 0;
+            s.end = 0;
+            s.prepared = false;
+            s.current.take()
+        };
+        drop(carving);
+        free_stacks(stacks);
     }
 
     fn allocate(&self) -> io::Result<FiberStack> {
@@ -408,14 +464,52 @@ impl StackPool {
 
 impl Drop for StackPool {
     fn drop(&mut self) {
-        // Guarded stacks unmap themselves. Slab stacks must not be unmapped one by one: their
-        // slabs are leaked deliberately (address space only), after their pages are released.
-        let hot = std::mem::take(self.hot.get_mut());
-        self.release_all(hot);
-        for stack in self.cold.get_mut().drain(..) {
-            std::mem::forget(stack);
+        // Normally empty already: the workers freed it at shutdown (`free_unused`).
+        self.free_unused();
+    }
+}
+
+/// Drops the pages of slab stacks, coalesced into one `madvise` per contiguous run (stacks carved
+/// from one slab are usually adjacent). Sorts `stacks` by address.
+fn release_pages(stacks: &mut [FiberStack]) {
+    stacks.sort_unstable_by_key(|s| s.region().0);
+    let mut run: Option<(usize, usize)> = None;
+    for stack in stacks.iter() {
+        let (lo, hi) = stack.region();
+        run = match run {
+            Some((run_lo, run_hi)) if run_hi == lo => Some((run_lo, hi)),
+            Some(range) => {
+                release_range(range);
+                Some((lo, hi))
+            }
+            None => Some((lo, hi)),
+        };
+    }
+    if let Some(range) = run {
+        release_range(range);
+    }
+}
+
+/// Drops stacks nobody uses. Stacks with their own mapping unmap it; slab stacks drop their
+/// slab's reference, so a slab whose stacks are all here is unmapped whole. The pages of stacks
+/// whose slab stays mapped (another of its stacks is still in use, e.g. by a leaked fiber) are
+/// released first, so that only address space stays behind.
+fn free_stacks(mut stacks: Vec<FiberStack>) {
+    let slab_key = |s: &FiberStack| s.slab.as_ref().map_or(0, |slab| Arc::as_ptr(slab) as usize);
+    stacks.sort_unstable_by_key(slab_key);
+    for group in stacks.chunk_by_mut(|a, b| slab_key(a) == slab_key(b)) {
+        let Some(slab) = group[0].slab.as_ref() else {
+            continue; // own mappings: unmapped on drop
+        };
+        // Racy only in the harmless direction: the count cannot rise, since new references are
+        // made only by cloning the carving state's or ours, and if it is exactly ours, nobody else
+        // holds the slab and it is unmapped below. If others hold it, our stacks keep it mapped
+        // while their pages are released.
+        if Arc::strong_count(slab) > group.len() {
+            release_pages(group);
         }
     }
+    drop(stacks);
 }
 
 /// Carves a stack of `size` usable bytes from the pool's slabs. With guard markers, each slab
@@ -428,29 +522,52 @@ fn carve(size: usize, slabs: &Mutex<Slabs>) -> io::Result<FiberStack> {
     if !markers && GUARDED_LIVE.load(Ordering::Relaxed) < guard_budget() {
         return FiberStack::new_mapped(size);
     }
+    let size32 = stack_size_u32(size)?;
     let stride = if markers { size + page } else { size };
-    let (region, prepared) = {
+    let (region, prepared, slab) = {
         let mut s = slabs.lock();
-        if s.next == s.end {
-            let len = stride
-                .checked_mul(SLAB_STACKS)
-                .ok_or_else(|| map_error(size))?;
-            let base = map_region(len)?;
-            s.next = base;
-            s.end = base + len;
-            s.prepared = markers && prepare_slab(base, stride, SLAB_STACKS);
-        }
+        let current = match &s.current {
+            Some(slab) if s.next < s.end => slab.clone(),
+            _ => {
+                let len = stride
+                    .checked_mul(SLAB_STACKS)
+                    .ok_or_else(|| map_error(size))?;
+                let base = map_region(len)?;
+                let slab = Arc::new(Slab { base, len });
+                s.next = base;
+                s.end = base + len;
+                s.prepared = markers && prepare_slab(base, stride, SLAB_STACKS);
+                s.current = Some(slab.clone());
+                slab
+            }
+        };
         let region = s.next;
         s.next += stride;
-        (region, s.prepared)
+        if s.next == s.end {
+            // Fully carved: let its stacks alone decide when it is unmapped.
+            s.current = None;
+        }
+        (region, s.prepared, current)
     };
     let guarded = markers && (prepared || install_guard(region).is_ok());
     let bottom = if markers { region + page } else { region };
     Ok(FiberStack {
-        top: bottom + size,
         bottom,
+        size: size32,
         guarded,
-        kind: StackKind::Slab,
+        split_guard: false,
+        slab: Some(slab),
+    })
+}
+
+/// A stack size as stored in a [`FiberStack`]. Sizes are validated to at most
+/// [`MAX_STACK_SIZE`] (1 GiB) before they get here; a larger one is refused rather than truncated.
+fn stack_size_u32(size: usize) -> io::Result<u32> {
+    u32::try_from(size).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("stack size {size} bytes is above the maximum of {MAX_STACK_SIZE} bytes"),
+        )
     })
 }
 

@@ -27,6 +27,8 @@
 //! When the runtime is dropped each worker leaves its loop, then resumes every fiber it started
 //! with `Resume::Cancel`: the fiber unwinds from its suspension point (destructors run) and
 //! finishes. Queued unstarted fibers are cancelled unrun; their join handles report an error.
+//! Last, the worker hands its stack cache back and frees the runtime's stack pool
+//! (`StackPool::free_unused`), so the stack memory is unmapped before `Runtime::drop` returns.
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
@@ -631,7 +633,9 @@ impl Worker {
             // SAFETY: we are the home worker holding the run token; the coroutine is suspended
             // and will never be resumed again. Leaking it (and the task, which holds the name it
             // refers to) is the only sound option: freeing its stack would free memory that other
-            // fibers may still borrow, and dropping the coroutine would unwind it again.
+            // fibers may still borrow, and dropping the coroutine would unwind it again. The
+            // forgotten `FiberStack` keeps its slab's reference, so `free_unused` below and the
+            // pool's drop leave that slab mapped (see `StackPool`).
             std::mem::forget(unsafe { (*task.coro.get()).take() });
             task.stage.set(Stage::Done);
             std::mem::forget(task.clone());
@@ -646,8 +650,12 @@ impl Worker {
         let inbox = &self.shared.remotes[self.index].inbox;
         while !matches!(inbox.steal(), Steal::Empty) {}
         self.timers.borrow_mut().clear();
-        for stack in self.stacks.borrow_mut().drain(..) {
-            self.shared.stacks.put(stack);
-        }
+        // Every fiber of this worker is finished or leaked: hand the cache back and free what the
+        // pool holds. Slabs whose stacks are all back are unmapped now, not when the last handle
+        // to the runtime goes; a leaked fiber's stack keeps its own slab (see `StackPool`). Another
+        // worker still unwinding returns its stacks and frees them in its own call.
+        let cache = std::mem::take(&mut *self.stacks.borrow_mut());
+        self.shared.stacks.give_back_all(cache);
+        self.shared.stacks.free_unused();
     }
 }
