@@ -154,9 +154,11 @@ fn build_drop_cycles(cycles: usize) {
     //   and a pre-faulted top page, each in its own page-table page every 2 MiB): 500 kB a cycle
     //   with 1,000 fibers, so the bound fails by the third cycle.
     // - VmRSS: stacks' pages and malloc's retained heap. Measured drift with the fix: ~4 MiB over
-    //   200 cycles of 10,000 fibers (malloc keeps freed task headers for reuse, and it plateaus);
-    //   32 MiB is 8 times that, well below what 200 runtimes' worth of 1-page stacks would keep
-    //   resident (~800 MiB in release, 80 MiB in debug).
+    //   200 cycles of 10,000 fibers (malloc keeps freed task headers for reuse; it plateaus);
+    //   32 MiB is 8 times that. Without the fix the pre-faulted top pages of each runtime's
+    //   partly carved last slab stay resident, ~0.8 MiB a cycle with 10,000 fibers (+155 MiB
+    //   over 200 cycles measured), which this catches in release by cycle ~40; in debug (1,000
+    //   fibers, ~0.1 MiB a cycle) the VmSize and VmPTE bounds are the ones that catch it.
     // - fds: the three fds per worker (epoll, its dup, the waker's eventfd) close when the
     //   runtime's shared state goes, which is before `drop` returns here (no handle outlives the
     //   cycle); this child opens nothing else, so the count must come back exactly.
@@ -224,9 +226,9 @@ fn building_and_dropping_runtimes_frees_stacks_without_guard_markers() {
     );
 }
 
-/// A fiber that never unwinds keeps its stack, and only the slab it was carved from: the memory
-/// it (or a fiber borrowing from it) uses stays mapped and intact, and everything else the
-/// runtime's pool held is unmapped.
+/// A fiber that never unwinds (it swallows every cancellation, or it owns a leaked scope) keeps
+/// its stack, and only the slab it was carved from: the memory it (or a fiber borrowing from it)
+/// uses stays mapped and intact, and everything else the runtime's pool held is unmapped.
 fn unwind_refuser_cycles() {
     let cycles = scaled(10, 10);
     let fibers = scaled(2_000, 1_000);
@@ -240,20 +242,37 @@ fn unwind_refuser_cycles() {
         let (tx, rx) = mpsc::channel::<usize>();
         let attempts = Arc::new(AtomicUsize::new(0));
         let a2 = attempts.clone();
-        // Borrowed memory on its own stack, as a scope owner's or a `block_on` caller's would be.
-        let _refuser = rt.spawn(move || {
-            let buf = [0xA5u8; 4096];
-            std::hint::black_box(&buf);
-            tx.send(buf.as_ptr() as usize).unwrap();
-            loop {
-                let _ = std::panic::catch_unwind(fiber::park);
-                a2.fetch_add(1, Ordering::SeqCst);
+        // Memory on the leaked fiber's own stack that something may still use.
+        if cycle % 2 == 1 {
+            // A fiber that swallows every cancellation.
+            let _refuser = rt.spawn(move || {
+                let buf = [0xA5u8; 4096];
                 std::hint::black_box(&buf);
-            }
-        });
+                tx.send(buf.as_ptr() as usize).unwrap();
+                loop {
+                    let _ = std::panic::catch_unwind(fiber::park);
+                    a2.fetch_add(1, Ordering::SeqCst);
+                    std::hint::black_box(&buf);
+                }
+            });
+        } else {
+            // A leaked scope: the handle of a scoped fiber that borrows the owner's stack is
+            // forgotten, so the scope's owner waits for it for ever (uncancellably: shutdown must
+            // not free what its fibers borrow).
+            let _owner = rt.spawn(move || {
+                let buf = [0xA5u8; 4096];
+                fiber::scope(|s| {
+                    let borrower = s.spawn(|| std::hint::black_box(&buf)[0]);
+                    tx.send(buf.as_ptr() as usize).unwrap();
+                    std::mem::forget(borrower);
+                });
+                unreachable!("a scope with a forgotten handle does not end");
+            });
+            a2.fetch_add(1, Ordering::SeqCst);
+        }
         let addr = rx
             .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the refusing fiber did not start");
+            .expect("the fiber to be leaked did not start");
         run_fibers(&rt, fibers);
         drop(rt);
         assert!(attempts.load(Ordering::SeqCst) >= 1, "it was cancelled");
