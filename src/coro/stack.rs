@@ -321,9 +321,10 @@ pub(crate) struct Slabs {
 ///
 /// A stack is owned by exactly one of: the shared pool (`hot` or `cold`), a worker's cache, or the
 /// coroutine running on it. Stacks with a mapping of their own unmap it when dropped. Slab stacks
-/// share their slab through an `Arc`: the slab is unmapped when its last stack is dropped. Stacks
-/// are dropped only when the runtime shuts down: each worker, once its fibers are unwound, drops
-/// its cache and calls [`StackPool::free_unused`], which drops every pooled stack and the carving
+/// share their slab through an `Arc`: the slab is unmapped when its last stack is dropped. Slab
+/// stacks are dropped only when the runtime shuts down (a trim keeps them mapped, in `cold`;
+/// stacks of a fiber's own size are dropped when it finishes, and trimmed stacks with their own
+/// mapping when trimmed): each worker, once its fibers are unwound, hands its cache back and calls [`StackPool::free_unused`], which drops every pooled stack and the carving
 /// state's reference (the last worker to finish frees what the others handed back); dropping the
 /// pool does the same. So after `Runtime::drop` returns, the runtime's stack memory is unmapped,
 /// page tables and guard markers included, whoever still holds the runtime's shared state (a join
