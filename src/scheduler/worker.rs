@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Worker as Deque};
 
 use super::context::{self, EnterWorker};
+use super::coop;
 use super::idle;
 use super::Shared;
 use crate::coro::stack::{self, FiberStack};
@@ -77,6 +78,8 @@ pub(crate) struct Worker {
     /// Every fiber this worker started and that has not finished.
     live: RefCell<Vec<Arc<Task>>>,
     rng: Cell<u64>,
+    /// What is left of the running fiber's cooperative budget (coop.rs); refilled at each resume.
+    pub(super) budget: Cell<u32>,
 }
 
 /// Runs worker `index` of `shared` on the calling thread until shutdown.
@@ -96,6 +99,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>) {
         stacks: RefCell::new(Vec::new()),
         live: RefCell::new(Vec::new()),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+        budget: Cell::new(coop::BUDGET),
     };
     let _enter = EnterWorker::new(&worker);
     worker.run();
@@ -170,6 +174,11 @@ impl Worker {
         self.poll_now();
         // Fairness: the oldest unstarted fiber of the injector, then of our own LIFO deque, go
         // before the queues that could otherwise keep them waiting.
+        self.oldest_unstarted()
+    }
+
+    /// The oldest unstarted fiber of the injector, else the oldest of this worker's deque.
+    fn oldest_unstarted(&self) -> Option<Arc<Task>> {
         loop {
             match self.shared.injector.steal() {
                 Steal::Success(task) => return Some(task),
@@ -183,6 +192,28 @@ impl Worker {
                 Steal::Empty => return None,
                 Steal::Retry => continue,
             }
+        }
+    }
+
+    /// For a fiber whose cooperative budget is spent (coop.rs), called on that fiber: does what
+    /// this loop would do between ticks — fires due timers, drains the inbox, polls the reactor
+    /// without blocking — and tells whether another fiber can now run here. If only unstarted
+    /// fibers wait, the oldest moves to the run queue (the owner would otherwise pop the yielding
+    /// fiber again before its deque).
+    #[cold]
+    pub(super) fn coop_work_waits(&self) -> bool {
+        self.fire_timers();
+        self.drain_inbox();
+        self.poll_now();
+        if self.has_next() || !self.runq.borrow().is_empty() {
+            return true;
+        }
+        match self.oldest_unstarted() {
+            Some(task) => {
+                self.runq.borrow_mut().push_back(task);
+                true
+            }
+            None => false,
         }
     }
 
@@ -344,6 +375,7 @@ impl Worker {
             return true;
         };
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
+        self.budget.set(coop::BUDGET);
         let outcome = coro.resume(msg);
         context::set_task(previous);
         match outcome {
@@ -639,7 +671,13 @@ impl Worker {
         }
         // Drop the queued fibers: started ones are finished now; unstarted ones are cancelled.
         self.next.take();
-        self.runq.borrow_mut().clear();
+        // Started fibers are finished now; an unstarted one that a budget yield moved here
+        // (`coop_work_waits`) is cancelled.
+        for task in self.runq.borrow_mut().drain(..) {
+            if task.stage.get() == Stage::Unstarted {
+                task.job.cancel();
+            }
+        }
         while let Some(task) = self.deque.pop() {
             task.job.cancel();
         }
