@@ -80,6 +80,8 @@ pub(crate) struct Worker {
     rng: Cell<u64>,
     /// What is left of the running fiber's cooperative budget (coop.rs); refilled at each resume.
     pub(super) budget: Cell<u32>,
+    /// Before this instant a budget check does not poll the reactor (`coop_work_waits`).
+    coop_poll_at: Cell<Instant>,
 }
 
 /// Runs worker `index` of `shared` on the calling thread until shutdown.
@@ -100,6 +102,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>) {
         live: RefCell::new(Vec::new()),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
         budget: Cell::new(coop::BUDGET),
+        coop_poll_at: Cell::new(Instant::now()),
     };
     let _enter = EnterWorker::new(&worker);
     worker.run();
@@ -179,32 +182,41 @@ impl Worker {
 
     /// The oldest unstarted fiber of the injector, else the oldest of this worker's deque.
     fn oldest_unstarted(&self) -> Option<Arc<Task>> {
-        loop {
+        // `steal` on an empty queue costs a fence; `is_empty` is two loads.
+        while !self.shared.injector.is_empty() {
             match self.shared.injector.steal() {
                 Steal::Success(task) => return Some(task),
                 Steal::Empty => break,
                 Steal::Retry => continue,
             }
         }
-        loop {
-            match self.shared.remotes[self.index].stealer.steal() {
+        let own = &self.shared.remotes[self.index].stealer;
+        while !own.is_empty() {
+            match own.steal() {
                 Steal::Success(task) => return Some(task),
-                Steal::Empty => return None,
+                Steal::Empty => break,
                 Steal::Retry => continue,
             }
         }
+        None
     }
 
     /// For a fiber whose cooperative budget is spent (coop.rs), called on that fiber: does what
     /// this loop would do between ticks — fires due timers, drains the inbox, polls the reactor
-    /// without blocking — and tells whether another fiber can now run here. If only unstarted
-    /// fibers wait, the oldest moves to the run queue (the owner would otherwise pop the yielding
-    /// fiber again before its deque).
+    /// without blocking (at most once per [`coop::POLL_INTERVAL`]) — and tells whether another
+    /// fiber can now run here. If only unstarted fibers wait, the oldest moves to the run queue
+    /// (the owner would otherwise pop the yielding fiber again before its deque).
     #[cold]
     pub(super) fn coop_work_waits(&self) -> bool {
         self.fire_timers();
         self.drain_inbox();
-        self.poll_now();
+        if self.driver().has_sources() {
+            let now = Instant::now();
+            if now >= self.coop_poll_at.get() {
+                self.coop_poll_at.set(now + coop::POLL_INTERVAL);
+                self.poll_now();
+            }
+        }
         if self.has_next() || !self.runq.borrow().is_empty() {
             return true;
         }
