@@ -17,6 +17,10 @@
 //!    spinning briefly and polling its reactor before each yield — then sleep in its reactor's
 //!    `epoll_wait` until woken or the next own timer is due.
 //!
+//! A fiber that never blocks still lets this loop run: fiber I/O and sync operations spend a
+//! cooperative budget, and when it is spent the fiber does the timer, inbox and reactor part of
+//! step 1 itself and yields if that left other work here ([`Worker::coop_work_waits`], `coop.rs`, README.md).
+//!
 //! The worker is reached from its fibers through the thread-local context (spawn pushes to its
 //! deque, unpark to its `next` slot, sleep inserts a timer), while the loop itself is suspended in
 //! `resume`. So every field that fibers touch is a `Cell`/`RefCell`, the loop only ever holds `&self`,
@@ -78,8 +82,6 @@ pub(crate) struct Worker {
     /// Every fiber this worker started and that has not finished.
     live: RefCell<Vec<Arc<Task>>>,
     rng: Cell<u64>,
-    /// What is left of the running fiber's cooperative budget (coop.rs); refilled at each resume.
-    pub(super) budget: Cell<u32>,
     /// Before this instant a budget check does not poll the reactor (`coop_work_waits`).
     coop_poll_at: Cell<Instant>,
 }
@@ -101,7 +103,6 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>) {
         stacks: RefCell::new(Vec::new()),
         live: RefCell::new(Vec::new()),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
-        budget: Cell::new(coop::BUDGET),
         coop_poll_at: Cell::new(Instant::now()),
     };
     let _enter = EnterWorker::new(&worker);
@@ -387,7 +388,7 @@ impl Worker {
             return true;
         };
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
-        self.budget.set(coop::BUDGET);
+        coop::refill();
         let outcome = coro.resume(msg);
         context::set_task(previous);
         match outcome {
