@@ -1,7 +1,11 @@
 //! What the cooperative budget costs and buys, on a one-worker runtime (docs/benchmark-notes.md,
 //! "Cooperative budget").
 //!
-//! `cargo run --release --example coop_cost -- [millis per case, default 500]`
+//! `cargo run --release --example coop_cost -- [ops per case, default 10000000] [case]`
+//!
+//! `case` is one of `try_recv`, `try_recv_socket`, `lock`, `get`, `latency` (default: all). A
+//! fixed number of operations per case lets an instruction counter (`valgrind --tool=callgrind`,
+//! run at two counts) give the exact cost per operation, which the shared machine's noise hides.
 //!
 //! Cost, with nothing else to run (the budget check finds no other work): nanoseconds per
 //! operation for a `try_recv` spin on an empty channel (without and with an I/O source registered
@@ -15,16 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn per_op(budget: Duration, mut op: impl FnMut()) -> f64 {
+fn per_op(ops: u64, mut op: impl FnMut()) -> f64 {
     let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < budget {
-        for _ in 0..1024 {
-            op();
-        }
-        n += 1024;
+    for _ in 0..ops {
+        op();
     }
-    start.elapsed().as_nanos() as f64 / n as f64
+    start.elapsed().as_nanos() as f64 / ops as f64
 }
 
 /// A fiber that sleeps 1 ms at a time until `stop`; returns (mean lateness, worst, wake-ups).
@@ -45,39 +45,53 @@ fn spawn_sleeper(stop: &Arc<AtomicBool>) -> fiber::JoinHandle<(Duration, Duratio
 }
 
 fn main() {
-    let millis: u64 = std::env::args()
+    let ops: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    let case = Duration::from_millis(millis);
+        .unwrap_or(10_000_000);
+    let only = std::env::args().nth(2).unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only == name;
+    let case = Duration::from_millis(300);
     let rt = fiber::Runtime::builder().worker_threads(1).build().unwrap();
     rt.block_on(|| {
         let (_tx, rx) = fiber::sync::mpsc::channel::<u64>();
-        let spin = per_op(case, || {
-            black_box(rx.try_recv().is_err());
-        });
+        if run("try_recv") {
+            let ns = per_op(ops, || {
+                black_box(rx.try_recv().is_err());
+            });
+            println!("alone: try_recv {ns:.1} ns");
+        }
         // A socket that has waited once is registered with this worker's reactor.
         let l = fiber::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let a = l.local_addr().unwrap();
         let c = std::thread::spawn(move || std::net::TcpStream::connect(a).unwrap());
         let (s, _) = l.accept().unwrap();
         let _peer = c.join().unwrap();
-        let spin_io = per_op(case, || {
-            black_box(rx.try_recv().is_err());
-        });
+        if run("try_recv_socket") {
+            let ns = per_op(ops, || {
+                black_box(rx.try_recv().is_err());
+            });
+            println!("alone: try_recv with a registered socket {ns:.1} ns");
+        }
         drop((s, l));
-        let m = fiber::sync::Mutex::new(0u64);
-        let lock = per_op(case, || {
-            *m.lock().unwrap() += 1;
-        });
-        let cell = fiber::sync::OnceLock::new();
-        cell.set(1u64).unwrap();
-        let get = per_op(case, || {
-            black_box(cell.get());
-        });
-        println!(
-            "alone: try_recv {spin:.1} ns, try_recv with a registered socket {spin_io:.1} ns, lock+unlock {lock:.1} ns, OnceLock::get {get:.1} ns"
-        );
+        if run("lock") {
+            let m = fiber::sync::Mutex::new(0u64);
+            let ns = per_op(ops, || {
+                *m.lock().unwrap() += 1;
+            });
+            println!("alone: lock+unlock {ns:.1} ns");
+        }
+        if run("get") {
+            let cell = fiber::sync::OnceLock::new();
+            cell.set(1u64).unwrap();
+            let ns = per_op(ops, || {
+                black_box(cell.get());
+            });
+            println!("alone: OnceLock::get {ns:.1} ns");
+        }
+        if !run("latency") {
+            return;
+        }
 
         // The sleeper alone first: its lateness without a spinner is the machine's.
         let stop = Arc::new(AtomicBool::new(false));

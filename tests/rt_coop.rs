@@ -252,3 +252,68 @@ fn spin_loops_on_plain_threads_behave_as_std() {
         sender.join().unwrap();
     });
 }
+
+// The two std tests that hung on fiber (issue 11), in the same shape, on one worker.
+
+#[test]
+fn std_shape_try_iter_requests_until_enough() {
+    // One fiber asks for values by sending requests (unbounded: never parks) and collects the
+    // answers with `try_iter`; the other answers each request. Neither ever has to wait.
+    watchdog(30, || {
+        let rt = runtime(1, "coop-std-iter");
+        rt.block_on(|| {
+            let (request_tx, request_rx) = mpsc::channel::<()>();
+            let (response_tx, response_rx) = mpsc::channel::<u32>();
+            let asker = fiber::spawn(move || {
+                let mut count = 0;
+                loop {
+                    for x in response_rx.try_iter() {
+                        count += x;
+                        if count == 6 {
+                            return count;
+                        }
+                    }
+                    request_tx.send(()).unwrap();
+                }
+            });
+            for () in request_rx.iter() {
+                if response_tx.send(2).is_err() {
+                    break;
+                }
+            }
+            assert_eq!(asker.join().unwrap(), 6);
+        });
+    });
+}
+
+#[test]
+fn std_shape_once_lock_readers_spin_until_a_writer_sets() {
+    // Ten fibers spin on `get`, three race to `set`; every reader must see the one value.
+    watchdog(30, || {
+        let rt = runtime(1, "coop-std-once");
+        rt.block_on(|| {
+            static CELL: OnceLock<String> = OnceLock::new();
+            const MSG: &str = "Hello, World";
+            let (tx, rx) = mpsc::channel();
+            // Writers first: a worker starts its newest spawn first, so the readers spin before
+            // any writer has run.
+            for _ in 0..3 {
+                fiber::spawn(|| {
+                    let _ = CELL.set(MSG.to_owned());
+                });
+            }
+            for _ in 0..10 {
+                let tx = tx.clone();
+                fiber::spawn(move || loop {
+                    if let Some(msg) = CELL.get() {
+                        tx.send(msg).unwrap();
+                        break;
+                    }
+                });
+            }
+            for _ in 0..10 {
+                assert_eq!(rx.recv().unwrap(), MSG);
+            }
+        });
+    });
+}
