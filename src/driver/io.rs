@@ -670,6 +670,7 @@ impl<S: AsRawFd> IoSource<S> {
         mut f: impl FnMut() -> io::Result<T>,
         drained: Option<impl Fn(&T) -> bool>,
     ) -> io::Result<T> {
+        crate::scheduler::coop::spend();
         let mut reg = self.reg.state.get();
         let mut snapshot = reg.map(|r| r.slot.readiness.load(Ordering::Acquire));
         let skip = match (reg, snapshot) {

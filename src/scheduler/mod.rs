@@ -8,6 +8,7 @@
 //! - per worker, an `inbox` of started fibers woken from other threads;
 //! - one global injector of unstarted fibers spawned from outside the workers.
 pub(crate) mod context;
+pub(crate) mod coop;
 pub(crate) mod idle;
 pub(crate) mod worker;
 

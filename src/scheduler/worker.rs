@@ -17,6 +17,10 @@
 //!    spinning briefly and polling its reactor before each yield — then sleep in its reactor's
 //!    `epoll_wait` until woken or the next own timer is due.
 //!
+//! A fiber that never blocks still lets this loop run: fiber I/O and sync operations spend a
+//! cooperative budget, and when it is spent the fiber does the timer, inbox and reactor part of
+//! step 1 itself and yields if that left other work here ([`Worker::coop_work_waits`], `coop.rs`, README.md).
+//!
 //! The worker is reached from its fibers through the thread-local context (spawn pushes to its
 //! deque, unpark to its `next` slot, sleep inserts a timer), while the loop itself is suspended in
 //! `resume`. So every field that fibers touch is a `Cell`/`RefCell`, the loop only ever holds `&self`,
@@ -40,6 +44,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Worker as Deque};
 
 use super::context::{self, EnterWorker};
+use super::coop;
 use super::idle;
 use super::Shared;
 use crate::coro::stack::{self, FiberStack};
@@ -79,6 +84,8 @@ pub(crate) struct Worker {
     /// Every fiber this worker started and that has not finished.
     live: RefCell<Vec<Arc<Task>>>,
     rng: Cell<u64>,
+    /// Before this instant a budget check does not poll the reactor (`coop_work_waits`).
+    coop_poll_at: Cell<Instant>,
 }
 
 /// Runs worker `index` of `shared` on the calling thread until shutdown.
@@ -98,6 +105,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>) {
         stacks: RefCell::new(Vec::new()),
         live: RefCell::new(Vec::new()),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+        coop_poll_at: Cell::new(Instant::now()),
     };
     let _enter = EnterWorker::new(&worker);
     worker.run();
@@ -172,19 +180,55 @@ impl Worker {
         self.poll_now();
         // Fairness: the oldest unstarted fiber of the injector, then of our own LIFO deque, go
         // before the queues that could otherwise keep them waiting.
-        loop {
+        self.oldest_unstarted()
+    }
+
+    /// The oldest unstarted fiber of the injector, else the oldest of this worker's deque.
+    fn oldest_unstarted(&self) -> Option<Arc<Task>> {
+        // `steal` on an empty queue costs a fence; `is_empty` is two loads.
+        while !self.shared.injector.is_empty() {
             match self.shared.injector.steal() {
                 Steal::Success(task) => return Some(task),
                 Steal::Empty => break,
                 Steal::Retry => continue,
             }
         }
-        loop {
-            match self.shared.remotes[self.index].stealer.steal() {
+        let own = &self.shared.remotes[self.index].stealer;
+        while !own.is_empty() {
+            match own.steal() {
                 Steal::Success(task) => return Some(task),
-                Steal::Empty => return None,
+                Steal::Empty => break,
                 Steal::Retry => continue,
             }
+        }
+        None
+    }
+
+    /// For a fiber whose cooperative budget is spent (coop.rs), called on that fiber: does what
+    /// this loop would do between ticks — fires due timers, drains the inbox, polls the reactor
+    /// without blocking (at most once per [`coop::POLL_INTERVAL`]) — and tells whether another
+    /// fiber can now run here. If only unstarted fibers wait, the oldest moves to the run queue
+    /// (the owner would otherwise pop the yielding fiber again before its deque).
+    #[cold]
+    pub(super) fn coop_work_waits(&self) -> bool {
+        self.fire_timers();
+        self.drain_inbox();
+        if self.driver().has_sources() {
+            let now = Instant::now();
+            if now >= self.coop_poll_at.get() {
+                self.coop_poll_at.set(now + coop::POLL_INTERVAL);
+                self.poll_now();
+            }
+        }
+        if self.has_next() || !self.runq.borrow().is_empty() {
+            return true;
+        }
+        match self.oldest_unstarted() {
+            Some(task) => {
+                self.runq.borrow_mut().push_back(task);
+                true
+            }
+            None => false,
         }
     }
 
@@ -346,6 +390,7 @@ impl Worker {
             return true;
         };
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
+        coop::refill();
         let outcome = coro.resume(msg);
         context::set_task(previous);
         match outcome {
@@ -643,7 +688,13 @@ impl Worker {
         }
         // Drop the queued fibers: started ones are finished now; unstarted ones are cancelled.
         self.next.take();
-        self.runq.borrow_mut().clear();
+        // Started fibers are finished now; an unstarted one that a budget yield moved here
+        // (`coop_work_waits`) is cancelled.
+        for task in self.runq.borrow_mut().drain(..) {
+            if task.stage.get() == Stage::Unstarted {
+                task.job.cancel();
+            }
+        }
         while let Some(task) = self.deque.pop() {
             task.job.cancel();
         }

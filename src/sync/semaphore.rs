@@ -45,6 +45,7 @@ impl Semaphore {
     /// Takes a permit if one is free and nobody is queued.
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        crate::scheduler::coop::spend();
         let mut s = self.state.load(Ordering::Relaxed);
         while s >= ONE && s & PARKED == 0 {
             match self

@@ -204,6 +204,7 @@ impl<T> JoinHandle<T> {
 
     /// True once the fiber's body has returned (or panicked).
     pub fn is_finished(&self) -> bool {
+        crate::scheduler::coop::spend();
         self.target.job.packet().is_done()
     }
 
