@@ -140,6 +140,8 @@ impl<T> OnceLock<T> {
             || {},
             None,
             |_| {},
+            // `finish` wakes every waiter: nothing to pass on.
+            |_| {},
         );
     }
 
