@@ -104,6 +104,12 @@ impl Node {
         }
     }
 
+    /// The key the node was queued with.
+    #[inline]
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+
     /// The token a notifier handed over, if any.
     pub(crate) fn token(&self) -> Option<usize> {
         let s = self.state.load(Ordering::Acquire);
@@ -224,24 +230,41 @@ impl WaitList {
         Some(Self::hand_over(node, token))
     }
 
-    /// As `wake_front`, for the first waiter whose key satisfies `pred`.
-    pub(crate) fn wake_first(
+    /// Walks the list in order and wakes the first waiter that `claim` accepts: `claim` runs
+    /// (owner's lock held, node still linked, so its waiter cannot look at it yet) on each node
+    /// until it returns true; that node is unlinked and handed `token`. `claim` may move data
+    /// into or out of the node (see `wake_front_with`) and must do so only when returning true.
+    pub(crate) fn wake_first_claimed(
         &mut self,
-        mut pred: impl FnMut(usize) -> bool,
         token: usize,
+        mut claim: impl FnMut(NonNull<Node>) -> bool,
     ) -> Option<Wakeup> {
         let mut cur = self.head;
-        while !cur.is_null() {
+        while let Some(ptr) = NonNull::new(cur.cast_mut()) {
             // SAFETY: `cur` is linked (we walk the list with the lock held), hence alive.
-            let node = unsafe { &*cur };
-            if pred(node.key) {
+            let node = unsafe { ptr.as_ref() };
+            let next = node.next.get();
+            if claim(ptr) {
                 // SAFETY: linked in this list.
                 unsafe { self.unlink(node) };
                 return Some(Self::hand_over(node, token));
             }
-            cur = node.next.get();
+            cur = next;
         }
         None
+    }
+
+    /// Whether `pred` holds for any queued node (owner's lock held, nodes linked).
+    pub(crate) fn any(&self, mut pred: impl FnMut(NonNull<Node>) -> bool) -> bool {
+        let mut cur = self.head;
+        while let Some(ptr) = NonNull::new(cur.cast_mut()) {
+            if pred(ptr) {
+                return true;
+            }
+            // SAFETY: `cur` is linked (we walk the list with the lock held), hence alive.
+            cur = unsafe { ptr.as_ref() }.next.get();
+        }
+        false
     }
 
     /// Wakes every waiter with `token`; returns their wake-ups.
