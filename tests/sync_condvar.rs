@@ -2,6 +2,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber::sync::{Condvar, Mutex};
@@ -199,5 +200,110 @@ fn fibers_wait_timeout() {
                 .unwrap();
             assert!(r.timed_out());
         });
+    });
+}
+
+/// Sets the flag and notifies one waiter when dropped (here: while its fiber is unwound).
+struct NotifyOnDrop(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_one();
+    }
+}
+
+/// Issue 11: a `notify_one` that chose a waiter which is then unwound by a runtime shutdown must
+/// reach another waiter; and the unwound waiter, which did not hold the mutex, must neither
+/// unlock nor poison it.
+#[test]
+fn runtime_shutdown_passes_notify_one_on() {
+    use support::{one_worker_runtime, spawn_parked};
+    watchdog(30, || {
+        let pair = Arc::new((Mutex::new(false), Condvar::new()));
+        let rt = one_worker_runtime();
+        let other = one_worker_runtime();
+        let p = pair.clone();
+        spawn_parked(&rt, move || {
+            let _n = NotifyOnDrop(p);
+            loop {
+                fiber::park();
+            }
+        });
+        let p = pair.clone();
+        spawn_parked(&rt, move || {
+            let g = p.0.lock().unwrap();
+            drop(p.1.wait_while(g, |ready| !*ready));
+            unreachable!("nobody notifies before shutdown");
+        });
+        let p = pair.clone();
+        let survivor = spawn_parked(&other, move || {
+            let g = p.0.lock().unwrap();
+            let g = p.1.wait_while(g, |ready| !*ready).unwrap();
+            assert!(*g);
+        });
+        drop(rt);
+        survivor
+            .join()
+            .expect("the other runtime's waiter was notified");
+        assert!(
+            !pair.0.is_poisoned(),
+            "an unwound waiter poisoned a mutex it did not hold"
+        );
+        assert!(pair.0.try_lock().is_ok());
+    });
+}
+
+/// Records, when dropped, whether its mutex was (correctly) still locked.
+struct CheckLocked(Arc<(Mutex<bool>, Condvar)>, Arc<AtomicUsize>);
+
+impl Drop for CheckLocked {
+    fn drop(&mut self) {
+        // (Not just `is_err`: a wrongly unlocked mutex may also be poisoned.)
+        if matches!(
+            self.0 .0.try_lock(),
+            Err(fiber::sync::TryLockError::WouldBlock)
+        ) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A waiter unwound out of `Condvar::wait` used to drop its guard and so unlock the mutex that
+/// another fiber held at that moment.
+#[test]
+fn runtime_shutdown_does_not_unlock_a_mutex_held_by_another() {
+    use support::{one_worker_runtime, spawn_parked};
+    watchdog(30, || {
+        let pair = Arc::new((Mutex::new(false), Condvar::new()));
+        let still_locked = Arc::new(AtomicUsize::new(0));
+        let rt = one_worker_runtime();
+        let p = pair.clone();
+        spawn_parked(&rt, move || {
+            let g = p.0.lock().unwrap();
+            drop(p.1.wait(g));
+            unreachable!("nobody notifies");
+        });
+        let (p, still) = (pair.clone(), still_locked.clone());
+        spawn_parked(&rt, move || {
+            let _g = p.0.lock().unwrap();
+            // Dropped before the guard: checks that the lock is still held by this fiber after
+            // the waiter above was unwound (it is unwound first).
+            let _check = CheckLocked(p.clone(), still);
+            loop {
+                fiber::park();
+            }
+        });
+        drop(rt);
+        assert_eq!(
+            still_locked.load(Ordering::SeqCst),
+            1,
+            "the mutex was unlocked under its holder"
+        );
+        // The holder was unwound holding the guard: poisoned (std semantics), and free.
+        assert!(matches!(
+            pair.0.try_lock(),
+            Err(fiber::sync::TryLockError::Poisoned(_))
+        ));
     });
 }

@@ -199,3 +199,86 @@ fn mixed_fibers_and_threads_rendezvous() {
         assert_eq!(senders.load(Ordering::SeqCst), 27);
     });
 }
+
+// ---- runtime shutdown: a message handed to a receiver that is unwound is not lost (issue 11) --
+
+/// Sends `42` with `try_send` when dropped: here, while its fiber is unwound by the shutdown, to
+/// receivers that are parked on the same runtime and are unwound right after.
+struct SendOnDrop(mpmc::Sender<usize>);
+
+impl Drop for SendOnDrop {
+    fn drop(&mut self) {
+        self.0.try_send(42).expect("a receiver is waiting");
+    }
+}
+
+/// The message goes straight into the first parked receiver (a plain `recv`'s node, or a
+/// `select!`'s packet), which is unwound before it returns it; it must reach the receiver queued
+/// behind them on another runtime, exactly once.
+fn handed_over_message_survives_shutdown(cap: usize, second_is_select: bool) {
+    use std::sync::Arc;
+    use support::{one_worker_runtime, spawn_parked};
+    let (tx, rx) = mpmc::bounded::<usize>(cap);
+    let rt = one_worker_runtime();
+    let other = one_worker_runtime();
+    let sender = tx.clone();
+    spawn_parked(&rt, move || {
+        let _send = SendOnDrop(sender);
+        loop {
+            fiber::park();
+        }
+    });
+    let r1 = rx.clone();
+    spawn_parked(&rt, move || {
+        let _ = r1.recv();
+        unreachable!("nothing is sent before shutdown");
+    });
+    let r2 = rx.clone();
+    spawn_parked(&rt, move || {
+        if second_is_select {
+            let (_never_tx, never_rx) = mpmc::bounded::<usize>(0);
+            fiber::select! {
+                recv(never_rx) -> _m => {},
+                recv(r2) -> _m => {},
+            }
+        } else {
+            let _ = r2.recv();
+        }
+        unreachable!("nothing is sent before shutdown");
+    });
+    let got = Arc::new(AtomicUsize::new(0));
+    let (r3, got3) = (rx.clone(), got.clone());
+    let survivor = spawn_parked(&other, move || {
+        got3.store(r3.recv().unwrap(), Ordering::SeqCst);
+    });
+    drop(rt);
+    survivor
+        .join()
+        .expect("the other runtime's receiver got the message");
+    assert_eq!(got.load(Ordering::SeqCst), 42, "cap {cap}");
+    assert_eq!(
+        rx.try_recv(),
+        Err(mpmc::TryRecvError::Empty),
+        "cap {cap}: duplicated"
+    );
+    drop(tx);
+}
+
+fn handed_over_messages_survive_shutdown(cap: usize) {
+    watchdog(30, move || {
+        for second_is_select in [false, true] {
+            handed_over_message_survives_shutdown(cap, second_is_select);
+        }
+    });
+}
+
+#[test]
+fn runtime_shutdown_keeps_a_message_handed_to_an_unwound_receiver_rendezvous() {
+    handed_over_messages_survive_shutdown(0);
+}
+
+#[test]
+fn runtime_shutdown_keeps_a_message_handed_to_an_unwound_receiver_bounded() {
+    handed_over_messages_survive_shutdown(1);
+    handed_over_messages_survive_shutdown(4);
+}

@@ -273,3 +273,85 @@ fn fibers_poisoning() {
         assert!(m.is_poisoned());
     });
 }
+
+/// Unlocks its guard with `unlock_fair` (a hand-off to the first waiter) when dropped.
+struct UnlockFairOnDrop<'a>(Option<lock_api::MutexGuard<'a, RawMutex, usize>>);
+
+impl Drop for UnlockFairOnDrop<'_> {
+    fn drop(&mut self) {
+        lock_api::MutexGuard::unlock_fair(self.0.take().unwrap());
+    }
+}
+
+/// Issue 11: a mutex handed over (fair unlock) to a waiter that is then unwound by a runtime
+/// shutdown stayed locked with no holder.
+#[test]
+fn runtime_shutdown_passes_a_handed_over_mutex_on() {
+    use support::{one_worker_runtime, spawn_parked};
+    watchdog(30, || {
+        let m = Arc::new(lock_api::Mutex::<RawMutex, usize>::new(0));
+        let rt = one_worker_runtime();
+        let other = one_worker_runtime();
+        let holder = m.clone();
+        spawn_parked(&rt, move || {
+            let _g = UnlockFairOnDrop(Some(holder.lock()));
+            loop {
+                fiber::park();
+            }
+        });
+        for _ in 0..3 {
+            let m = m.clone();
+            spawn_parked(&rt, move || {
+                drop(m.lock());
+                unreachable!("the mutex is never released before shutdown");
+            });
+        }
+        let m2 = m.clone();
+        let survivor = spawn_parked(&other, move || *m2.lock() += 1);
+        drop(rt);
+        survivor
+            .join()
+            .expect("the other runtime's waiter got the mutex");
+        let g = m.try_lock().expect("the mutex is still locked by nobody");
+        assert_eq!(*g, 1);
+    });
+}
+
+/// Issue 11, plain wake-up variant: a normal unlock wakes the first waiter to retry; if that
+/// waiter is unwound instead, the waiters behind it (here on another runtime) must still be woken.
+#[test]
+fn runtime_shutdown_passes_a_wake_up_on() {
+    use support::{one_worker_runtime, spawn_parked};
+    watchdog(30, || {
+        let m = Arc::new(Mutex::new(0usize));
+        let rt = one_worker_runtime();
+        let other = one_worker_runtime();
+        let holder = m.clone();
+        spawn_parked(&rt, move || {
+            let _g = holder.lock().unwrap();
+            loop {
+                fiber::park();
+            }
+        });
+        let m1 = m.clone();
+        spawn_parked(&rt, move || {
+            drop(m1.lock());
+            unreachable!("the mutex is never released before shutdown");
+        });
+        let m2 = m.clone();
+        let survivor = spawn_parked(&other, move || {
+            *m2.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        });
+        drop(rt);
+        survivor
+            .join()
+            .expect("the other runtime's waiter got the mutex");
+        // Free (poisoned: the holder was unwound holding it), and the survivor's increment is in.
+        let g = match m.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => panic!("the mutex is still locked by nobody"),
+        };
+        assert_eq!(*g, 1);
+    });
+}

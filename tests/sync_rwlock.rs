@@ -163,3 +163,56 @@ fn fibers_mixed_with_threads() {
         assert_eq!(*l.read().unwrap(), 102 * ops);
     });
 }
+
+/// Issue 11: dropping a runtime whose fibers wait on an `RwLock` left it write-locked with no
+/// holder. The holder is unwound first and its unlock hands the lock to the first waiter, which is
+/// unwound next; it must pass the lock on instead of discarding it.
+#[test]
+fn runtime_shutdown_passes_a_handed_over_lock_on() {
+    use support::{one_worker_runtime, spawn_parked};
+    watchdog(30, || {
+        let l = Arc::new(RwLock::new(0usize));
+        let rt = one_worker_runtime();
+        let other = one_worker_runtime();
+        let holder = l.clone();
+        spawn_parked(&rt, move || {
+            let _g = holder.write().unwrap();
+            loop {
+                fiber::park();
+            }
+        });
+        // Waiters in queue order: writer, reader, reader, writer (all unwound at shutdown).
+        for write in [true, false, false, true] {
+            let l = l.clone();
+            spawn_parked(&rt, move || {
+                if write {
+                    drop(l.write());
+                } else {
+                    drop(l.read());
+                }
+                unreachable!("the lock is never released before shutdown");
+            });
+        }
+        // Queued behind them, a writer on another runtime that must get the lock in the end.
+        let writer = l.clone();
+        let survivor = spawn_parked(&other, move || {
+            *writer.write().unwrap_or_else(|e| e.into_inner()) += 1;
+        });
+        drop(rt);
+        survivor
+            .join()
+            .expect("the other runtime's writer got the lock");
+        // The lock is free (poisoned: the holder was unwound holding it): a plain thread takes it.
+        let g = match l.try_write() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => panic!("the RwLock is still locked by nobody"),
+        };
+        assert_eq!(*g, 1);
+        drop(g);
+        assert!(matches!(
+            l.try_read(),
+            Ok(_) | Err(TryLockError::Poisoned(_))
+        ));
+    });
+}

@@ -247,3 +247,262 @@ fn send_arm_into_rendezvous_and_mpsc_ends() {
         assert_eq!(got, 3);
     });
 }
+
+// ---- zero-capacity rendezvous: every pairing of plain and `select!` operations (issue 11) ----
+
+use support::{both_timeout, Mode};
+
+/// How one side of a rendezvous operates.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    /// Plain `send` / `recv`.
+    Plain,
+    /// `select!` with one arm.
+    Select,
+    /// `select!` with an arm on each of two zero-capacity channels and a `timeout` arm.
+    SelectMany,
+    /// `select!` with a `default` arm, retried until it completes.
+    SelectDefault,
+}
+
+const SIDES: [Side; 4] = [
+    Side::Plain,
+    Side::Select,
+    Side::SelectMany,
+    Side::SelectDefault,
+];
+
+fn send_one(side: Side, tx: &mpmc::Sender<usize>, spare: &mpmc::Sender<usize>, v: usize) {
+    match side {
+        Side::Plain => tx.send(v).unwrap(),
+        Side::Select => fiber::select! { send(tx, v) -> r => r.unwrap() },
+        // Nobody receives on `spare`: the message must go through `tx`.
+        Side::SelectMany => loop {
+            let sent = fiber::select! {
+                send(spare, usize::MAX) -> _r => panic!("nobody receives on the spare channel"),
+                send(tx, v) -> r => { r.unwrap(); true }
+                timeout(Duration::from_millis(50)) => false,
+            };
+            if sent {
+                break;
+            }
+        },
+        Side::SelectDefault => loop {
+            let sent = fiber::select! {
+                send(tx, v) -> r => { r.unwrap(); true }
+                default => false,
+            };
+            if sent {
+                break;
+            }
+            fiber::yield_now();
+        },
+    }
+}
+
+fn recv_one(side: Side, rx: &mpmc::Receiver<usize>, spare: &mpmc::Receiver<usize>) -> usize {
+    match side {
+        Side::Plain => rx.recv().unwrap(),
+        Side::Select => fiber::select! { recv(rx) -> m => m.unwrap() },
+        Side::SelectMany => loop {
+            let got = fiber::select! {
+                recv(spare) -> _m => panic!("nobody sends on the spare channel"),
+                recv(rx) -> m => Some(m.unwrap()),
+                timeout(Duration::from_millis(50)) => None,
+            };
+            if let Some(v) = got {
+                break v;
+            }
+        },
+        Side::SelectDefault => loop {
+            let got = fiber::select! {
+                recv(rx) -> m => Some(m.unwrap()),
+                default => None,
+            };
+            if let Some(v) = got {
+                break v;
+            }
+            fiber::yield_now();
+        },
+    }
+}
+
+/// One sender and one receiver on a `bounded(0)` channel, for every pairing of the four sides
+/// (but `default` with `default`): all messages arrive, in order, exactly once.
+fn rendezvous_pairings(mode: Mode) {
+    let n = scale(2_000, 300);
+    for send_side in SIDES {
+        for recv_side in SIDES {
+            if matches!(
+                (send_side, recv_side),
+                (Side::SelectDefault, Side::SelectDefault)
+            ) {
+                // Two operations that never wait cannot meet on a rendezvous channel (as in
+                // crossbeam or Go): one side has to be blocked when the other arrives.
+                continue;
+            }
+            let (tx, rx) = mpmc::bounded::<usize>(0);
+            let sender = mode.spawn(move || {
+                // A connected channel that nobody receives on.
+                let (spare_tx, _spare_rx) = mpmc::bounded::<usize>(0);
+                for i in 0..n {
+                    send_one(send_side, &tx, &spare_tx, i);
+                }
+            });
+            let receiver = mode.spawn(move || {
+                // A connected channel that nobody sends on.
+                let (_spare_tx, spare_rx) = mpmc::bounded::<usize>(0);
+                let got: Vec<usize> = (0..n)
+                    .map(|_| recv_one(recv_side, &rx, &spare_rx))
+                    .collect();
+                // Nothing more was sent: once the sender is gone, the channel is just closed.
+                assert_eq!(rx.recv(), Err(mpmc::RecvError));
+                got
+            });
+            sender.join();
+            let got = receiver.join();
+            assert_eq!(
+                got,
+                (0..n).collect::<Vec<_>>(),
+                "{send_side:?} send / {recv_side:?} recv"
+            );
+        }
+    }
+}
+
+#[test]
+fn rendezvous_every_pairing_of_plain_and_select_meets() {
+    both_timeout(120, rendezvous_pairings);
+}
+
+/// Several senders and receivers of every side on two zero-capacity channels at once: every
+/// message is received exactly once and every send that returned `Ok` was received.
+fn rendezvous_stress(mode: Mode) {
+    use std::sync::{Arc, Mutex};
+    let per = scale(1_000, 150);
+    let (tx_a, rx_a) = mpmc::bounded::<usize>(0);
+    let (tx_b, rx_b) = mpmc::bounded::<usize>(0);
+    let seen = Arc::new(Mutex::new(vec![0u8; 8 * per]));
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for (k, side) in SIDES.into_iter().chain(SIDES).enumerate() {
+        let (tx_a, tx_b) = (tx_a.clone(), tx_b.clone());
+        senders.push(mode.spawn(move || {
+            for i in 0..per {
+                let v = k * per + i;
+                // Alternate the channel; `SelectMany` offers the message on both.
+                let (tx, other) = if i % 2 == 0 {
+                    (&tx_a, &tx_b)
+                } else {
+                    (&tx_b, &tx_a)
+                };
+                match side {
+                    Side::SelectMany => loop {
+                        let sent = fiber::select! {
+                            send(tx, v) -> r => { r.unwrap(); true }
+                            send(other, v) -> r => { r.unwrap(); true }
+                            timeout(Duration::from_millis(20)) => false,
+                        };
+                        if sent {
+                            break;
+                        }
+                    },
+                    _ => send_one(side, tx, other, v),
+                }
+            }
+        }));
+    }
+    drop((tx_a, tx_b));
+    let mut receivers = Vec::new();
+    for side in SIDES.into_iter().chain(SIDES) {
+        let (rx_a, rx_b) = (rx_a.clone(), rx_b.clone());
+        let (seen, received) = (seen.clone(), received.clone());
+        receivers.push(mode.spawn(move || {
+            let (mut open_a, mut open_b) = (true, true);
+            let record = |v: usize| {
+                seen.lock().unwrap()[v] += 1;
+                received.fetch_add(1, Ordering::SeqCst);
+            };
+            while open_a || open_b {
+                match side {
+                    Side::Plain | Side::SelectDefault => {
+                        // Plain receives, alternating, without blocking on a closed channel.
+                        for (rx, open) in [(&rx_a, &mut open_a), (&rx_b, &mut open_b)] {
+                            if *open {
+                                match rx.recv_timeout(Duration::from_millis(5)) {
+                                    Ok(v) => record(v),
+                                    Err(mpmc::RecvTimeoutError::Disconnected) => *open = false,
+                                    Err(mpmc::RecvTimeoutError::Timeout) => {}
+                                }
+                            }
+                        }
+                    }
+                    Side::Select | Side::SelectMany => fiber::select! {
+                        recv(rx_a) -> m => match m { Ok(v) => record(v), Err(_) => open_a = false },
+                        recv(rx_b) -> m => match m { Ok(v) => record(v), Err(_) => open_b = false },
+                    },
+                }
+                if !open_a && !open_b {
+                    break;
+                }
+                if !open_a || !open_b {
+                    // One channel is closed: keep draining the other one plainly.
+                    let rx = if open_a { &rx_a } else { &rx_b };
+                    for v in rx.iter() {
+                        record(v);
+                    }
+                    break;
+                }
+            }
+        }));
+    }
+    drop((rx_a, rx_b));
+    for s in senders {
+        s.join();
+    }
+    for r in receivers {
+        r.join();
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(received.load(Ordering::SeqCst), 8 * per);
+    assert!(
+        seen.iter().all(|&c| c == 1),
+        "a message was lost or duplicated"
+    );
+}
+
+#[test]
+fn rendezvous_stress_mixed_sides_exactly_once() {
+    both_timeout(120, rendezvous_stress);
+}
+
+#[test]
+fn a_select_never_meets_itself_on_a_rendezvous_channel() {
+    watchdog(20, || {
+        let (tx, rx) = mpmc::bounded::<i32>(0);
+        let r = fiber::select! {
+            send(tx, 1) -> _r => "sent",
+            recv(rx) -> _m => "received",
+            timeout(Duration::from_millis(50)) => "timed out",
+        };
+        assert_eq!(r, "timed out");
+        // And the message it offered is not left behind.
+        assert_eq!(rx.try_recv(), Err(mpmc::TryRecvError::Empty));
+    });
+}
+
+#[test]
+fn a_timed_out_select_send_leaves_nothing_behind() {
+    watchdog(20, || {
+        let (tx, rx) = mpmc::bounded::<i32>(0);
+        let r = fiber::select! {
+            send(tx, 7) -> _r => false,
+            timeout(Duration::from_millis(30)) => true,
+        };
+        assert!(r);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(30)),
+            Err(mpmc::RecvTimeoutError::Timeout)
+        );
+    });
+}

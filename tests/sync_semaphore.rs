@@ -117,3 +117,46 @@ fn fibers_and_threads_with_timeouts() {
         assert_eq!(s.available_permits(), 2);
     });
 }
+
+/// Issue 11: dropping a runtime whose fibers wait on a `Semaphore` left it one permit short per
+/// hand-off. The holders are unwound first; each release hands its permit to a waiter that is
+/// unwound next and must release it again.
+#[test]
+fn runtime_shutdown_returns_handed_over_permits() {
+    use std::sync::Arc;
+    use support::{one_worker_runtime, spawn_parked};
+    watchdog(30, || {
+        let s = Arc::new(Semaphore::new(2));
+        let rt = one_worker_runtime();
+        let other = one_worker_runtime();
+        for _ in 0..2 {
+            let s = s.clone();
+            spawn_parked(&rt, move || {
+                let _p = s.acquire();
+                loop {
+                    fiber::park();
+                }
+            });
+        }
+        for _ in 0..3 {
+            let s = s.clone();
+            spawn_parked(&rt, move || {
+                let _p = s.acquire();
+                unreachable!("no permit is released before shutdown");
+            });
+        }
+        let s2 = s.clone();
+        let survivor = spawn_parked(&other, move || drop(s2.acquire()));
+        drop(rt);
+        survivor
+            .join()
+            .expect("the other runtime's waiter got a permit");
+        // Exactly the two permits are back.
+        assert_eq!(s.available_permits(), 2);
+        let (a, b) = (s.try_acquire(), s.try_acquire());
+        assert!(a.is_some() && b.is_some());
+        assert!(s.try_acquire().is_none());
+        drop((a, b));
+        assert_eq!(s.available_permits(), 2);
+    });
+}

@@ -5,7 +5,12 @@
 //! wake-up. A notifier that holds the mutex (or changed the predicate under it) may skip the queue
 //! lock when nobody waits (`WaitQueue::has_waiters`). `notify_all` wakes every waiter; they then
 //! contend on the mutex (no requeueing onto the mutex queue: a known, documented cost).
+//!
+//! A waiter unwound out of `wait` (runtime shutdown cancels parked fibers) does not own the mutex
+//! (it was unlocked before parking): its guard is leaked, neither unlocking nor poisoning the
+//! mutex, and a `notify_one` that had chosen it is passed on to the next waiter.
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::time::{Duration, Instant};
 
 use super::mutex::MutexGuard;
@@ -20,6 +25,24 @@ impl WaitTimeoutResult {
     /// True if the wait ended because the time-out elapsed.
     pub fn timed_out(&self) -> bool {
         self.0
+    }
+}
+
+/// Token of a `notify_one` wake-up (`notify_all` hands `TOKEN_NORMAL`): a waiter that is unwound
+/// instead of returning passes it on.
+const TOKEN_ONE: usize = 1;
+
+/// Passes a `notify_one` wake-up on if dropped (only reached by unwinding).
+struct PassOn<'a> {
+    condvar: &'a Condvar,
+    armed: bool,
+}
+
+impl Drop for PassOn<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.condvar.notify_one();
+        }
     }
 }
 
@@ -104,6 +127,11 @@ impl Condvar {
         deadline: Option<Instant>,
     ) -> (LockResult<MutexGuard<'a, T>>, bool) {
         let mutex = guard.lock;
+        // From `before_sleep` until the re-lock below the mutex is not ours. If this frame unwinds
+        // in between (runtime shutdown cancels a parked fiber, in the wait or in the re-lock), the
+        // guard must neither unlock the mutex (someone else may hold it) nor poison it (we did not
+        // hold it when the unwinding began): it is leaked, which owns nothing else.
+        let guard = ManuallyDrop::new(guard);
         let result = self.queue.wait(
             TOKEN_NORMAL,
             || true,
@@ -112,8 +140,21 @@ impl Condvar {
             || unsafe { lock_api::RawMutex::unlock(&mutex.raw) },
             deadline,
             |_| {},
+            // Unwound after a `notify_one` chose us: wake another waiter in our place.
+            |token| {
+                if token == TOKEN_ONE {
+                    self.notify_one();
+                }
+            },
         );
+        // Likewise if we are unwound while re-locking, after a `notify_one` woke us.
+        let pass_on = PassOn {
+            condvar: self,
+            armed: result == WaitResult::Notified(TOKEN_ONE),
+        };
         lock_api::RawMutex::lock(&mutex.raw);
+        std::mem::forget(pass_on);
+        let guard = ManuallyDrop::into_inner(guard);
         let timed_out = result == WaitResult::TimedOut;
         if mutex.poison.get() {
             (Err(poison::PoisonError::new(guard)), timed_out)
@@ -125,7 +166,7 @@ impl Condvar {
     /// Wakes one waiter, if any.
     pub fn notify_one(&self) {
         if self.queue.has_waiters() {
-            self.queue.notify_one(|_| TOKEN_NORMAL);
+            self.queue.notify_one(|_| TOKEN_ONE);
         }
     }
 

@@ -30,7 +30,9 @@
 //! - *Eventual fairness*: about once per millisecond (a jittered 0.5-1.5 ms interval per lock, see
 //!   `waitq::WaitList::be_fair`) an unlock hands over regardless, as parking_lot does.
 //!
-//! A waiter whose time-out races with a hand-off keeps the lock (the hand-off is never lost).
+//! A waiter whose time-out races with a hand-off keeps the lock (the hand-off is never lost). A
+//! waiter unwound out of its wait (runtime shutdown) after a hand-off unlocks, which hands the
+//! lock on; after a plain wake-up it wakes the next waiter in its place (`RawMutex::abandon`).
 //! `unlock_fair` (via `lock_api`) always hands over.
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -118,6 +120,7 @@ impl RawMutex {
                         self.state.fetch_and(!PARKED, Ordering::Relaxed);
                     }
                 },
+                |token| self.abandon(token),
             );
             match result {
                 WaitResult::Notified(TOKEN_HANDOFF) => return true,
@@ -127,6 +130,18 @@ impl RawMutex {
             }
             spin.reset();
             state = self.state.load(Ordering::Relaxed);
+        }
+    }
+
+    /// A waiter is unwound (runtime shutdown) after a notifier chose it. A hand-off made it the
+    /// holder: unlock, which passes the lock to the next waiter. A plain wake-up obliged it to
+    /// retry, and the unlocker left the lock free with `PARKED` set for it: take and release the
+    /// lock so that the next waiter is woken instead (if the lock is held again, its holder's
+    /// unlock wakes the next waiter anyway).
+    #[cold]
+    fn abandon(&self, token: usize) {
+        if token == TOKEN_HANDOFF || lock_api::RawMutex::try_lock(self) {
+            self.unlock_inner(false);
         }
     }
 

@@ -141,6 +141,8 @@ impl<T> OnceLock<T> {
             || {},
             None,
             |_| {},
+            // `finish` wakes every waiter: nothing to pass on.
+            |_| {},
         );
     }
 

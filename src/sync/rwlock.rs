@@ -16,7 +16,9 @@
 //! When the lock becomes free with `PARKED` set (last reader leaves, or the writer unlocks), the
 //! releaser, under the queue lock, hands the lock to the head of the queue: a writer gets it alone;
 //! a reader gets it together with every reader queued directly behind it. Because newcomers queue
-//! behind waiters as soon as `PARKED` is set, neither readers nor writers starve. The price is that
+//! behind waiters as soon as `PARKED` is set, neither readers nor writers starve. A waiter that is
+//! unwound out of its wait (runtime shutdown) after the lock was handed to it releases it at once,
+//! which hands it on to the next waiters. The price is that
 //! recursive read locking can deadlock when a writer is queued (std documents the same hazard).
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -151,6 +153,17 @@ impl RawRwLock {
                 || {},
                 None,
                 |_| {},
+                // Unwound (runtime shutdown) holding a handed-over lock: release it, which hands
+                // it to the next waiters.
+                |token| {
+                    if token == TOKEN_HANDOFF {
+                        if key == KEY_READ {
+                            self.read_unlock();
+                        } else {
+                            self.write_unlock();
+                        }
+                    }
+                },
             );
             if acquired || result == WaitResult::Notified(TOKEN_HANDOFF) {
                 return;

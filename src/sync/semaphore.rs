@@ -3,7 +3,10 @@
 //! State word: `permits << 1 | PARKED`. Invariant: `PARKED` (someone queued) implies `permits == 0`,
 //! because a release that finds `PARKED` gives its permit straight to the first waiter instead of
 //! adding it to the count. So waiters are served in order and a newcomer cannot take a permit
-//! ahead of them. `acquire` and `release` are one CAS when nobody waits.
+//! ahead of them. `acquire` and `release` are one CAS when nobody waits. A permit handed to a
+//! waiter whose time-out races with the release is kept (returned as success); one handed to a
+//! waiter that is unwound out of its wait (runtime shutdown) is released again, so it goes to the
+//! next waiter or back to the count.
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -106,6 +109,13 @@ impl Semaphore {
                 |queue_empty| {
                     if queue_empty {
                         self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                    }
+                },
+                // Unwound (runtime shutdown) after a permit was handed over: give it back, which
+                // hands it to the next waiter.
+                |token| {
+                    if token == TOKEN_PERMIT {
+                        self.release();
                     }
                 },
             );

@@ -66,6 +66,8 @@ impl WaitGroup {
                 || {},
                 deadline,
                 |_| {},
+                // Every waiter is woken when the count reaches zero: nothing to pass on.
+                |_| {},
             );
             if r == WaitResult::TimedOut {
                 return self.count.load(Ordering::SeqCst) == 0;

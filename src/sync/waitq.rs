@@ -35,6 +35,21 @@
 //! (it was stored under the lock we now hold), and the waiter reports the notification instead,
 //! so a hand-off (of a lock, a permit, ...) is never dropped by a racing time-out.
 //!
+//! # Tokens nobody consumes (unwinding)
+//!
+//! Runtime shutdown unwinds parked fibers out of their waits. A waiter may be unwound *after* a
+//! notifier chose it: the token is published, but the waiting frame will never act on it. Many
+//! tokens stand for something the notifier gave away: a lock or a permit handed over, or a
+//! wake-up that obliges its recipient to retry (and so to wake the next waiter in turn). Dropping
+//! such a token loses the lock, the permit or the wake-up for everybody else (issue 11). So the
+//! frame's drop guard, after unlinking the node (or finding it already unlinked), passes any token
+//! it finds to the primitive's `abandoned` callback ([`WaitQueue::wait`]), outside the queue lock;
+//! the primitive releases or passes on what it was given: a mutex or rwlock hand-off is unlocked
+//! (which hands it to the next waiter), a semaphore permit released, a condvar's `notify_one`
+//! re-issued, a mutex wake-up passed on. Channels apply the same rule to their own nodes
+//! (`mpmc::chan`): a message handed to a receiver that is unwound goes back to the channel.
+//! A time-out never abandons a token (see above: the waiter takes it and reports success).
+//!
 //! # The `validate` step
 //!
 //! [`WaitQueue::wait`] runs a `validate` closure under the queue lock *before* linking the node.
@@ -87,6 +102,12 @@ impl Node {
             state: AtomicUsize::new(WAITING),
             _pin: PhantomPinned,
         }
+    }
+
+    /// The key the node was queued with.
+    #[inline]
+    pub(crate) fn key(&self) -> usize {
+        self.key
     }
 
     /// The token a notifier handed over, if any.
@@ -209,24 +230,41 @@ impl WaitList {
         Some(Self::hand_over(node, token))
     }
 
-    /// As `wake_front`, for the first waiter whose key satisfies `pred`.
-    pub(crate) fn wake_first(
+    /// Walks the list in order and wakes the first waiter that `claim` accepts: `claim` runs
+    /// (owner's lock held, node still linked, so its waiter cannot look at it yet) on each node
+    /// until it returns true; that node is unlinked and handed `token`. `claim` may move data
+    /// into or out of the node (see `wake_front_with`) and must do so only when returning true.
+    pub(crate) fn wake_first_claimed(
         &mut self,
-        mut pred: impl FnMut(usize) -> bool,
         token: usize,
+        mut claim: impl FnMut(NonNull<Node>) -> bool,
     ) -> Option<Wakeup> {
         let mut cur = self.head;
-        while !cur.is_null() {
+        while let Some(ptr) = NonNull::new(cur.cast_mut()) {
             // SAFETY: `cur` is linked (we walk the list with the lock held), hence alive.
-            let node = unsafe { &*cur };
-            if pred(node.key) {
+            let node = unsafe { ptr.as_ref() };
+            let next = node.next.get();
+            if claim(ptr) {
                 // SAFETY: linked in this list.
                 unsafe { self.unlink(node) };
                 return Some(Self::hand_over(node, token));
             }
-            cur = node.next.get();
+            cur = next;
         }
         None
+    }
+
+    /// Whether `pred` holds for any queued node (owner's lock held, nodes linked).
+    pub(crate) fn any(&self, mut pred: impl FnMut(NonNull<Node>) -> bool) -> bool {
+        let mut cur = self.head;
+        while let Some(ptr) = NonNull::new(cur.cast_mut()) {
+            if pred(ptr) {
+                return true;
+            }
+            // SAFETY: `cur` is linked (we walk the list with the lock held), hence alive.
+            cur = unsafe { ptr.as_ref() }.next.get();
+        }
+        false
     }
 
     /// Wakes every waiter with `token`; returns their wake-ups.
@@ -415,6 +453,12 @@ impl WaitQueue {
     /// (`Invalid`). Otherwise the caller's node is queued, the lock released, `before_sleep` run
     /// (a condvar unlocks its mutex there), and the caller parks until notified or until
     /// `deadline`. On a time-out `timed_out(queue_now_empty)` runs under the queue lock.
+    ///
+    /// `abandoned(token)` runs (without the queue lock) if the caller is unwound out of the wait
+    /// (runtime shutdown cancels parked fibers) after a notifier had already handed it `token`:
+    /// the primitive must release or pass on what the token stood for (a lock, a permit, a
+    /// wake-up), or it is lost with the unwinding frame. See "Tokens nobody consumes" in the
+    /// module docs.
     pub(crate) fn wait(
         &self,
         key: usize,
@@ -422,6 +466,7 @@ impl WaitQueue {
         before_sleep: impl FnOnce(),
         deadline: Option<Instant>,
         timed_out: impl FnOnce(bool),
+        abandoned: impl FnOnce(usize),
     ) -> WaitResult {
         let node = pin!(Node::new(key));
         let node = node.as_ref();
@@ -430,7 +475,11 @@ impl WaitQueue {
         if !unsafe { self.enqueue(node, validate) } {
             return WaitResult::Invalid;
         }
-        let guard = Linked { queue: self, node };
+        let guard = Linked {
+            queue: self,
+            node,
+            abandoned: Some(abandoned),
+        };
         before_sleep();
         let mut timed_out = Some(timed_out);
         let result = park_node(&node, deadline, || {
@@ -582,16 +631,22 @@ impl WaitQueue {
     }
 }
 
-/// Unlinks a still-linked node when `wait` is left by unwinding.
-struct Linked<'a> {
+/// Unlinks a still-linked node when `wait` is left by unwinding, and gives a token that was
+/// already handed over (but will never be consumed) to the primitive's `abandoned` callback.
+struct Linked<'a, F: FnOnce(usize)> {
     queue: &'a WaitQueue,
     node: Pin<&'a Node>,
+    abandoned: Option<F>,
 }
 
-impl Drop for Linked<'_> {
+impl<F: FnOnce(usize)> Drop for Linked<'_, F> {
     fn drop(&mut self) {
         // SAFETY: the node was enqueued on `self.queue` by `wait`.
-        unsafe { self.queue.remove(self.node) };
+        let token = unsafe { self.queue.remove(self.node) };
+        // The queue lock is released again: the callback may unlock, notify, ...
+        if let (Some(token), Some(f)) = (token, self.abandoned.take()) {
+            f(token);
+        }
     }
 }
 

@@ -235,3 +235,32 @@ pub(crate) fn mixed<F: Fn(usize) + Sync>(n_fibers: usize, n_threads: usize, f: F
         });
     });
 }
+
+// ---- shutdown tests: fibers parked in a known order ---------------------------------------------
+
+/// A runtime with a single worker: fibers start, park and are unwound at shutdown in a known
+/// order (the order they started), which the hand-off-on-shutdown tests rely on.
+pub(crate) fn one_worker_runtime() -> fiber::Runtime {
+    runtime(1, "shutdown-order")
+}
+
+/// Spawns `f` on `rt`, which must have a single worker, and returns once `f` has started and then
+/// suspended (parked in whatever it waits on). Deterministic: a fiber runs until it suspends, so
+/// the empty `block_on` fiber issued after `f` was seen to start can run only once `f` has parked.
+pub(crate) fn spawn_parked(
+    rt: &fiber::Runtime,
+    f: impl FnOnce() + Send + 'static,
+) -> fiber::JoinHandle<()> {
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = started.clone();
+    let handle = rt.spawn(move || {
+        flag.store(true, Ordering::SeqCst);
+        f();
+    });
+    assert!(
+        eventually(30, || started.load(Ordering::SeqCst)),
+        "the fiber did not start"
+    );
+    rt.block_on(|| ());
+    handle
+}

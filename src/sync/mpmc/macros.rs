@@ -102,13 +102,12 @@ macro_rules! __select_expand {
         let mut __n = 0usize;
         $(
             let $chan = &$end;
-            #[allow(unused_mut)]
-            let mut $val = $crate::__select_value!($kind $($v)?);
+            let $val = $crate::__select_value!($kind $($v)?);
             let mut $slot = ::core::option::Option::None;
             let $ix = __n;
             __n += 1;
         )+
-        let __arms = [$($crate::__select_arm!($kind $chan)),+];
+        let __arms = [$($crate::__select_arm!($kind $chan $val)),+];
         #[allow(unused_mut, unused_assignments)]
         let mut __deadline: ::core::option::Option<::std::time::Instant> = ::core::option::Option::None;
         #[allow(unused_mut, unused_assignments)]
@@ -128,13 +127,22 @@ macro_rules! __select_expand {
             if __nonblocking {
                 break 'select usize::MAX;
             }
-            match $crate::sync::mpmc::__select_wait(&__arms, __deadline) {
-                ::core::option::Option::Some(__mask) => __notified = __mask,
-                ::core::option::Option::None => break 'select usize::MAX,
+            let __wait = $crate::sync::mpmc::__select_wait(&__arms, __deadline);
+            __notified = __wait.notified;
+            if let ::core::option::Option::Some(__k) = __wait.claimed {
+                // A zero-capacity partner completed this arm: complete exactly it.
+                $(
+                    if __k == $ix {
+                        $crate::__select_claimed!($kind $val $slot);
+                    }
+                )+
+                break 'select __k;
+            }
+            if __wait.timed_out {
+                break 'select usize::MAX;
             }
         };
         $crate::sync::mpmc::__select_finish(&__arms, __notified, __done);
-        $( let _ = &$val; )+
         $(
             if __done == $ix {
                 let $pat = $slot.unwrap();
@@ -151,21 +159,34 @@ macro_rules! __select_expand {
 #[macro_export]
 macro_rules! __select_value {
     (recv) => {
-        ()
+        $crate::sync::mpmc::__Packet::new(::core::option::Option::None)
     };
     (send $v:expr) => {
-        ::core::option::Option::Some($v)
+        $crate::sync::mpmc::__Packet::new(::core::option::Option::Some($v))
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __select_arm {
-    (recv $chan:ident) => {
-        $crate::sync::mpmc::__RecvEnd::__arm($chan)
+    (recv $chan:ident $val:ident) => {
+        $crate::sync::mpmc::__RecvEnd::__arm($chan, &$val)
     };
-    (send $chan:ident) => {
-        $crate::sync::mpmc::__SendEnd::__arm($chan)
+    (send $chan:ident $val:ident) => {
+        $crate::sync::mpmc::__SendEnd::__arm($chan, &$val)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_claimed {
+    (recv $val:ident $slot:ident) => {
+        $slot = ::core::option::Option::Some(::core::result::Result::Ok(
+            $val.take().expect("a claimed recv arm holds the message"),
+        ));
+    };
+    (send $val:ident $slot:ident) => {
+        $slot = ::core::option::Option::Some(::core::result::Result::Ok(()));
     };
 }
 
@@ -188,13 +209,16 @@ macro_rules! __select_try {
         }
     };
     (send $chan:ident $val:ident $slot:ident) => {
-        match $crate::sync::mpmc::__SendEnd::__try_send($chan, $val.take().unwrap()) {
+        match $crate::sync::mpmc::__SendEnd::__try_send(
+            $chan,
+            $val.take().expect("an unsent send arm holds its message"),
+        ) {
             ::core::result::Result::Ok(()) => {
                 $slot = ::core::option::Option::Some(::core::result::Result::Ok(()));
                 true
             }
             ::core::result::Result::Err($crate::sync::mpmc::TrySendError::Full(__m)) => {
-                $val = ::core::option::Option::Some(__m);
+                $val.put(__m);
                 false
             }
             ::core::result::Result::Err($crate::sync::mpmc::TrySendError::Disconnected(__m)) => {

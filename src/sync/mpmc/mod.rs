@@ -14,9 +14,13 @@ pub(crate) mod chan;
 mod macros;
 mod select;
 
+#[doc(hidden)]
+pub use chan::Packet as __Packet;
 use chan::{Chan, SendFail};
 #[doc(hidden)]
-pub use select::{__RecvEnd, __SendEnd, __select_finish, __select_start, __select_wait, SelectArm};
+pub use select::{
+    __RecvEnd, __SelectWait, __SendEnd, __select_finish, __select_start, __select_wait, SelectArm,
+};
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
 /// Error of [`Sender::send_timeout`]: the message comes back in either case.
