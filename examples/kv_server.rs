@@ -3,6 +3,10 @@
 //! GET, SET, DEL, INCR, MGET, MSET, EXISTS (plus CONFIG GET and COMMAND, answered with an empty
 //! list: clients send them at start-up). Pipelined requests are answered in one write.
 //!
+//! Hostile input is bounded (`demo/resp.rs`: lines 64 KiB, 1M elements, bulk strings 16 MiB,
+//! 64 MiB per command; parsing in linear time, allocation following the bytes received) and
+//! answered as redis-server does: `-ERR Protocol error: ...`, then the connection is closed.
+//!
 //! `cargo run --release --example kv_server -- --addr 127.0.0.1:6380`, then
 //! `redis-benchmark -p 6380 -q -n 100000 -c 50 -t ping,set,get,incr,mset`
 mod demo;
