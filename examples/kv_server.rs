@@ -3,6 +3,10 @@
 //! GET, SET, DEL, INCR, MGET, MSET, EXISTS (plus CONFIG GET and COMMAND, answered with an empty
 //! list: clients send them at start-up). Pipelined requests are answered in one write.
 //!
+//! Hostile input is bounded (`demo/resp.rs`: lines 64 KiB, 1M elements, bulk strings 16 MiB,
+//! 64 MiB per command; parsing in linear time, allocation following the bytes received) and
+//! answered as redis-server does: `-ERR Protocol error: ...`, then the connection is closed.
+//!
 //! `cargo run --release --example kv_server -- --addr 127.0.0.1:6380`, then
 //! `redis-benchmark -p 6380 -q -n 100000 -c 50 -t ping,set,get,incr,mset`
 mod demo;
@@ -10,7 +14,7 @@ mod demo;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
-use demo::resp::{parse, put, Reply};
+use demo::resp::{put, Limits, Parser, Reply};
 use fiber::net::TcpStream;
 use fiber::sync::Mutex;
 
@@ -25,8 +29,11 @@ type Store = Mutex<HashMap<Vec<u8>, Vec<u8>>>;
 
 /// Runs one command, appending its reply; false for QUIT.
 fn execute(store: &Store, cmd: &[Vec<u8>], out: &mut Vec<u8>) -> bool {
-    let name = cmd[0].to_ascii_uppercase();
-    let args: Vec<&[u8]> = cmd[1..].iter().map(Vec::as_slice).collect();
+    let Some((name, args)) = cmd.split_first() else {
+        return true; // the parser never returns an empty command
+    };
+    let name = name.to_ascii_uppercase();
+    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     let mut db = store.lock().unwrap();
     match (&name[..], &args[..]) {
         (b"QUIT", _) => {
@@ -90,9 +97,12 @@ fn execute(store: &Store, cmd: &[Vec<u8>], out: &mut Vec<u8>) -> bool {
 }
 
 /// One connection: read, run every complete command, write all replies, repeat. Ends on end of
-/// stream, QUIT or a protocol error.
+/// stream, QUIT or a protocol error (answered with `-ERR Protocol error: ...`, then closed, as
+/// redis-server does). The parser consumes what it has parsed, so `buf` holds at most an
+/// unfinished line (bounded by `Limits::max_line`) plus one read.
 fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    let mut parser = Parser::new(Limits::DEFAULT);
     let (mut buf, mut out, mut chunk) = (Vec::new(), Vec::new(), vec![0u8; 16 * 1024]);
     let mut open = true;
     while open {
@@ -102,12 +112,15 @@ fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
         }
         let mut used = 0;
         while open {
-            match parse(&buf[used..]) {
-                Ok(Some((cmd, len))) => {
-                    used += len;
-                    open = cmd.is_empty() || execute(store, &cmd, &mut out);
+            match parser.parse(&buf[used..]) {
+                Ok((n, Some(cmd))) => {
+                    used += n;
+                    open = execute(store, &cmd, &mut out);
                 }
-                Ok(None) => break,
+                Ok((n, None)) => {
+                    used += n;
+                    break;
+                }
                 Err(e) => {
                     put(&mut out, Reply::Error(e));
                     open = false;
@@ -118,6 +131,7 @@ fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
         stream.write_all(&out)?;
         out.clear();
     }
+    demo::linger(stream); // after QUIT or a protocol error: let the client read the reply
     Ok(())
 }
 

@@ -1,10 +1,13 @@
 //! Plumbing shared by the pattern examples (`fan_out`, `crawler`, `pipeline`, `rate_limit`,
 //! `retry`, `gather`, `pool`, `kv_server`): flag parsing, a local HTTP/1.1 server on fibers whose
 //! handler is plain blocking code (it may `fiber::sleep` to simulate latency), and a tiny HTTP/1.1
-//! client over `fiber::net::TcpStream`, a process's CPU time (`fan_out`, `echo_bench`), and the
-//! RESP codec of `kv_server` (`resp`). Each example includes it with `mod demo;`.
+//! client over `fiber::net::TcpStream`, a process's CPU time (`fan_out`, `echo_bench`), the
+//! RESP codec of `kv_server` (`resp`) and the request handling of `http_hello` (`http`). Each
+//! example includes it with `mod demo;`; `resp` and `http` do no I/O, so the fuzz targets in
+//! `fuzz/` and the tests include them too.
 #![allow(dead_code)] // each example uses a different subset
 
+pub(crate) mod http;
 pub(crate) mod resp;
 
 use std::collections::HashMap;
@@ -262,6 +265,31 @@ pub(crate) fn accept_loop(
                 eprintln!("accept: {e}");
                 fiber::sleep(Duration::from_millis(20));
             }
+        }
+    }
+}
+
+/// Closes a connection after its last response the careful way: half-close, then read and
+/// discard what the peer still sends, for up to a second or 256 KiB. Closing with unread input
+/// makes the kernel reset the connection, and a reset can destroy the response on its way.
+pub(crate) fn linger(mut stream: TcpStream) {
+    const FOR: Duration = Duration::from_secs(1);
+    const BYTES: usize = 256 * 1024;
+    let _ = stream.flush();
+    if stream.shutdown(std::net::Shutdown::Write).is_err() {
+        return;
+    }
+    let end = std::time::Instant::now() + FOR;
+    let mut chunk = [0u8; 4096];
+    let mut discarded = 0;
+    while discarded < BYTES {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => discarded += n,
         }
     }
 }
