@@ -1646,7 +1646,7 @@ fn scope(ctx: &Ctx, mut rng: Rng) -> Report {
     let mut r = Report::new("scope");
     let len = ctx.n(&mut rng, 100, 20_000);
     let chunks = rng.range(1, 16);
-    let data: Vec<u64> = (0..len).map(|_| rng.next() >> 20).collect();
+    let data: Vec<u64> = (0..len).map(|_| rng.next() >> 32).collect();
     let mut out = vec![0u64; len];
     let size = len.div_ceil(chunks);
     let nchunks = len.div_ceil(size);
