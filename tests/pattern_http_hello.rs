@@ -4,12 +4,11 @@
 mod pattern_support;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pattern_support::{example_command, KillOnDrop};
+use pattern_support::{start_server, KillOnDrop};
 
 /// The request deadline the tests run the server with.
 const DEADLINE_MS: u64 = 1000;
@@ -18,16 +17,8 @@ const DEADLINE_MS: u64 = 1000;
 fn start() -> (KillOnDrop, SocketAddr) {
     let deadline = DEADLINE_MS.to_string();
     let args = ["--addr", "127.0.0.1:0", "--request-timeout-ms", &deadline];
-    let mut child = example_command("http_hello", &args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let child = KillOnDrop(child);
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (child, line) = start_server("http_hello", &args);
     let addr = line
-        .trim()
         .trim_start_matches("http on http://")
         .trim_end_matches('/')
         .parse()

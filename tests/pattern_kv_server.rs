@@ -5,10 +5,9 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Stdio;
 use std::time::Duration;
 
-use pattern_support::{example_command, rejects_bad_flags, KillOnDrop};
+use pattern_support::{rejects_bad_flags, start_server, KillOnDrop};
 
 /// Encodes a command as a RESP array of bulk strings.
 fn command(args: &[&str]) -> Vec<u8> {
@@ -62,21 +61,8 @@ impl Client {
 
 /// Starts the server on a free port; returns it (killed on drop) and its address.
 fn start() -> (KillOnDrop, SocketAddr) {
-    let mut child = example_command("kv_server", &["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let child = KillOnDrop(child);
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .expect(&line);
+    let (child, line) = start_server("kv_server", &["--addr", "127.0.0.1:0"]);
+    let addr = line.rsplit(' ').next().unwrap().parse().expect(&line);
     (child, addr)
 }
 

@@ -29,6 +29,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts a server example with `args` and reads the first line it prints (where it says its
+/// address); returns the child (killed on drop) and that line, trimmed.
+pub(crate) fn start_server(name: &str, args: &[&str]) -> (KillOnDrop, String) {
+    let mut child = example_command(name, args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let child = KillOnDrop(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line)
+        .unwrap_or_else(|e| panic!("reading {name}'s first line: {e}"));
+    (child, line.trim().to_string())
+}
+
 /// The outcome of one example run.
 pub(crate) struct Run {
     pub(crate) code: Option<i32>,

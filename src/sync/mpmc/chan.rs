@@ -353,27 +353,41 @@ impl<T> Chan<T> {
         })
     }
 
+    /// Capacity 0: the message slot of a partner node found on one of this channel's lists, if it
+    /// can be claimed: a plain node always, a `select!` node only if the CAS on its cell wins.
+    ///
+    /// # Safety
+    /// `node` must be linked on one of this channel's wait lists, and the channel lock held. A
+    /// returned slot may be accessed only while the lock is held and before the node is handed
+    /// its token.
+    unsafe fn claim_slot(node: NonNull<Node>) -> Option<*mut Option<T>> {
+        // SAFETY: `node` is linked on this channel's list; we hold the lock (caller contract).
+        match unsafe { peer(node) } {
+            // SAFETY: plain nodes of a zero-capacity channel are `RecvNode<T>`s (`repr(C)`),
+            // whose waiter reads the slot only after the token is published.
+            Peer::Plain => Some(unsafe { node.cast::<RecvNode<T>>().as_ref() }.slot.get()),
+            Peer::Select(sel) => {
+                // SAFETY: the cell outlives the node's time on the list.
+                if !unsafe { &*sel.cell }.try_claim(sel.node.key() & !SELECT_KEY) {
+                    return None;
+                }
+                // SAFETY: a select node's packet is a `Packet<T>` of this channel's `T`; having
+                // claimed the cell, we are the only one to touch it until the `select!`
+                // unregisters (under this lock).
+                Some(unsafe { &*sel.packet.cast::<Packet<T>>() }.0.get())
+            }
+        }
+    }
+
     /// Capacity 0: gives `value` to the first waiting receiver that can be claimed.
     fn rdv_give(s: &mut Inner<T>, value: T) -> Result<Option<Wakeup>, T> {
         let mut value = Some(value);
         let wakeup = s.recv_w.wake_first_claimed(TOKEN_VALUE, |node| {
             // SAFETY: `node` is linked on this channel's receiver list; we hold the lock.
-            let slot: *mut Option<T> = match unsafe { peer(node) } {
-                // SAFETY: plain nodes of a zero-capacity channel are `RecvNode<T>`s (`repr(C)`),
-                // whose waiter reads the slot only after the token is published.
-                Peer::Plain => unsafe { node.cast::<RecvNode<T>>().as_ref() }.slot.get(),
-                Peer::Select(sel) => {
-                    // SAFETY: the cell outlives the node's time on the list.
-                    if !unsafe { &*sel.cell }.try_claim(sel.node.key() & !SELECT_KEY) {
-                        return false;
-                    }
-                    // SAFETY: a select node's packet is a `Packet<T>` of this channel's `T`;
-                    // having claimed the cell, we are the only one to touch it until the
-                    // `select!` unregisters (under this lock).
-                    unsafe { &*sel.packet.cast::<Packet<T>>() }.0.get()
-                }
+            let Some(slot) = (unsafe { Self::claim_slot(node) }) else {
+                return false;
             };
-            // SAFETY: see the match above: nobody else accesses the slot now.
+            // SAFETY: claimed under the lock, token not yet published: nobody else accesses it.
             unsafe { *slot = value.take() };
             true
         });
@@ -388,17 +402,8 @@ impl<T> Chan<T> {
         let mut value = None;
         let wakeup = s.send_w.wake_first_claimed(TOKEN_VALUE, |node| {
             // SAFETY: `node` is linked on this channel's sender list; we hold the lock.
-            let slot: *mut Option<T> = match unsafe { peer(node) } {
-                // SAFETY: as in `rdv_give`.
-                Peer::Plain => unsafe { node.cast::<RecvNode<T>>().as_ref() }.slot.get(),
-                Peer::Select(sel) => {
-                    // SAFETY: as in `rdv_give`.
-                    if !unsafe { &*sel.cell }.try_claim(sel.node.key() & !SELECT_KEY) {
-                        return false;
-                    }
-                    // SAFETY: as in `rdv_give`.
-                    unsafe { &*sel.packet.cast::<Packet<T>>() }.0.get()
-                }
+            let Some(slot) = (unsafe { Self::claim_slot(node) }) else {
+                return false;
             };
             // SAFETY: as in `rdv_give`.
             value = unsafe { (*slot).take() };
