@@ -66,3 +66,39 @@ fn fibers_and_threads_on_one_barrier() {
         assert_eq!(leaders.load(Ordering::Relaxed), rounds);
     });
 }
+
+/// A waiter unwound by runtime shutdown must not stay counted: before the fix, the next party to
+/// arrive at a `Barrier::new(2)` found the count full and passed alone as leader.
+#[test]
+fn runtime_shutdown_withdraws_an_unwound_waiters_arrival() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use support::{one_worker_runtime, spawn_parked};
+    watchdog(30, || {
+        let b = Arc::new(Barrier::new(2));
+        let rt = one_worker_runtime();
+        let b1 = b.clone();
+        spawn_parked(&rt, move || {
+            b1.wait();
+            unreachable!("nobody else arrives before shutdown");
+        });
+        drop(rt);
+        let passed = Arc::new(AtomicBool::new(false));
+        let (b2, p2) = (b.clone(), passed.clone());
+        let first = std::thread::spawn(move || {
+            let leader = b2.wait().is_leader();
+            p2.store(true, Ordering::SeqCst);
+            leader
+        });
+        // The barrier needs two live parties: alone, the first must still be waiting.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !passed.load(Ordering::SeqCst),
+            "a party passed a barrier of 2 alone: the unwound waiter was still counted"
+        );
+        let second = b.wait().is_leader();
+        let first = first.join().unwrap();
+        assert!(first ^ second, "exactly one leader: {first} {second}");
+    });
+}

@@ -53,10 +53,15 @@ impl Barrier {
         let generation = state.generation;
         state.count += 1;
         if state.count < self.n {
+            let arrival = Arrival {
+                barrier: self,
+                generation,
+            };
             let _state = self
                 .cvar
                 .wait_while(state, |s| s.generation == generation)
                 .unwrap_or_else(|e| e.into_inner());
+            std::mem::forget(arrival);
             BarrierWaitResult(false)
         } else {
             state.count = 0;
@@ -64,6 +69,25 @@ impl Barrier {
             drop(state);
             self.cvar.notify_all();
             BarrierWaitResult(true)
+        }
+    }
+}
+
+/// A waiter's arrival, withdrawn if the waiter is unwound out of its wait (a runtime shutting down
+/// cancels its parked fibers) before its generation completed: otherwise the barrier would count
+/// a party that never leaves, and a later generation would be released one party short.
+struct Arrival<'a> {
+    barrier: &'a Barrier,
+    generation: u64,
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        // Only reached by unwinding out of `Condvar::wait_while`, which does not hold the mutex
+        // then. Parking here is allowed: a fiber that is already unwinding is not cancelled again.
+        let mut state = self.barrier.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.generation == self.generation {
+            state.count -= 1;
         }
     }
 }
