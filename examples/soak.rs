@@ -9,8 +9,11 @@
 //! `WaitGroup`, `fiber::scope` over borrowed data, `spawn_blocking`, fiber-locals, TCP echo over
 //! `fiber::net` with aborted connections (drop, reset by `SO_LINGER` 0, shutdown, a server
 //! handler panicking), and a second runtime dropped while its fibers sleep, park and wait on a
-//! channel. About one fiber in ten panics on purpose. Every scenario computes its expected totals
-//! from its plan alone and compares them with what happened.
+//! channel and hold and wait on a `Mutex`, `RwLock`, `Semaphore`, `Condvar` and zero- and
+//! one-capacity channels shared with the soak's runtime and plain threads (which then find every
+//! lock free, every permit back and every message received once or still queued). About one
+//! fiber in ten panics on purpose. Every scenario computes its expected totals from its plan
+//! alone and compares them with what happened.
 //!
 //! The process fails (exit status 1, a line saying what) on any mismatch, when the open fds
 //! after a round differ from those after the first round, or when the resident set grows past
