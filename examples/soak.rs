@@ -9,8 +9,11 @@
 //! `WaitGroup`, `fiber::scope` over borrowed data, `spawn_blocking`, fiber-locals, TCP echo over
 //! `fiber::net` with aborted connections (drop, reset by `SO_LINGER` 0, shutdown, a server
 //! handler panicking), and a second runtime dropped while its fibers sleep, park and wait on a
-//! channel. About one fiber in ten panics on purpose. Every scenario computes its expected totals
-//! from its plan alone and compares them with what happened.
+//! channel and hold and wait on a `Mutex`, `RwLock`, `Semaphore`, `Condvar` and zero- and
+//! one-capacity channels shared with the soak's runtime and plain threads (which then find every
+//! lock free, every permit back and every message received once or still queued). About one
+//! fiber in ten panics on purpose. Every scenario computes its expected totals from its plan
+//! alone and compares them with what happened.
 //!
 //! The process fails (exit status 1, a line saying what) on any mismatch, when the open fds
 //! after a round differ from those after the first round, or when the resident set grows past
@@ -30,8 +33,8 @@ use std::time::{Duration, Instant};
 use soak_mix::{payload_text, Ctx, Kind, Report, Rng, INJECTED, KINDS};
 
 const USAGE: &str = "usage: soak [--seconds N] [--workers N] [--seed S] [--load F] [--hang-secs N]
-            [--warmup-secs N] [--rss-growth-mib N] [--rss-bound-mib N] [--with-known-bugs]
-            [--only KIND,...] [--inject mismatch|hang|fd|rss]
+            [--warmup-secs N] [--rss-growth-mib N] [--rss-bound-mib N] [--only KIND,...]
+            [--inject mismatch|hang|fd|rss]
   --seconds          how long to run rounds (default 60)
   --workers          worker threads of the runtime (default: one per CPU)
   --seed             seed of the plan, decimal or 0x-hex (default: from the clock; printed)
@@ -40,16 +43,9 @@ const USAGE: &str = "usage: soak [--seconds N] [--workers N] [--seed S] [--load 
   --warmup-secs      RSS warm-up (default seconds/5, between 3 and 60)
   --rss-growth-mib   after warm-up, fail if RSS exceeds the warm-up peak by this much (default 64)
   --rss-bound-mib    fail if RSS ever exceeds this (default 1024)
-  --with-known-bugs  also run what hits known open defects: select! send against select! recv
-                     on a zero-capacity channel (hangs), and the `runtime` scenario without its
-                     limit of 8 runs (every runtime dropped after running fibers leaves ~1 MiB
-                     resident and 66 MB of address space behind, so the RSS bound trips)
   --only KINDS       run only these scenario kinds (comma-separated; see the final table)
   --inject KIND      self-test of the checks: a wrong total (mismatch), a round that never ends
                      (hang), a leaked fd (fd) or leaked memory after warm-up (rss)";
-
-/// How often a scenario that trips a known leak runs per run without `--with-known-bugs`.
-const LEAKY_RUNS: u64 = 8;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Inject {
@@ -68,7 +64,6 @@ struct Opts {
     warmup: u64,
     growth_mib: u64,
     bound_mib: u64,
-    known_bugs: bool,
     inject: Option<Inject>,
     only: Vec<Kind>,
 }
@@ -92,7 +87,6 @@ fn parse_opts() -> Opts {
     let mut warmup = None;
     let mut growth_mib = 64;
     let mut bound_mib = 1024;
-    let mut known_bugs = false;
     let mut inject = None;
     let mut only = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -102,10 +96,10 @@ fn parse_opts() -> Opts {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
-            "--with-known-bugs" => {
-                known_bugs = true;
-                continue;
-            }
+            "--with-known-bugs" => fail_usage(
+                "`--with-known-bugs` is gone: the defects it kept apart are fixed, and what it \
+                 added is part of the normal mix",
+            ),
             _ => {}
         }
         let Some(v) = args.next() else {
@@ -174,7 +168,6 @@ fn parse_opts() -> Opts {
         warmup: warmup.unwrap_or((seconds / 5).clamp(3, 60)),
         growth_mib,
         bound_mib,
-        known_bugs,
         inject,
         only,
     }
@@ -327,13 +320,6 @@ fn main() -> ExitCode {
     } else {
         o.only.clone()
     };
-    // Scenarios that trip a known leak run a limited number of times per run (so what they
-    // leak stays far below the RSS bound), unless asked for by --with-known-bugs or --only.
-    let mut leaky_budget = if o.known_bugs || !o.only.is_empty() {
-        u64::MAX
-    } else {
-        LEAKY_RUNS
-    };
     let mut builder = fiber::RuntimeBuilder::new().thread_name("soak");
     if let Some(n) = o.workers {
         builder = builder.worker_threads(n);
@@ -372,16 +358,8 @@ fn main() -> ExitCode {
     );
     println!(
         "soak: bounds: RSS <= warm-up peak ({} s) + {} MiB, and <= {} MiB always; open fds after \
-         every round == after round 1; watchdog {} s per round{}",
-        o.warmup,
-        o.growth_mib,
-        o.bound_mib,
-        o.hang,
-        if o.known_bugs {
-            "; WITH known bugs"
-        } else {
-            ""
-        }
+         every round == after round 1; watchdog {} s per round",
+        o.warmup, o.growth_mib, o.bound_mib, o.hang
     );
     let monitor = Arc::new(Monitor {
         start: Instant::now(),
@@ -401,10 +379,7 @@ fn main() -> ExitCode {
             .expect("start the monitor thread");
     }
     let o = &*opts;
-    let ctx = Ctx {
-        load: o.load,
-        known_bugs: o.known_bugs,
-    };
+    let ctx = Ctx { load: o.load };
     let mut rng = Rng::new(o.seed);
     let mut checks: BTreeMap<(&'static str, &'static str), (u64, u64)> = BTreeMap::new();
     let mut kinds: BTreeMap<&'static str, KindTotals> = BTreeMap::new();
@@ -418,16 +393,9 @@ fn main() -> ExitCode {
         // The injected hang runs alone, so the watchdog's message can only name it.
         let n = if hang { 0 } else { rng.range(3, 9) };
         let plan: Vec<(Kind, Rng)> = (0..n)
-            .map(|_| {
-                let mut kind = rng.pick(&kinds_to_run);
-                while kind.known_leak() && leaky_budget == 0 {
-                    kind = rng.pick(&kinds_to_run);
-                }
-                if kind.known_leak() {
-                    leaky_budget -= 1;
-                }
-                (kind, rng.fork())
-            })
+            // No kind is rationed: each runs as often as the draw says (the `runtime`
+            // scenario too, now that a dropped runtime gives its memory back).
+            .map(|_| (rng.pick(&kinds_to_run), rng.fork()))
             .collect();
         *monitor.running.lock().unwrap() = plan
             .iter()

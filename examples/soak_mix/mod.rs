@@ -83,8 +83,6 @@ pub(crate) fn splitmix(mut z: u64) -> u64 {
 pub(crate) struct Ctx {
     /// Size multiplier (1.0 in release builds, smaller in debug builds).
     pub(crate) load: f64,
-    /// Also exercise combinations with known, not yet fixed defects (`--with-known-bugs`).
-    pub(crate) known_bugs: bool,
 }
 
 impl Ctx {
@@ -290,14 +288,6 @@ impl Kind {
             Kind::Tcp => "tcp",
             Kind::Runtime => "runtime",
         }
-    }
-
-    /// Does this kind trip a known leak (so it runs only a few times per run unless
-    /// `--with-known-bugs`)? The `runtime` scenario does: a runtime dropped after running fibers
-    /// leaks its stack slab, its address space by design (`StackPool::drop`) but also the
-    /// pre-faulted top pages of the stacks never carved from it (~0.9 MiB resident per runtime).
-    pub(crate) fn known_leak(self) -> bool {
-        self == Kind::Runtime
     }
 
     /// Runs one scenario of this kind (inside a fiber) and returns its report.
@@ -861,36 +851,40 @@ fn mpmc_channel(ctx: &Ctx, mut rng: Rng) -> Report {
     let stop: Vec<Option<u64>> = (0..consumers)
         .map(|c| (c > 0 && rng.chance(10)).then(|| rng.range(0, 20) as u64))
         .collect();
-    // What the zero-capacity channel supports: a `select!` send arm completes only against a
-    // receiver blocked in a plain `recv`, and two `select!`s cannot rendezvous (known defect).
+    // On a zero-capacity channel a `try_send` succeeds only while a receiver is blocked in a
+    // wait (plain, timed or `select!`), so it needs a consumer that blocks and never stops early:
+    // consumer 0. If consumer 0 only polls (`try_recv`), a polling sender could never meet it.
     let rendezvous = cap == Some(0);
-    let plain_receivers = recv_how
+    let send_how: Vec<SendHow> = plan
         .iter()
-        .all(|h| matches!(h, RecvHow::Recv | RecvHow::Thread | RecvHow::Iter));
-    let any_select = recv_how.contains(&RecvHow::Select);
-    let mut send_how: Vec<SendHow> = Vec::new();
-    for _ in &plan {
-        let mut how = rng.pick(&[
-            SendHow::Send,
-            SendHow::Timeout,
-            SendHow::Try,
-            SendHow::Select,
-        ]);
-        if rendezvous && how == SendHow::Try {
-            how = SendHow::Send; // try_send into a rendezvous needs a blocked receiver
-        }
-        if rendezvous && how == SendHow::Select && !plain_receivers {
-            let allowed = ctx.known_bugs && any_select;
-            if !allowed {
-                how = SendHow::Timeout;
+        .map(|_| {
+            let how = rng.pick(&[
+                SendHow::Send,
+                SendHow::Timeout,
+                SendHow::Try,
+                SendHow::Select,
+            ]);
+            if rendezvous && how == SendHow::Try && recv_how[0] == RecvHow::Try {
+                SendHow::Send
+            } else {
+                how
             }
-        }
-        send_how.push(how);
-    }
+        })
+        .collect();
     let (tx, rx) = match cap {
         None => mpmc::unbounded(),
         Some(c) => mpmc::bounded(c),
     };
+    // Before any receiver exists, a `try_send` into a rendezvous channel has nobody to hand its
+    // value to: it must be refused, the value given back.
+    let probes = if rendezvous {
+        rng.range(1, 4) as u64
+    } else {
+        0
+    };
+    let refused = (0..probes)
+        .filter(|&k| matches!(tx.try_send(u64::MAX - k), Err(mpmc::TrySendError::Full(v)) if v == u64::MAX - k))
+        .count() as u64;
     let got = Arc::new(Totals::default());
     let returned = Counter::default();
     fiber::scope(|s| {
@@ -947,6 +941,11 @@ fn mpmc_channel(ctx: &Ctx, mut rng: Rng) -> Report {
     r.check("mpmc: messages received", want_n, got.n.get());
     r.check("mpmc: sum received", want_sum, got.sum.load(SeqCst));
     r.check("mpmc: sends refused", 0, returned.get());
+    r.check(
+        "mpmc: try_send into capacity 0, no receiver waiting: Full",
+        probes,
+        refused,
+    );
     r.fibers += (plan.len() + consumers) as u64;
     r.messages += got.n.get();
     r
@@ -965,24 +964,16 @@ fn select(ctx: &Ctx, mut rng: Rng) -> Report {
         producers(ctx, &mut rng, 1, 4, false),
     ];
     let consumers = rng.range(1, 4);
-    // Consumers select over both; a `select!` send into a rendezvous channel would then meet a
-    // `select!` receive: the known hang, only with --with-known-bugs.
-    let select_send_ok = |cap: Option<usize>| cap != Some(0) || ctx.known_bugs;
+    // Consumers select over both, so on a zero-capacity channel a `select!` send meets a
+    // `select!` receive (or a polling `select!` with `default`).
     let hows: [Vec<SendHow>; 2] = [0, 1].map(|c| {
         plans[c]
             .iter()
-            .map(|_| {
-                let how = rng.pick(&[SendHow::Send, SendHow::Timeout, SendHow::Select]);
-                if how == SendHow::Select && !select_send_ok(caps[c]) {
-                    SendHow::Send
-                } else {
-                    how
-                }
-            })
+            .map(|_| rng.pick(&[SendHow::Send, SendHow::Timeout, SendHow::Select]))
             .collect()
     });
     // A producer that offers each message to both channels at once.
-    let dual = select_send_ok(caps[0]) && select_send_ok(caps[1]) && rng.chance(50);
+    let dual = rng.chance(50);
     let dual_count = if dual {
         ctx.n(&mut rng, 1, 500) as u64
     } else {
@@ -2199,13 +2190,118 @@ fn tcp(ctx: &Ctx, mut rng: Rng) -> Report {
     r
 }
 
-// ---- a runtime dropped while fibers sleep, park and wait on a channel -------------------------
+// ---- a runtime dropped while its fibers sleep, park, hold and wait on shared sync objects -----
+
+/// Sends `value` with `try_send` when dropped (here: while its fiber is unwound by the runtime's
+/// drop, so the value is in flight while the receivers on that runtime are unwound too), and
+/// accounts for the outcome.
+struct SendOnDrop {
+    tx: mpmc::Sender<u64>,
+    value: u64,
+    sent: Arc<Totals>,
+    refused: Arc<Counter>,
+}
+
+impl Drop for SendOnDrop {
+    fn drop(&mut self) {
+        match self.tx.try_send(self.value) {
+            Ok(()) => self.sent.add(self.value),
+            Err(_) => self.refused.add(1),
+        }
+    }
+}
+
+/// The sync objects the dropped runtime's fibers hold and wait on; shared with this scenario's
+/// fiber (on the soak's runtime) and with plain OS threads.
+struct Shared {
+    mutex: Mutex<u64>,
+    rwlock: RwLock<u64>,
+    sem: Semaphore,
+    cv: (Mutex<bool>, Condvar),
+    /// Receivers on the dropped runtime and the survivors, senders here and in fibers that
+    /// send while unwound: `[capacity 0, capacity 1]`. (No sender here: the channels must
+    /// disconnect once the senders are gone.)
+    inbound: [mpmc::Receiver<u64>; 2],
+}
+
+/// The plan of the sync part of the runtime scenario.
+struct SyncPlan {
+    mutex_waiters: usize,
+    /// The RwLock is held by a writer (else by `readers_holding` readers).
+    write_held: bool,
+    readers_holding: usize,
+    /// Waiters queued on the RwLock: true = writer.
+    rw_waiters: Vec<bool>,
+    permits: usize,
+    sem_waiters: usize,
+    cv_waiters: usize,
+    /// Per inbound channel: receivers on the dropped runtime, true = `select!`.
+    in_receivers: [Vec<bool>; 2],
+    /// Per inbound channel: messages sent before the drop.
+    in_sent: [u64; 2],
+    /// Per inbound channel: fibers that `try_send` one value while being unwound.
+    on_drop: [usize; 2],
+    /// Per outbound channel: senders blocked on the dropped runtime, true = `select!`.
+    out_senders: [Vec<bool>; 2],
+    /// The survivors (a receiver per inbound channel, a condvar waiter) are plain OS threads
+    /// (else fibers on the soak's runtime).
+    survivors_on_threads: bool,
+}
+
+fn sync_plan(ctx: &Ctx, rng: &mut Rng) -> SyncPlan {
+    let write_held = rng.chance(50);
+    let flags = |rng: &mut Rng, lo, hi, pct| -> Vec<bool> {
+        (0..rng.range(lo, hi)).map(|_| rng.chance(pct)).collect()
+    };
+    let rw_waiters = flags(rng, 1, 5, 50);
+    let in_receivers = [flags(rng, 1, 4, 50), flags(rng, 1, 4, 50)];
+    let out_senders = [flags(rng, 1, 4, 50), flags(rng, 1, 4, 50)];
+    SyncPlan {
+        mutex_waiters: rng.range(1, 5),
+        write_held,
+        readers_holding: rng.range(1, 4),
+        rw_waiters,
+        permits: rng.range(1, 4),
+        sem_waiters: rng.range(1, 4),
+        cv_waiters: rng.range(1, 4),
+        in_receivers,
+        in_sent: [ctx.n(rng, 1, 40) as u64, ctx.n(rng, 1, 40) as u64],
+        on_drop: [rng.range(0, 3), rng.range(0, 3)],
+        out_senders,
+        survivors_on_threads: rng.chance(50),
+    }
+}
+
+/// Either a plain OS thread or a fiber on the current runtime, joined the same way.
+enum Survivor {
+    Thread(std::thread::JoinHandle<()>),
+    Fiber(fiber::JoinHandle<()>),
+}
+
+impl Survivor {
+    fn start(on_thread: bool, f: impl FnOnce() + Send + 'static) -> Survivor {
+        if on_thread {
+            Survivor::Thread(std::thread::spawn(f))
+        } else {
+            Survivor::Fiber(fiber::spawn(f))
+        }
+    }
+
+    /// Joins it without blocking this fiber's worker; true if it returned.
+    fn join(self) -> bool {
+        match self {
+            Survivor::Thread(h) => fiber::spawn_blocking(move || h.join().is_ok()),
+            Survivor::Fiber(h) => h.join().is_ok(),
+        }
+    }
+}
 
 fn runtime(ctx: &Ctx, mut rng: Rng) -> Report {
     let mut r = Report::new("runtime");
     let workers = rng.range(1, 3);
     let quick = ctx.n(&mut rng, 5, 100);
     let stuck = [rng.range(0, 10), rng.range(0, 10), rng.range(0, 10)];
+    let sp = sync_plan(ctx, &mut rng);
     let rt = fiber::RuntimeBuilder::new()
         .worker_threads(workers)
         .thread_name("soak-rt")
@@ -2247,12 +2343,215 @@ fn runtime(ctx: &Ctx, mut rng: Rng) -> Report {
     for h in quick_handles {
         sum += r.outcome(h.join(), None).unwrap_or(0);
     }
-    let total_stuck: usize = stuck.iter().sum();
-    while started.get() < total_stuck as u64 {
+    let mut total_stuck: usize = stuck.iter().sum();
+
+    // ---- the sync objects: holders first (each reports that it holds), then the waiters.
+    let (in0, in1) = (mpmc::bounded::<u64>(0), mpmc::bounded::<u64>(1));
+    let sh = Arc::new(Shared {
+        mutex: Mutex::new(0),
+        rwlock: RwLock::new(0),
+        sem: Semaphore::new(sp.permits),
+        cv: (Mutex::new(false), Condvar::new()),
+        inbound: [in0.1, in1.1],
+    });
+    let in_tx: [mpmc::Sender<u64>; 2] = [in0.0, in1.0];
+    // Outbound channels: senders on the dropped runtime, nobody receives before the drop.
+    let (out0, out1) = (mpmc::bounded::<u64>(0), mpmc::bounded::<u64>(1));
+    let out_rx: [mpmc::Receiver<u64>; 2] = [out0.1, out1.1];
+    let out_tx: [mpmc::Sender<u64>; 2] = [out0.0, out1.0];
+    let holding = Arc::new(Counter::default());
+    let in_got: [Arc<Totals>; 2] = Default::default();
+    let in_sent: [Arc<Totals>; 2] = Default::default();
+    let out_sent: [Arc<Totals>; 2] = Default::default();
+    let drop_refused = Arc::new(Counter::default());
+    let mut stuck_fiber = |f: Box<dyn FnOnce(&Shared) + Send>| {
+        let (mark, started, sh) = (DropMark(dropped.clone()), started.clone(), sh.clone());
+        stuck_handles.push(rt.spawn(move || {
+            let _mark = mark;
+            started.add(1);
+            f(&sh);
+        }));
+        total_stuck += 1;
+    };
+    let wait_holding = |n: u64| {
+        while holding.get() < n {
+            fiber::sleep(Duration::from_millis(1));
+        }
+    };
+    let mut held = 0;
+    // Mutex: one holder, waiters behind it.
+    {
+        let h = holding.clone();
+        stuck_fiber(Box::new(move |sh| {
+            let _g = sh.mutex.lock();
+            h.add(1);
+            park_forever()
+        }));
+        held += 1;
+        wait_holding(held);
+        for _ in 0..sp.mutex_waiters {
+            stuck_fiber(Box::new(|sh| {
+                let _g = sh.mutex.lock();
+                park_forever()
+            }));
+        }
+    }
+    // RwLock: a writer or some readers hold it; readers and writers queue behind.
+    {
+        let holders = if sp.write_held { 1 } else { sp.readers_holding };
+        for _ in 0..holders {
+            let (h, write) = (holding.clone(), sp.write_held);
+            stuck_fiber(Box::new(move |sh| {
+                if write {
+                    let _g = sh.rwlock.write();
+                    h.add(1);
+                    park_forever()
+                } else {
+                    let _g = sh.rwlock.read();
+                    h.add(1);
+                    park_forever()
+                }
+            }));
+        }
+        held += holders as u64;
+        wait_holding(held);
+        for &write in &sp.rw_waiters {
+            stuck_fiber(Box::new(move |sh| {
+                if write {
+                    let _g = sh.rwlock.write();
+                    park_forever()
+                } else {
+                    let _g = sh.rwlock.read();
+                    park_forever()
+                }
+            }));
+        }
+    }
+    // Semaphore: every permit held, waiters behind.
+    {
+        for _ in 0..sp.permits {
+            let h = holding.clone();
+            stuck_fiber(Box::new(move |sh| {
+                let _p = sh.sem.acquire();
+                h.add(1);
+                park_forever()
+            }));
+        }
+        held += sp.permits as u64;
+        wait_holding(held);
+        for _ in 0..sp.sem_waiters {
+            stuck_fiber(Box::new(|sh| {
+                let _p = sh.sem.acquire();
+                park_forever()
+            }));
+        }
+    }
+    // Condvar: waiters that are never notified before the drop.
+    for _ in 0..sp.cv_waiters {
+        stuck_fiber(Box::new(|sh| {
+            let g = sh.cv.0.lock().unwrap_or_else(|e| e.into_inner());
+            let _g = sh.cv.1.wait_while(g, |ready| !*ready);
+            park_forever()
+        }));
+    }
+    // Inbound channels: receivers (plain and `select!`) on the dropped runtime, values in
+    // flight from fibers that `try_send` while they are unwound.
+    for c in 0..2 {
+        for &sel in &sp.in_receivers[c] {
+            let got = in_got[c].clone();
+            stuck_fiber(Box::new(move |sh| {
+                let rx = &sh.inbound[c];
+                let (_never_tx, never) = mpmc::bounded::<u64>(0);
+                loop {
+                    let msg = if sel {
+                        fiber::select! {
+                            recv(never) -> m => m,
+                            recv(rx) -> m => m,
+                        }
+                    } else {
+                        rx.recv()
+                    };
+                    match msg {
+                        Ok(v) => got.add(v),
+                        Err(_) => park_forever(),
+                    }
+                }
+            }));
+        }
+        for k in 0..sp.on_drop[c] {
+            let guard = SendOnDrop {
+                tx: in_tx[c].clone(),
+                value: value(300 + c, k as u64),
+                sent: in_sent[c].clone(),
+                refused: drop_refused.clone(),
+            };
+            stuck_fiber(Box::new(move |_| {
+                let _guard = guard;
+                park_forever()
+            }));
+        }
+    }
+    // Outbound channels: senders (plain and `select!`) blocked on the dropped runtime with a
+    // value in flight; nobody receives before the drop, so only capacity 1 takes one value.
+    for c in 0..2 {
+        for (i, &sel) in sp.out_senders[c].iter().enumerate() {
+            let (sent, tx) = (out_sent[c].clone(), out_tx[c].clone());
+            stuck_fiber(Box::new(move |_| {
+                for j in 0.. {
+                    let v = value(400 + 8 * c + i, j);
+                    let res = if sel {
+                        fiber::select! {
+                            send(tx, v) -> res => res,
+                        }
+                    } else {
+                        tx.send(v)
+                    };
+                    match res {
+                        Ok(()) => sent.add(v),
+                        Err(_) => break,
+                    }
+                }
+                park_forever()
+            }));
+        }
+    }
+    drop(out_tx); // the blocked senders hold the only others
+                  // Survivors: a receiver per inbound channel and a condvar waiter, on plain OS threads or on
+                  // the soak's runtime, that must carry on after the drop.
+    let survivors: Vec<Survivor> = (0..2)
+        .map(|c| {
+            let (rx, got) = (sh.inbound[c].clone(), in_got[c].clone());
+            Survivor::start(sp.survivors_on_threads, move || {
+                while let Ok(v) = rx.recv() {
+                    got.add(v);
+                }
+            })
+        })
+        .collect();
+    let cv_woken = Arc::new(Counter::default());
+    let cv_survivor = {
+        let (sh, woken) = (sh.clone(), cv_woken.clone());
+        Survivor::start(sp.survivors_on_threads, move || {
+            let g = sh.cv.0.lock().unwrap_or_else(|e| e.into_inner());
+            let g = sh.cv.1.wait_while(g, |ready| !*ready);
+            woken.add(g.is_ok() as u64);
+        })
+    };
+    // Messages into the inbound channels, taken by the receivers on either side.
+    for c in 0..2 {
+        for j in 0..sp.in_sent[c] {
+            let v = value(200 + c, j);
+            if in_tx[c].send(v).is_ok() {
+                in_sent[c].add(v);
+            }
+        }
+    }
+    while started.get() < total_stuck as u64 || out_sent[1].n.get() < 1 {
         fiber::sleep(Duration::from_millis(1));
     }
-    fiber::sleep(Duration::from_millis(2)); // let them reach their waits
-                                            // Dropping joins the runtime's threads: do it on a pool thread, not on our worker.
+    fiber::sleep(Duration::from_millis(3)); // let them reach their waits
+    let sent_before_drop = [in_sent[0].n.get(), in_sent[1].n.get()];
+    // Dropping joins the runtime's threads: do it on a pool thread, not on our worker.
     fiber::spawn_blocking(move || drop(rt));
     r.check("runtime: quick fibers' sum", (0..quick as u64).sum(), sum);
     r.check(
@@ -2274,6 +2573,154 @@ fn runtime(ctx: &Ctx, mut rng: Rng) -> Report {
         1,
         tx.send(1).is_err() as u64,
     );
+
+    // ---- after the drop: everything the unwound fibers held is free at once.
+    let (free, poisoned) = match sh.mutex.try_lock() {
+        Ok(_) => (1, 0),
+        Err(fiber::sync::TryLockError::Poisoned(_)) => (1, 1),
+        Err(fiber::sync::TryLockError::WouldBlock) => (0, 0),
+    };
+    r.check("runtime: Mutex try_lock succeeds after the drop", 1, free);
+    r.check("runtime: Mutex poisoned by its unwound holder", 1, poisoned);
+    let (free, poisoned) = match sh.rwlock.try_write() {
+        Ok(_) => (1, 0),
+        Err(fiber::sync::TryLockError::Poisoned(_)) => (1, 1),
+        Err(fiber::sync::TryLockError::WouldBlock) => (0, 0),
+    };
+    r.check("runtime: RwLock try_write succeeds after the drop", 1, free);
+    r.check(
+        "runtime: RwLock poisoned iff a writer held it",
+        sp.write_held as u64,
+        poisoned,
+    );
+    let (a, b) = (sh.rwlock.try_read(), sh.rwlock.try_read());
+    let readers = [&a, &b]
+        .iter()
+        .filter(|g| !matches!(g, Err(fiber::sync::TryLockError::WouldBlock)))
+        .count() as u64;
+    drop((a, b));
+    r.check(
+        "runtime: RwLock: two try_reads at once succeed after drop",
+        2,
+        readers,
+    );
+    r.check(
+        "runtime: Semaphore permits available after the drop",
+        sp.permits as u64,
+        sh.sem.available_permits() as u64,
+    );
+    let permits: Vec<_> = (0..=sp.permits)
+        .filter_map(|_| sh.sem.try_acquire())
+        .collect();
+    r.check(
+        "runtime: Semaphore try_acquires succeeding after drop",
+        sp.permits as u64,
+        permits.len() as u64,
+    );
+    drop(permits);
+    let (free, poisoned) = match sh.cv.0.try_lock() {
+        Ok(mut g) => {
+            *g = true;
+            (1, 0)
+        }
+        Err(fiber::sync::TryLockError::Poisoned(e)) => {
+            *e.into_inner() = true;
+            (1, 1)
+        }
+        Err(fiber::sync::TryLockError::WouldBlock) => (0, 0),
+    };
+    r.check(
+        "runtime: Condvar's Mutex try_lock succeeds after the drop",
+        1,
+        free,
+    );
+    r.check(
+        "runtime: Condvar's Mutex poisoned by unwound waiters",
+        0,
+        poisoned,
+    );
+    sh.cv.1.notify_one();
+    let returned = cv_survivor.join() as u64;
+    r.check(
+        "runtime: Condvar survivor woken by notify_one after drop",
+        1,
+        returned * cv_woken.get(),
+    );
+    // Every message sent was received exactly once or is still in the channel.
+    drop(in_tx);
+    let survivors_returned = survivors.into_iter().map(|s| s.join() as u64).sum();
+    r.check("runtime: inbound survivors returned", 2, survivors_returned);
+    let drain = |rx: &mpmc::Receiver<u64>, into: &Totals| {
+        while let Ok(v) = rx.try_recv() {
+            into.add(v);
+        }
+        matches!(rx.try_recv(), Err(mpmc::TryRecvError::Disconnected)) as u64
+    };
+    let mut disconnected: u64 = sh
+        .inbound
+        .iter()
+        .zip(&in_got)
+        .map(|(rx, got)| drain(rx, got))
+        .sum();
+    let before = sent_before_drop[0] + sent_before_drop[1];
+    r.check(
+        "runtime: inbound sent before the drop",
+        sp.in_sent[0] + sp.in_sent[1],
+        before,
+    );
+    let on_drop = (sp.on_drop[0] + sp.on_drop[1]) as u64;
+    r.check(
+        "runtime: inbound try_sends while unwound, sent or refused",
+        on_drop,
+        (in_sent[0].n.get() + in_sent[1].n.get()).wrapping_sub(before) + drop_refused.get(),
+    );
+    for c in 0..2 {
+        r.check(
+            "runtime: inbound messages received or left, vs sent",
+            in_sent[c].n.get(),
+            in_got[c].n.get(),
+        );
+        r.check(
+            "runtime: inbound sum received or left, vs sent",
+            in_sent[c].sum.load(SeqCst),
+            in_got[c].sum.load(SeqCst),
+        );
+    }
+    let out_left: [Totals; 2] = Default::default();
+    for c in 0..2 {
+        disconnected += drain(&out_rx[c], &out_left[c]);
+        r.check(
+            "runtime: outbound sends completed (cap 0: 0, cap 1: 1)",
+            c as u64,
+            out_sent[c].n.get(),
+        );
+        r.check(
+            "runtime: outbound messages left in the channel, vs sent",
+            out_sent[c].n.get(),
+            out_left[c].n.get(),
+        );
+        r.check(
+            "runtime: outbound sum left in the channel, vs sent",
+            out_sent[c].sum.load(SeqCst),
+            out_left[c].sum.load(SeqCst),
+        );
+    }
+    r.check(
+        "runtime: sync channels disconnected after drop and drain",
+        4,
+        disconnected,
+    );
+    r.messages += in_got[0].n.get() + in_got[1].n.get() + out_left[0].n.get() + out_left[1].n.get();
     r.fibers += (quick + total_stuck) as u64;
+    if !sp.survivors_on_threads {
+        r.fibers += 3;
+    }
     r
+}
+
+/// Parks until the fiber is unwound (by its runtime's drop).
+fn park_forever() -> ! {
+    loop {
+        fiber::park();
+    }
 }
