@@ -253,3 +253,45 @@ where
         None => default_runtime().block_on(f),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::scheduler::context;
+    use crate::task::Wakeup;
+
+    /// A notifier that took a parked fiber's run token (under its lock) may deliver the wake-up
+    /// after the fiber's home worker finished its shutdown. Before the fix the task stayed in that
+    /// worker's inbox for good, and with it the runtime's shared state (a reference cycle): its
+    /// reactors' fds and its memory leaked with every such runtime drop.
+    #[test]
+    fn a_wake_up_delivered_after_shutdown_does_not_keep_the_runtime_alive() {
+        let rt = super::Runtime::builder().worker_threads(1).build().unwrap();
+        let shared = Arc::downgrade(&rt.shared);
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(move || {
+            tx.send(context::current_task().expect("in a fiber"))
+                .unwrap();
+            loop {
+                crate::park();
+            }
+        });
+        let task = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        // Take the run token as a notifier does, once the fiber is parked.
+        let wakeup = loop {
+            match task.prepare_wakeup() {
+                wakeup @ Wakeup::Requeue(_) => break wakeup,
+                Wakeup::Unpark(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        };
+        drop(rt); // the worker unwinds the fiber anyway, drains its inbox and exits
+        wakeup.wake(); // too late for the inbox's last drain
+        drop(task);
+        assert!(
+            shared.upgrade().is_none(),
+            "a late wake-up kept the dropped runtime's shared state alive"
+        );
+    }
+}

@@ -33,6 +33,26 @@ pub(crate) struct Remote {
     pub(crate) live: AtomicUsize,
     /// The worker's own reactor: sources its fibers wait on, and where it sleeps.
     pub(crate) driver: Driver,
+    /// Set by the worker at the end of its shutdown, before its last drain of `inbox`. From then
+    /// on whoever pushes into the inbox drains it (`push_inbox`): a notifier that took a fiber's
+    /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
+    /// in the inbox would keep this `Shared` alive through its own reference (a cycle).
+    pub(crate) exited: AtomicBool,
+}
+
+impl Remote {
+    /// Drops every task in the inbox. Once the worker has exited they are all finished (or
+    /// leaked with their coroutine), so dropping them only drops references.
+    pub(crate) fn drain_inbox(&self) {
+        while !matches!(self.inbox.steal(), crossbeam_deque::Steal::Empty) {}
+    }
+
+    /// The worker's last act of shutdown: mark it exited, then empty the inbox (see `exited`).
+    pub(crate) fn drain_after_exit(&self) {
+        self.exited.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.drain_inbox();
+    }
 }
 
 /// State shared by all workers of one runtime.
@@ -70,6 +90,7 @@ impl Shared {
                     thread: OnceLock::new(),
                     live: AtomicUsize::new(0),
                     driver,
+                    exited: AtomicBool::new(false),
                 })
             })
             .collect::<std::io::Result<_>>()?;
@@ -123,7 +144,15 @@ impl Shared {
 
     /// Puts a woken fiber in its home worker's inbox and makes sure that worker notices.
     fn push_inbox(&self, home: usize, task: Arc<Task>) {
-        self.remotes[home].inbox.push(task);
+        let remote = &self.remotes[home];
+        remote.inbox.push(task);
+        // Pairs with the fence in `Remote::drain_after_exit`: either the worker's last drain sees
+        // this push, or this load sees `exited` and the push is undone here.
+        fence(Ordering::SeqCst);
+        if remote.exited.load(Ordering::Relaxed) {
+            remote.drain_inbox();
+            return;
+        }
         self.wake_worker(home);
     }
 

@@ -698,8 +698,8 @@ impl Worker {
         while let Some(task) = self.deque.pop() {
             task.job.cancel();
         }
-        let inbox = &self.shared.remotes[self.index].inbox;
-        while !matches!(inbox.steal(), Steal::Empty) {}
+        // Wake-ups may still arrive after this (see `Remote::exited`); their pushers drain.
+        self.shared.remotes[self.index].drain_after_exit();
         self.timers.borrow_mut().clear();
         // Every fiber of this worker is finished or leaked: hand the cache back and free what the
         // pool holds. Slabs whose stacks are all back are unmapped now, not when the last handle
