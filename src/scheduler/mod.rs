@@ -147,13 +147,14 @@ impl Shared {
         let remote = &self.remotes[home];
         remote.inbox.push(task);
         // Pairs with the fence in `Remote::drain_after_exit`: either the worker's last drain sees
-        // this push, or this load sees `exited` and the push is undone here.
+        // this push, or this load sees `exited` and the push is undone here. The same fence
+        // serves the sleep check of `wake_worker_fenced`.
         fence(Ordering::SeqCst);
         if remote.exited.load(Ordering::Relaxed) {
             remote.drain_inbox();
             return;
         }
-        self.wake_worker(home);
+        self.wake_worker_fenced(home);
     }
 
     /// Stealable work was added: wake a sleeping worker unless someone is already searching.
@@ -167,6 +168,11 @@ impl Shared {
     /// already woke it.
     pub(crate) fn wake_worker(&self, index: usize) {
         fence(Ordering::SeqCst);
+        self.wake_worker_fenced(index);
+    }
+
+    /// `wake_worker` for a caller that has just issued the `fence(SeqCst)` after publishing work.
+    fn wake_worker_fenced(&self, index: usize) {
         let remote = &self.remotes[index];
         match idle::claim_wake(&remote.sleep) {
             idle::SLEEPING => {
