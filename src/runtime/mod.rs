@@ -280,10 +280,17 @@ mod tests {
         });
         let task = rx.recv_timeout(Duration::from_secs(30)).unwrap();
         // Take the run token as a notifier does, once the fiber is parked.
+        let give_up = std::time::Instant::now() + Duration::from_secs(30);
         let wakeup = loop {
             match task.prepare_wakeup() {
                 wakeup @ Wakeup::Requeue(_) => break wakeup,
-                Wakeup::Unpark(_) => std::thread::sleep(Duration::from_millis(1)),
+                Wakeup::Unpark(_) => {
+                    assert!(
+                        std::time::Instant::now() < give_up,
+                        "the fiber never parked"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
         };
         drop(rt); // the worker unwinds the fiber anyway, drains its inbox and exits
