@@ -39,6 +39,7 @@ mod spawn;
 pub mod sync;
 mod task;
 pub mod time;
+mod util;
 
 pub use blocking::spawn_blocking;
 pub use current::{current, is_fiber, park, park_timeout, sleep, yield_now};

@@ -11,6 +11,7 @@
 //! the waker's is passed to `io::dispatch`, which unparks the waiting fibers.
 pub(crate) mod io;
 pub(crate) mod timer;
+pub(crate) mod wait;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

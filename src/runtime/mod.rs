@@ -10,6 +10,7 @@ use crossbeam_deque::Worker as Deque;
 use crate::coro::stack;
 use crate::scheduler::{context, worker, Shared};
 use crate::task::join::JoinHandle;
+use crate::util::steal::steal_with;
 
 /// The default virtual stack size of a fiber: 256 KiB.
 ///
@@ -204,12 +205,8 @@ impl Drop for Runtime {
             let _ = thread.join();
         }
         // Every worker has exited: what is left in the injector never ran.
-        loop {
-            match self.shared.injector.steal() {
-                crossbeam_deque::Steal::Success(task) => task.job.cancel(),
-                crossbeam_deque::Steal::Empty => break,
-                crossbeam_deque::Steal::Retry => {}
-            }
+        while let Some(task) = steal_with(|| self.shared.injector.steal()) {
+            task.job.cancel();
         }
     }
 }

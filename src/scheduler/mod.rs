@@ -21,6 +21,7 @@ use crossbeam_deque::{Injector, Stealer};
 use crate::coro::stack::StackPool;
 use crate::driver::Driver;
 use crate::task::Task;
+use crate::util::steal::steal_with;
 use idle::Idle;
 
 /// What other threads may touch of one worker.
@@ -44,7 +45,7 @@ impl Remote {
     /// Drops every task in the inbox. Once the worker has exited they are all finished (or
     /// leaked with their coroutine), so dropping them only drops references.
     pub(crate) fn drain_inbox(&self) {
-        while !matches!(self.inbox.steal(), crossbeam_deque::Steal::Empty) {}
+        while steal_with(|| self.inbox.steal()).is_some() {}
     }
 
     /// The worker's last act of shutdown: mark it exited, then empty the inbox (see `exited`).

@@ -41,7 +41,7 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_deque::{Steal, Worker as Deque};
+use crossbeam_deque::Worker as Deque;
 
 use super::context::{self, EnterWorker};
 use super::coop;
@@ -51,6 +51,8 @@ use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
 use crate::driver::timer::{TimerAction, TimerKey, Timers};
 use crate::task::{Stage, Task};
+use crate::util::rng::FastRng;
+use crate::util::steal::steal_with;
 
 /// Ticks between maintenance passes (a prime, as the scheduler literature likes).
 const MAINTENANCE_INTERVAL: u32 = 61;
@@ -83,7 +85,7 @@ pub(crate) struct Worker {
     stacks: RefCell<Vec<FiberStack>>,
     /// Every fiber this worker started and that has not finished.
     live: RefCell<Vec<Arc<Task>>>,
-    rng: Cell<u64>,
+    rng: FastRng,
     /// Before this instant a budget check does not poll the reactor (`coop_work_waits`).
     coop_poll_at: Cell<Instant>,
 }
@@ -104,7 +106,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>) {
         timers: RefCell::new(Timers::default()),
         stacks: RefCell::new(Vec::new()),
         live: RefCell::new(Vec::new()),
-        rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+        rng: FastRng::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
         coop_poll_at: Cell::new(Instant::now()),
     };
     let _enter = EnterWorker::new(&worker);
@@ -186,22 +188,16 @@ impl Worker {
     /// The oldest unstarted fiber of the injector, else the oldest of this worker's deque.
     fn oldest_unstarted(&self) -> Option<Arc<Task>> {
         // `steal` on an empty queue costs a fence; `is_empty` is two loads.
-        while !self.shared.injector.is_empty() {
-            match self.shared.injector.steal() {
-                Steal::Success(task) => return Some(task),
-                Steal::Empty => break,
-                Steal::Retry => continue,
+        if !self.shared.injector.is_empty() {
+            if let Some(task) = steal_with(|| self.shared.injector.steal()) {
+                return Some(task);
             }
         }
         let own = &self.shared.remotes[self.index].stealer;
-        while !own.is_empty() {
-            match own.steal() {
-                Steal::Success(task) => return Some(task),
-                Steal::Empty => break,
-                Steal::Retry => continue,
-            }
+        if own.is_empty() {
+            return None;
         }
-        None
+        steal_with(|| own.steal())
     }
 
     /// For a fiber whose cooperative budget is spent (coop.rs), called on that fiber: does what
@@ -240,12 +236,8 @@ impl Worker {
         }
         let mut runq = self.runq.borrow_mut();
         let before = runq.len();
-        loop {
-            match inbox.steal() {
-                Steal::Success(task) => runq.push_back(task),
-                Steal::Empty => break,
-                Steal::Retry => continue,
-            }
+        while let Some(task) = steal_with(|| inbox.steal()) {
+            runq.push_back(task);
         }
         runq.len() > before
     }
@@ -549,12 +541,8 @@ impl Worker {
     }
 
     fn steal(&self) -> Option<Arc<Task>> {
-        loop {
-            match self.shared.injector.steal_batch_and_pop(&self.deque) {
-                Steal::Success(task) => return Some(task),
-                Steal::Retry => continue,
-                Steal::Empty => break,
-            }
+        if let Some(task) = steal_with(|| self.shared.injector.steal_batch_and_pop(&self.deque)) {
+            return Some(task);
         }
         let n = self.shared.remotes.len();
         let start = self.random(n);
@@ -563,28 +551,16 @@ impl Worker {
             if i == self.index {
                 continue;
             }
-            loop {
-                match self.shared.remotes[i]
-                    .stealer
-                    .steal_batch_and_pop(&self.deque)
-                {
-                    Steal::Success(task) => return Some(task),
-                    Steal::Retry => continue,
-                    Steal::Empty => break,
-                }
+            let victim = &self.shared.remotes[i].stealer;
+            if let Some(task) = steal_with(|| victim.steal_batch_and_pop(&self.deque)) {
+                return Some(task);
             }
         }
         None
     }
 
     fn random(&self, n: usize) -> usize {
-        // xorshift64: enough to spread thieves over victims.
-        let mut x = self.rng.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.set(x);
-        (x % n as u64) as usize
+        self.rng.below(n)
     }
 
     /// Sleeps until woken or until the next own timer is due. See README.md for the protocol.

@@ -18,6 +18,7 @@
 pub(crate) mod join;
 pub(crate) mod local;
 pub(crate) mod state;
+pub(crate) mod wait;
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;

@@ -49,7 +49,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
 use std::time::Instant;
 
-use crate::sync::waitq::{park_node, Node, WaitList, WaitResult, TOKEN_NORMAL};
+use crate::driver::wait::park_node;
+use crate::task::wait::{Node, WaitList, WaitResult, TOKEN_NORMAL};
 use crate::task::Wakeup;
 
 /// Wait-list key bit of `select!` nodes, which are [`SelectNode`]s (plain waiters use 0 or

@@ -16,12 +16,12 @@
 //! receiver sleeps. If the selector is unwound (runtime shutdown) while it waits, the guard does
 //! the same, and a message a partner had already put into a recv arm's packet goes back to its
 //! channel (see `chan`'s "Messages nobody received").
-use std::cell::Cell;
 use std::pin::Pin;
 use std::sync::mpsc::{TryRecvError, TrySendError};
 use std::time::Instant;
 
 use super::chan::{Chan, Packet, SelectCell, SelectNode, TOKEN_VALUE};
+use crate::util::rng::FastRng;
 
 /// The channel side of one `select!` arm, type-erased.
 pub(crate) trait SelectChan {
@@ -179,7 +179,11 @@ impl<S: __SendEnd + ?Sized> __SendEnd for &S {
 }
 
 thread_local! {
-    static SEED: Cell<u32> = const { Cell::new(0) };
+    /// Seeded from the address of a stack local at first use: differs per thread.
+    static RNG: FastRng = {
+        let probe = 0u8;
+        FastRng::new(&probe as *const u8 as u64)
+    };
 }
 
 /// A pseudo-random start arm in `0..n` (hidden; used by the macro).
@@ -190,19 +194,7 @@ pub fn __select_start(n: usize) -> usize {
         (1..=64).contains(&n),
         "select! supports 1 to 64 channel arms"
     );
-    let x = SEED.with(|s| {
-        let mut x = s.get();
-        if x == 0 {
-            // Seed from the address of a stack local: differs per thread and call site.
-            x = (&x as *const u32 as usize as u32) | 1;
-        }
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        s.set(x);
-        x
-    });
-    x as usize % n
+    RNG.with(|rng| rng.below(n))
 }
 
 /// What [`__select_wait`] found (hidden; used by the macro).
