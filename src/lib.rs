@@ -27,7 +27,6 @@
 
 mod blocking;
 mod coro;
-mod current;
 pub(crate) mod driver;
 pub mod fs;
 pub mod net;
@@ -42,7 +41,7 @@ pub mod time;
 mod util;
 
 pub use blocking::spawn_blocking;
-pub use current::{current, is_fiber, park, park_timeout, sleep, yield_now};
+pub use driver::wait::{park_timeout, sleep};
 pub use runtime::{
     run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
     MAX_WORKER_THREADS, MIN_STACK_SIZE,
@@ -51,6 +50,7 @@ pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use spawn::{spawn, Builder};
 pub use task::join::JoinHandle;
 pub use task::local::LocalKey;
+pub use task::park::{current, is_fiber, park, yield_now};
 pub use task::{Fiber, FiberId};
 
 /// The README's example, compiled and run as a doctest so that it stays true.

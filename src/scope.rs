@@ -4,8 +4,10 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::runtime::spawn::spawn_in;
 use crate::scheduler::Shared;
-use crate::task::join::JoinHandle;
+use crate::task::join::{JoinHandle, ScopeData};
+use crate::task::park::park_uncancellable;
 use crate::task::Fiber;
 
 /// A scope to spawn scoped fibers in; see [`scope`].
@@ -14,25 +16,6 @@ pub struct Scope<'scope, 'env: 'scope> {
     shared: Arc<Shared>,
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
-}
-
-/// Bookkeeping shared by a scope and its fibers' packets.
-pub(crate) struct ScopeData {
-    running: AtomicUsize,
-    panicked: AtomicBool,
-    owner: Fiber,
-}
-
-impl ScopeData {
-    /// Called when a scoped fiber's packet is dropped (its result is gone).
-    pub(crate) fn fiber_finished(&self, unhandled_panic: bool) {
-        if unhandled_panic {
-            self.panicked.store(true, Ordering::Relaxed);
-        }
-        if self.running.fetch_sub(1, Ordering::Release) == 1 {
-            self.owner.unpark();
-        }
-    }
 }
 
 /// An owned permission to join a scoped fiber.
@@ -89,7 +72,7 @@ where
     // The scoped fibers borrow from this stack: this wait must not be cut short, not even by a
     // runtime shutdown cancelling this fiber (it would free what they borrow).
     while scope.data.running.load(Ordering::Acquire) != 0 {
-        crate::current::park_uncancellable();
+        park_uncancellable();
     }
     match result {
         Err(payload) => resume_unwind(payload),
@@ -111,42 +94,35 @@ impl<'scope> Scope<'scope, '_> {
     }
 }
 
-impl crate::Builder {
-    /// Spawns a scoped fiber with this configuration, as `std::thread::Builder::spawn_scoped`.
-    pub fn spawn_scoped<'scope, 'env, F, T>(
-        self,
-        scope: &'scope Scope<'scope, 'env>,
+impl<'scope> Scope<'scope, '_> {
+    /// `Builder::spawn_scoped`'s work: count the fiber in, spawn it, or undo the count.
+    pub(crate) fn spawn_with<F, T>(
+        &'scope self,
+        name: Option<String>,
+        stack_size: Option<usize>,
         f: F,
     ) -> std::io::Result<ScopedJoinHandle<'scope, T>>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        scope.data.running.fetch_add(1, Ordering::Relaxed);
-        match self.spawn_in(scope.shared.clone(), f, Some(scope.data.clone())) {
+        self.data.running.fetch_add(1, Ordering::Relaxed);
+        match spawn_in(
+            self.shared.clone(),
+            name,
+            stack_size,
+            f,
+            Some(self.data.clone()),
+        ) {
             Ok(handle) => Ok(ScopedJoinHandle {
                 handle,
                 scope: PhantomData,
             }),
             Err(err) => {
                 // The packet was never made: undo the count ourselves.
-                scope.data.running.fetch_sub(1, Ordering::Relaxed);
+                self.data.running.fetch_sub(1, Ordering::Relaxed);
                 Err(err)
             }
         }
     }
-}
-
-/// Runs `f` as a fiber of `shared` and waits for its result; `f` may borrow from the caller.
-pub(crate) fn run_borrowed<F, T>(shared: &Arc<Shared>, f: F) -> std::thread::Result<T>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    let handle = crate::Builder::new()
-        .spawn_in(shared.clone(), f, None)
-        .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"));
-    // Waiting for the result is what makes the borrow sound (see `spawn_in`), so runtime shutdown
-    // must not unwind the caller out of this wait either.
-    handle.join_uncancellable()
 }

@@ -1,11 +1,9 @@
 //! Spawning fibers: `spawn` and `Builder`, as `std::thread`.
 use std::io;
-use std::sync::Arc;
 
 use crate::runtime::{self, Runtime};
-use crate::scheduler::Shared;
-use crate::task::join::{JobCell, JoinHandle, JoinTarget};
-use crate::task::{Fiber, Job, Task};
+use crate::scope::{Scope, ScopedJoinHandle};
+use crate::task::join::JoinHandle;
 
 /// Spawns a fiber on the current runtime (the caller's, or the default runtime when called from
 /// a plain OS thread, started on first use) and returns its [`JoinHandle`], as
@@ -74,10 +72,13 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match crate::scheduler::context::with_worker(|w| w.shared().clone()) {
-            Some(shared) => self.spawn_in(shared, f, None),
-            None => self.spawn_in(runtime::default_runtime().shared().clone(), f, None),
-        }
+        runtime::spawn::spawn_in(
+            runtime::current_shared(),
+            self.name,
+            self.stack_size,
+            f,
+            None,
+        )
     }
 
     /// Spawns the fiber on the given runtime.
@@ -86,61 +87,19 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_in(rt.shared().clone(), f, None)
+        runtime::spawn::spawn_in(rt.shared().clone(), self.name, self.stack_size, f, None)
     }
 
-    /// Spawns `f` with a lifetime the caller guarantees: see `scope` and `block_on`.
-    pub(crate) fn spawn_in<'a, F, T>(
+    /// Spawns a scoped fiber with this configuration, as `std::thread::Builder::spawn_scoped`.
+    pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
-        shared: Arc<Shared>,
+        scope: &'scope Scope<'scope, 'env>,
         f: F,
-        scope: Option<Arc<crate::scope::ScopeData>>,
-    ) -> io::Result<JoinHandle<T>>
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
     where
-        F: FnOnce() -> T + Send + 'a,
-        T: Send + 'a,
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
     {
-        let stack_size = match self.stack_size {
-            None => 0,
-            Some(bytes) => {
-                let bytes = runtime::validate_stack_size(bytes)?;
-                if bytes == shared.stacks.stack_size() {
-                    0
-                } else {
-                    bytes
-                }
-            }
-        };
-        if shared.is_shutdown() {
-            return Err(io::Error::other(
-                "cannot spawn a fiber: its runtime is shutting down",
-            ));
-        }
-        let task = Arc::new(Task::new(
-            shared,
-            self.name,
-            stack_size,
-            JobCell::new(f, scope),
-        ));
-        let target: Arc<Task<dyn JoinTarget<T> + 'a>> = task.clone();
-        let task: Arc<Task<dyn Job + 'a>> = task;
-        // SAFETY: erases `'a` to `'static` (same pointers, same vtables). Callers with `'a` shorter
-        // than `'static` (scoped fibers, `block_on`) do not return before the closure has been
-        // consumed or dropped and the packet's result taken or dropped (`Packet::release`), so
-        // nothing borrowed is used after `'a`. For `'a = 'static` this is a no-op.
-        let (task, target) = unsafe {
-            (
-                std::mem::transmute::<Arc<Task<dyn Job + 'a>>, Arc<Task<dyn Job + 'static>>>(task),
-                std::mem::transmute::<
-                    Arc<Task<dyn JoinTarget<T> + 'a>>,
-                    Arc<Task<dyn JoinTarget<T> + 'static>>,
-                >(target),
-            )
-        };
-        task.shared.schedule_new(task.clone());
-        Ok(JoinHandle {
-            target,
-            fiber: Fiber::from_task(task),
-        })
+        scope.spawn_with(self.name, self.stack_size, f)
     }
 }

@@ -806,8 +806,7 @@ fn is_current(handle: &Handle) -> bool {
     if let Some(same) = TEST_HANDLE.with(|h| h.borrow().as_ref().map(|t| t.same_runtime(handle))) {
         return same;
     }
-    crate::scheduler::context::with_worker(|w| w.driver().handle.same_runtime(handle))
-        .unwrap_or(false)
+    super::context::with_current(|h| h.same_runtime(handle)).unwrap_or(false)
 }
 
 /// Is the caller a fiber on a runtime (so waits park the fiber rather than the thread)?

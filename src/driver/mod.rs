@@ -6,9 +6,14 @@
 //! sleeping worker writes that worker's `mio::Waker`. Fibers never migrate, so the worker that
 //! polls is the one that runs the fibers the events wake.
 //!
-//! Contract with the I/O layer: `current_handle()` gives the registry of the caller's worker
+//! A reactor has two halves: the [`Reactor`] that other threads may touch (the registry handle
+//! and the waker; it lives in the scheduler's per-worker `Remote`) and the [`Poller`] that only
+//! its worker touches (the `mio::Poll` and its event buffer; a field of the worker, no lock).
+//!
+//! Contract with the I/O layer: `context::with_current` gives the registry of the caller's worker
 //! (`None` on a plain OS thread); handles of one runtime share a runtime id; every event except
 //! the waker's is passed to `io::dispatch`, which unparks the waiting fibers.
+pub(crate) mod context;
 pub(crate) mod io;
 pub(crate) mod timer;
 pub(crate) mod wait;
@@ -16,8 +21,6 @@ pub(crate) mod wait;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use parking_lot::{Mutex, MutexGuard};
 
 /// Token reserved for the driver's own `mio::Waker`.
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
@@ -47,69 +50,41 @@ pub(crate) fn new_runtime_id() -> u64 {
 
 /// The reactor of the worker the caller runs on, if any.
 pub(crate) fn current_handle() -> Option<Arc<Handle>> {
-    crate::scheduler::context::with_worker(|w| w.driver().handle.clone())
+    context::with_current(Arc::clone)
 }
 
-pub(crate) struct PollTurn {
-    poll: mio::Poll,
-    events: mio::Events,
-}
-
-pub(crate) struct Driver {
-    turn: Mutex<PollTurn>,
+/// The half of a worker's reactor that other threads use: its registry and its waker.
+pub(crate) struct Reactor {
     waker: mio::Waker,
     pub(crate) handle: Arc<Handle>,
 }
 
-impl Driver {
-    pub(crate) fn new(runtime: u64) -> std::io::Result<Driver> {
-        let poll = mio::Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
-        let handle = Arc::new(Handle {
-            registry: poll.registry().try_clone()?,
-            sources: AtomicUsize::new(0),
-            runtime,
-        });
-        Ok(Driver {
-            turn: Mutex::new(PollTurn {
-                poll,
-                events: mio::Events::with_capacity(1024),
-            }),
-            waker,
-            handle,
-        })
-    }
+/// The half of a worker's reactor that only the worker touches: the poll and its events.
+pub(crate) struct Poller {
+    poll: mio::Poll,
+    events: mio::Events,
+}
 
+/// Creates one worker's reactor, both halves.
+pub(crate) fn new_reactor(runtime: u64) -> std::io::Result<(Reactor, Poller)> {
+    let poll = mio::Poll::new()?;
+    let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+    let handle = Arc::new(Handle {
+        registry: poll.registry().try_clone()?,
+        sources: AtomicUsize::new(0),
+        runtime,
+    });
+    let poller = Poller {
+        poll,
+        events: mio::Events::with_capacity(1024),
+    };
+    Ok((Reactor { waker, handle }, poller))
+}
+
+impl Reactor {
     /// True if any I/O source is registered (worth a non-blocking poll while busy).
     pub(crate) fn has_sources(&self) -> bool {
         self.handle.sources.load(Ordering::Relaxed) != 0
-    }
-
-    /// Lends the poll to its worker. Only the owning worker polls, so this fails only if the
-    /// worker is already inside `poll` (it is not reentrant).
-    pub(crate) fn try_turn(&self) -> Option<MutexGuard<'_, PollTurn>> {
-        self.turn.try_lock()
-    }
-
-    /// Polls for readiness, blocking at most `timeout` (`None`: until woken), and dispatches the
-    /// events. Returns the number of I/O events dispatched.
-    pub(crate) fn poll(&self, turn: &mut PollTurn, timeout: Option<Duration>) -> usize {
-        let PollTurn { poll, events } = turn;
-        if let Err(err) = poll.poll(events, timeout) {
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                // epoll_wait fails only on programming errors (EBADF, EFAULT, EINVAL).
-                panic!("fiber: polling the reactor failed: {err}");
-            }
-            return 0;
-        }
-        let mut n = 0;
-        for event in events.iter() {
-            if event.token() != WAKER_TOKEN {
-                dispatch(event);
-                n += 1;
-            }
-        }
-        n
     }
 
     /// Interrupts the worker blocked in `poll`, if any.
@@ -119,7 +94,24 @@ impl Driver {
     }
 }
 
-/// Hands one readiness event to the I/O layer.
-fn dispatch(event: &mio::event::Event) {
-    io::dispatch(event)
+impl Poller {
+    /// Polls for readiness, blocking at most `timeout` (`None`: until woken), and dispatches the
+    /// events. Returns the number of I/O events dispatched.
+    pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> usize {
+        if let Err(err) = self.poll.poll(&mut self.events, timeout) {
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                // epoll_wait fails only on programming errors (EBADF, EFAULT, EINVAL).
+                panic!("fiber: polling the reactor failed: {err}");
+            }
+            return 0;
+        }
+        let mut n = 0;
+        for event in self.events.iter() {
+            if event.token() != WAKER_TOKEN {
+                io::dispatch(event);
+                n += 1;
+            }
+        }
+        n
+    }
 }

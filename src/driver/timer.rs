@@ -1,9 +1,12 @@
 //! Per-worker timers: an ordered map from deadline to the fiber to wake.
 //!
 //! Timers belong to the worker that runs the waiting fiber (carrier affinity), so the map needs no
-//! lock: only that worker inserts, cancels and fires. An ordered map gives O(log n) insert and
+//! lock: only that worker inserts, cancels and fires. It is a thread-local of the worker's thread
+//! ([`with`]): a fiber always runs on its worker's thread, so a fiber that sets a timer and the
+//! worker loop that fires it find the same map, with no pointer to publish and no `unsafe`. An ordered map gives O(log n) insert and
 //! cancel, so a million pending sleeps stay cheap and a timeout that is cancelled early (the
 //! common case for socket and lock timeouts) leaves nothing behind.
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,13 +25,30 @@ pub(crate) enum TimerAction {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(crate) struct TimerKey(Instant, u64);
 
-#[derive(Default)]
 pub(crate) struct Timers {
     map: BTreeMap<TimerKey, TimerAction>,
     seq: u64,
 }
 
+thread_local! {
+    static TIMERS: RefCell<Timers> = const { RefCell::new(Timers::new()) };
+}
+
+/// Runs `f` with this thread's timers. Never hold the borrow across anything that may set or
+/// cancel a timer (firing an `Unpark` action, say).
+#[inline]
+pub(crate) fn with<R>(f: impl FnOnce(&mut Timers) -> R) -> R {
+    TIMERS.with(|t| f(&mut t.borrow_mut()))
+}
+
 impl Timers {
+    const fn new() -> Timers {
+        Timers {
+            map: BTreeMap::new(),
+            seq: 0,
+        }
+    }
+
     pub(crate) fn insert(&mut self, deadline: Instant, action: TimerAction) -> TimerKey {
         self.seq += 1;
         let key = TimerKey(deadline, self.seq);
@@ -59,7 +79,8 @@ impl Timers {
         self.map.len()
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.map.clear();
+    /// Removes every timer; returns them, for the caller to drop outside the borrow.
+    pub(crate) fn clear(&mut self) -> BTreeMap<TimerKey, TimerAction> {
+        std::mem::take(&mut self.map)
     }
 }

@@ -1,7 +1,63 @@
-//! Waiting with a deadline: the one park loop that I/O readiness and every sync primitive use.
-use std::time::Instant;
+//! Waiting with a deadline: `park_until` (the one park-with-deadline), the public
+//! `park_timeout` and `sleep` built on the worker's timers, and `park_node`, the one park loop
+//! that I/O readiness and every sync primitive use.
+use std::time::{Duration, Instant};
 
+use super::timer::{self, TimerAction};
+use crate::coro::{Resume, Suspend};
+use crate::task::context;
+use crate::task::park::{park, park_fiber};
 use crate::task::wait::{Node, WaitResult};
+
+/// Parks the calling fiber until it is unparked or `deadline` passes (or spuriously), as
+/// `park_timeout` with an absolute deadline. On a plain OS thread, `std::thread::park_timeout`.
+pub(crate) fn park_until(deadline: Instant) {
+    let parked = context::with_task(|task| {
+        let me = context::current_task().expect("called on a fiber");
+        let key = timer::with(|t| t.insert(deadline, TimerAction::Unpark(me)));
+        park_fiber(task, true);
+        timer::with(|t| t.cancel(key));
+    });
+    if parked.is_none() {
+        std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// As [`park`](crate::park), but returns after `dur` at the latest, as
+/// [`std::thread::park_timeout`].
+pub fn park_timeout(dur: Duration) {
+    match Instant::now().checked_add(dur) {
+        Some(deadline) => park_until(deadline),
+        // Too far to represent: the same as waiting forever.
+        None => park(),
+    }
+}
+
+/// Puts the calling fiber to sleep for at least `dur`, as [`std::thread::sleep`]; only the fiber
+/// waits. It does not use or consume the park token. On a plain OS thread, sleeps the thread.
+pub fn sleep(dur: Duration) {
+    let slept = context::with_task(|task| {
+        let Some(deadline) = Instant::now().checked_add(dur) else {
+            // Longer than the clock can represent: sleep in representable steps.
+            loop {
+                sleep(Duration::from_secs(u32::MAX as u64));
+            }
+        };
+        if dur.is_zero() {
+            return;
+        }
+        let me = context::current_task().expect("called on a fiber");
+        let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
+        // Only the timer requeues a sleeping fiber (and removes itself when it fires); any other
+        // resume is a cancellation, which leaves the timer behind.
+        if context::suspend(task, Suspend::Wait) == Resume::Cancel {
+            timer::with(|t| t.cancel(key));
+        }
+    });
+    if slept.is_none() {
+        std::thread::sleep(dur);
+    }
+}
 
 /// it must take the owner's lock and `remove` the node, returning true if the node was still
 /// queued (then this returns `TimedOut`); if a notifier got there first it returns false and the
@@ -17,11 +73,10 @@ pub(crate) fn park_node(
             return WaitResult::Notified(token);
         }
         match deadline {
-            None => crate::park(),
+            None => park(),
             Some(deadline) => {
-                let now = Instant::now();
-                if now < deadline {
-                    crate::park_timeout(deadline - now);
+                if Instant::now() < deadline {
+                    park_until(deadline);
                 } else if expire() {
                     return WaitResult::TimedOut;
                 }

@@ -1,5 +1,6 @@
 //! `Runtime`: a set of worker threads running fibers; its builder; the global default runtime.
 mod panic_note;
+pub(crate) mod spawn;
 
 use std::io;
 use std::sync::{Arc, OnceLock};
@@ -11,6 +12,7 @@ use crate::coro::stack;
 use crate::scheduler::{context, worker, Shared};
 use crate::task::join::JoinHandle;
 use crate::util::steal::steal_with;
+use spawn::{run_borrowed, spawn_in};
 
 /// The default virtual stack size of a fiber: 256 KiB.
 ///
@@ -109,13 +111,14 @@ impl Builder {
         let deques: Vec<Deque<Arc<crate::task::Task>>> =
             (0..workers).map(|_| Deque::new_lifo()).collect();
         let stealers = deques.iter().map(Deque::stealer).collect();
-        let shared = Arc::new(Shared::new(stealers, stack_size)?);
+        let (shared, pollers) = Shared::new(stealers, stack_size)?;
+        let shared = Arc::new(shared);
         let mut threads = Vec::with_capacity(workers);
-        for (index, deque) in deques.into_iter().enumerate() {
+        for (index, (deque, poller)) in deques.into_iter().zip(pollers).enumerate() {
             let shared2 = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || worker::run(shared2, index, deque));
+                .spawn(move || worker::run(shared2, index, deque, poller));
             match spawned {
                 Ok(handle) => threads.push(handle),
                 Err(err) => {
@@ -166,8 +169,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        crate::Builder::new()
-            .spawn_on(self, f)
+        spawn_in(self.shared.clone(), None, None, f, None)
             .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"))
     }
 
@@ -180,7 +182,7 @@ impl Runtime {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let result = crate::scope::run_borrowed(&self.shared, f);
+        let result = run_borrowed(&self.shared, f);
         match result {
             Ok(value) => value,
             Err(payload) => std::panic::resume_unwind(payload),
@@ -243,7 +245,7 @@ where
     T: Send,
 {
     match context::with_worker(|w| w.shared().clone()) {
-        Some(shared) => match crate::scope::run_borrowed(&shared, f) {
+        Some(shared) => match run_borrowed(&shared, f) {
             Ok(value) => value,
             Err(payload) => std::panic::resume_unwind(payload),
         },
@@ -256,8 +258,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::scheduler::context;
-    use crate::task::Wakeup;
+    use crate::task::{context, park::park, Wakeup};
 
     /// A notifier that took a parked fiber's run token (under its lock) may deliver the wake-up
     /// after the fiber's home worker finished its shutdown. Before the fix the task stayed in that
@@ -272,7 +273,7 @@ mod tests {
             tx.send(context::current_task().expect("in a fiber"))
                 .unwrap();
             loop {
-                crate::park();
+                park();
             }
         });
         let task = rx.recv_timeout(Duration::from_secs(30)).unwrap();

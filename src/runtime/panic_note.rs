@@ -11,8 +11,8 @@ pub(crate) fn install() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if crate::is_fiber() {
-                let fiber = crate::current();
+            if crate::task::park::is_fiber() {
+                let fiber = crate::task::park::current();
                 match fiber.name() {
                     Some(name) => eprintln!(
                         "note: the panic below is in fiber '{name}' ({:?})",

@@ -7,12 +7,10 @@ use parking_lot::Mutex;
 
 /// A worker's sleep state, read by whoever has work for it.
 pub(crate) const RUNNING: u8 = 0;
-/// Parked on its thread parker: wake with `Thread::unpark`.
-pub(crate) const SLEEPING: u8 = 1;
-/// Blocked in the reactor's poll: wake with the driver's waker.
-pub(crate) const POLLING: u8 = 2;
+/// Blocked in its reactor's poll: wake with the reactor's waker.
+pub(crate) const POLLING: u8 = 1;
 /// A waker already claimed this sleep: nobody else needs to make a syscall.
-pub(crate) const NOTIFIED: u8 = 3;
+pub(crate) const NOTIFIED: u8 = 2;
 
 pub(crate) struct Idle {
     sleepers: Mutex<Vec<usize>>,
@@ -92,17 +90,11 @@ impl Idle {
     }
 }
 
-/// Claims a sleeping worker's wake-up: `SLEEPING`/`POLLING → NOTIFIED`. Returns the state it was
-/// in, so the caller knows which syscall wakes it (`RUNNING`/`NOTIFIED`: none needed).
-pub(crate) fn claim_wake(state: &AtomicU8) -> u8 {
-    let mut current = state.load(SeqCst);
-    loop {
-        if current != SLEEPING && current != POLLING {
-            return current;
-        }
-        match state.compare_exchange(current, NOTIFIED, SeqCst, SeqCst) {
-            Ok(_) => return current,
-            Err(seen) => current = seen,
-        }
-    }
+/// Claims a sleeping worker's wake-up: `POLLING → NOTIFIED`. True if this call claimed it, and
+/// the caller must then write the worker's waker (`RUNNING`/`NOTIFIED`: no syscall needed).
+pub(crate) fn claim_wake(state: &AtomicU8) -> bool {
+    state.load(SeqCst) == POLLING
+        && state
+            .compare_exchange(POLLING, NOTIFIED, SeqCst, SeqCst)
+            .is_ok()
 }

@@ -8,19 +8,17 @@
 //! - per worker, an `inbox` of started fibers woken from other threads;
 //! - one global injector of unstarted fibers spawned from outside the workers.
 pub(crate) mod context;
-pub(crate) mod coop;
 pub(crate) mod idle;
 pub(crate) mod worker;
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::Thread;
+use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Stealer};
 
 use crate::coro::stack::StackPool;
-use crate::driver::Driver;
-use crate::task::Task;
+use crate::driver::{Poller, Reactor};
+use crate::task::{Schedule, Task};
 use crate::util::steal::steal_with;
 use idle::Idle;
 
@@ -29,11 +27,11 @@ pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Arc<Task>>,
     pub(crate) inbox: Injector<Arc<Task>>,
     pub(crate) sleep: AtomicU8,
-    pub(crate) thread: OnceLock<Thread>,
     /// How many started fibers the worker carries (written by it, read for spawn placement).
     pub(crate) live: AtomicUsize,
-    /// The worker's own reactor: sources its fibers wait on, and where it sleeps.
-    pub(crate) driver: Driver,
+    /// The shared half of the worker's own reactor: sources its fibers wait on register here,
+    /// and its waker interrupts the worker's sleep (the worker owns the `Poller`).
+    pub(crate) reactor: Reactor,
     /// Set by the worker at the end of its shutdown, before its last drain of `inbox`. From then
     /// on whoever pushes into the inbox drains it (`push_inbox`): a notifier that took a fiber's
     /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
@@ -66,42 +64,45 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a runtime with one worker per stealer, and each worker's poller.
     pub(crate) fn new(
         stealers: Vec<Stealer<Arc<Task>>>,
         stack_size: usize,
-    ) -> std::io::Result<Shared> {
+    ) -> std::io::Result<(Shared, Vec<Poller>)> {
         let workers = stealers.len();
         let runtime = crate::driver::new_runtime_id();
+        let mut pollers = Vec::with_capacity(workers);
         let remotes = stealers
             .into_iter()
             .enumerate()
             .map(|(index, stealer)| {
                 // Three fds per worker (epoll, its registry's dup, the waker's eventfd): a large
                 // runtime under a low `ulimit -n` fails here, so say what failed.
-                let driver = Driver::new(runtime).map_err(|e| {
+                let (reactor, poller) = crate::driver::new_reactor(runtime).map_err(|e| {
                     std::io::Error::new(
                         e.kind(),
                         format!("fiber: could not create the reactor of worker {index} (epoll and eventfd): {e}"),
                     )
                 })?;
+                pollers.push(poller);
                 Ok(Remote {
                     stealer,
                     inbox: Injector::new(),
                     sleep: AtomicU8::new(idle::RUNNING),
-                    thread: OnceLock::new(),
                     live: AtomicUsize::new(0),
-                    driver,
+                    reactor,
                     exited: AtomicBool::new(false),
                 })
             })
             .collect::<std::io::Result<_>>()?;
-        Ok(Shared {
+        let shared = Shared {
             remotes,
             injector: Injector::new(),
             idle: Idle::new(workers),
             stacks: StackPool::new(stack_size),
             shutdown: AtomicBool::new(false),
-        })
+        };
+        Ok((shared, pollers))
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -117,30 +118,6 @@ impl Shared {
             self.injector.push(task);
         }
         self.notify_work();
-    }
-
-    /// Requeues a started fiber that became runnable (unpark, I/O readiness). It goes to its home
-    /// worker: straight into that worker's `next` slot when called on it, else into its inbox.
-    pub(crate) fn wake(task: Arc<Task>) {
-        let home = task.home.load(Ordering::Relaxed) as usize;
-        let mut task = Some(task);
-        context::with_worker(|w| {
-            let t = task.take().expect("set above");
-            task = w.push_woken(home, t).and_then(|t| {
-                if !Arc::ptr_eq(w.shared(), &t.shared) {
-                    return Some(t);
-                }
-                // Another worker of our runtime: the calling worker's own reference keeps the
-                // runtime alive past the push.
-                w.shared().push_inbox(home, t);
-                None
-            });
-        });
-        let Some(task) = task else { return };
-        // Not on a worker of the task's runtime: once in the inbox the task (and its reference to
-        // the runtime) may be gone at any moment, so hold one of our own.
-        let shared = task.shared.clone();
-        shared.push_inbox(home, task);
     }
 
     /// Puts a woken fiber in its home worker's inbox and makes sure that worker notices.
@@ -175,14 +152,8 @@ impl Shared {
     /// `wake_worker` for a caller that has just issued the `fence(SeqCst)` after publishing work.
     fn wake_worker_fenced(&self, index: usize) {
         let remote = &self.remotes[index];
-        match idle::claim_wake(&remote.sleep) {
-            idle::SLEEPING => {
-                if let Some(thread) = remote.thread.get() {
-                    thread.unpark();
-                }
-            }
-            idle::POLLING => remote.driver.wake(),
-            _ => {}
+        if idle::claim_wake(&remote.sleep) {
+            remote.reactor.wake();
         }
     }
 
@@ -191,10 +162,47 @@ impl Shared {
         self.shutdown.store(true, Ordering::Release);
         for remote in self.remotes.iter() {
             remote.sleep.store(idle::NOTIFIED, Ordering::SeqCst);
-            if let Some(thread) = remote.thread.get() {
-                thread.unpark();
-            }
-            remote.driver.wake();
+            remote.reactor.wake();
         }
     }
 }
+
+impl Shared {
+    /// Is `scheduler` (a task's) this runtime's?
+    #[inline]
+    pub(crate) fn is(&self, scheduler: &Arc<dyn Schedule>) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(scheduler), self as *const Shared)
+    }
+}
+
+impl Schedule for Shared {
+    /// A started fiber became runnable (unpark, I/O readiness): it goes to its home worker,
+    /// straight into that worker's `next` slot when called on it, else into its inbox.
+    fn wake(&self, task: Arc<Task>) {
+        let home = task.home.load(Ordering::Relaxed) as usize;
+        let mut task = Some(task);
+        context::with_worker(|w| {
+            let t = task.take().expect("set above");
+            task = w.push_woken(home, t).and_then(|t| {
+                if !std::ptr::eq(&**w.shared(), self) {
+                    return Some(t);
+                }
+                // Another worker of our runtime: the calling worker's own reference keeps the
+                // runtime (`self`) alive past the push.
+                self.push_inbox(home, t);
+                None
+            });
+        });
+        let Some(task) = task else { return };
+        // Not on a worker of this runtime: once in the inbox the task (and its reference to the
+        // runtime, which may be what `self` is borrowed from) may be gone at any moment, so hold
+        // one of our own (see `Schedule::wake`).
+        let _keep = task.scheduler.clone();
+        self.push_inbox(home, task);
+    }
+
+    fn should_yield(&self) -> bool {
+        context::with_worker(|w| !self.is_shutdown() && w.coop_work_waits()).unwrap_or(false)
+    }
+}
+pub(crate) use crate::task::coop; // TEMP until merges

@@ -43,14 +43,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker as Deque;
 
-use super::context::{self, EnterWorker};
-use super::coop;
+use super::context::EnterWorker;
 use super::idle;
 use super::Shared;
 use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
-use crate::driver::timer::{TimerAction, TimerKey, Timers};
-use crate::task::{Stage, Task};
+use crate::driver::timer::{self, TimerAction};
+use crate::driver::{Poller, Reactor};
+use crate::task::{context, coop, Stage, Task};
 use crate::util::rng::FastRng;
 use crate::util::steal::steal_with;
 
@@ -81,7 +81,9 @@ pub(crate) struct Worker {
     next_streak: Cell<u32>,
     tick: Cell<u32>,
     searching: Cell<bool>,
-    timers: RefCell<Timers>,
+    /// This worker's half of its reactor: only it polls (see `driver`). Borrowed only while
+    /// polling, never across a resume. (Its timers are a thread-local: `driver::timer`.)
+    poller: RefCell<Poller>,
     stacks: RefCell<Vec<FiberStack>>,
     /// Every fiber this worker started and that has not finished.
     live: RefCell<Vec<Arc<Task>>>,
@@ -91,9 +93,9 @@ pub(crate) struct Worker {
 }
 
 /// Runs worker `index` of `shared` on the calling thread until shutdown.
-pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>) {
+pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>, poller: Poller) {
     crate::coro::overflow::ensure_alt_stack();
-    let _ = shared.remotes[index].thread.set(std::thread::current());
+    let _reactor = crate::driver::context::enter(shared.remotes[index].reactor.handle.clone());
     let worker = Worker {
         index,
         shared,
@@ -103,7 +105,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>) {
         next_streak: Cell::new(0),
         tick: Cell::new(0),
         searching: Cell::new(false),
-        timers: RefCell::new(Timers::default()),
+        poller: RefCell::new(poller),
         stacks: RefCell::new(Vec::new()),
         live: RefCell::new(Vec::new()),
         rng: FastRng::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
@@ -119,9 +121,9 @@ impl Worker {
         &self.shared
     }
 
-    /// This worker's own reactor.
-    pub(crate) fn driver(&self) -> &crate::driver::Driver {
-        &self.shared.remotes[self.index].driver
+    /// The shared half of this worker's own reactor.
+    fn reactor(&self) -> &Reactor {
+        &self.shared.remotes[self.index].reactor
     }
 
     fn run(&self) {
@@ -209,7 +211,7 @@ impl Worker {
     pub(super) fn coop_work_waits(&self) -> bool {
         self.fire_timers();
         self.drain_inbox();
-        if self.driver().has_sources() {
+        if self.reactor().has_sources() {
             let now = Instant::now();
             if now >= self.coop_poll_at.get() {
                 self.coop_poll_at.set(now + coop::POLL_INTERVAL);
@@ -244,18 +246,16 @@ impl Worker {
 
     /// Fires due timers; true if any fiber became runnable.
     fn fire_timers(&self) -> bool {
-        if self.timers.borrow().len() == 0 {
+        if timer::with(|t| t.len()) == 0 {
             return false;
         }
         let now = Instant::now();
         let mut fired = false;
-        loop {
-            // The borrow ends before the action runs: unparking may touch the timers again.
-            let action = self.timers.borrow_mut().pop_due(now);
+        // The borrow ends before the action runs: unparking may touch the timers again.
+        while let Some(action) = timer::with(|t| t.pop_due(now)) {
             match action {
-                Some(TimerAction::Resume(task)) => self.runq.borrow_mut().push_back(task),
-                Some(TimerAction::Unpark(task)) => task.unpark(),
-                None => break,
+                TimerAction::Resume(task) => self.runq.borrow_mut().push_back(task),
+                TimerAction::Unpark(task) => task.unpark(),
             }
             fired = true;
         }
@@ -271,8 +271,8 @@ impl Worker {
     /// compared, one atomic load), the new fiber goes to the injector instead, where the lighter
     /// worker picks it up. Otherwise an accept loop puts most long-lived connection fibers on its
     /// own worker (seen: 678 of 1,000 on one of two workers).
-    pub(crate) fn push_new(&self, shared: &Arc<Shared>, task: Arc<Task>) -> Option<Arc<Task>> {
-        if !Arc::ptr_eq(&self.shared, shared) {
+    pub(crate) fn push_new(&self, shared: &Shared, task: Arc<Task>) -> Option<Arc<Task>> {
+        if !std::ptr::eq(&*self.shared, shared) {
             return Some(task);
         }
         let mine = self.live.borrow().len();
@@ -291,21 +291,13 @@ impl Worker {
     /// Puts a woken fiber in the `next` slot if this is its home worker; else gives it back.
     #[inline]
     pub(crate) fn push_woken(&self, home: usize, task: Arc<Task>) -> Option<Arc<Task>> {
-        if home != self.index || !Arc::ptr_eq(&self.shared, &task.shared) {
+        if home != self.index || !self.shared.is(&task.scheduler) {
             return Some(task);
         }
         if let Some(previous) = self.next.replace(Some(task)) {
             self.runq.borrow_mut().push_back(previous);
         }
         None
-    }
-
-    pub(crate) fn add_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
-        self.timers.borrow_mut().insert(deadline, action)
-    }
-
-    pub(crate) fn cancel_timer(&self, key: TimerKey) -> bool {
-        self.timers.borrow_mut().cancel(key)
     }
 
     // ---- running a fiber ----------------------------------------------------------------------
@@ -506,13 +498,10 @@ impl Worker {
     /// Polls this worker's reactor without blocking (if any source is registered with it); true if
     /// it dispatched events.
     fn poll_now(&self) -> bool {
-        if !self.driver().has_sources() {
+        if !self.reactor().has_sources() {
             return false;
         }
-        match self.driver().try_turn() {
-            Some(mut turn) => self.driver().poll(&mut turn, Some(Duration::ZERO)) > 0,
-            None => false,
-        }
+        self.poller.borrow_mut().poll(Some(Duration::ZERO)) > 0
     }
 
     fn has_local_work(&self) -> bool {
@@ -574,23 +563,13 @@ impl Worker {
             .needs_trim()
             .then(|| Instant::now() + TRIM_DELAY);
         let remote = &shared.remotes[self.index];
-        // Only this worker polls its reactor, so the turn is always free here; the thread parker
-        // stays as the fallback should that ever change.
-        let mut turn = self.driver().try_turn();
-        remote.sleep.store(
-            if turn.is_some() {
-                idle::POLLING
-            } else {
-                idle::SLEEPING
-            },
-            Ordering::SeqCst,
-        );
+        remote.sleep.store(idle::POLLING, Ordering::SeqCst);
         shared.idle.add_sleeper(self.index);
         if self.searching.replace(false) {
             shared.idle.end_search();
         }
         fence(Ordering::SeqCst);
-        let timer = self.timers.borrow().next_deadline();
+        let timer = timer::with(|t| t.next_deadline());
         let deadline = match (timer, trim_at) {
             (Some(t), Some(trim)) => Some(t.min(trim)),
             (t, trim) => t.or(trim),
@@ -598,17 +577,8 @@ impl Worker {
         let cancel = shared.is_shutdown() || self.has_local_work() || self.has_stealable_work();
         if !cancel {
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match turn.as_mut() {
-                Some(turn) => {
-                    self.driver().poll(turn, timeout);
-                }
-                None => match timeout {
-                    Some(timeout) => std::thread::park_timeout(timeout),
-                    None => std::thread::park(),
-                },
-            }
+            self.poller.borrow_mut().poll(timeout);
         }
-        drop(turn);
         remote.sleep.store(idle::RUNNING, Ordering::SeqCst);
         if !shared.idle.remove_sleeper(self.index) {
             // A notifier took us off the list and counted us as searching.
@@ -676,7 +646,10 @@ impl Worker {
         }
         // Wake-ups may still arrive after this (see `Remote::exited`); their pushers drain.
         self.shared.remotes[self.index].drain_after_exit();
-        self.timers.borrow_mut().clear();
+        // Dropped outside the borrow: a dropped task may wake others, never set a timer, but
+        // the borrow need not cover that.
+        let timers = timer::with(|t| t.clear());
+        drop(timers);
         // Every fiber of this worker is finished or leaked: hand the cache back and free what the
         // pool holds. Slabs whose stacks are all back are unmapped now, not when the last handle
         // to the runtime goes; a leaked fiber's stack keeps its own slab (see `StackPool`). Another

@@ -12,8 +12,30 @@ use std::thread::Result;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{Fiber, Job, Task};
-use crate::scope::ScopeData;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use super::park::{current, park, park_uncancellable};
+use super::{context, Fiber, Job, Task};
+
+/// Bookkeeping shared by a scope (`fiber::scope`) and its fibers' packets: how many of its
+/// fibers' results are still alive, whether one panicked unjoined, and whom to tell.
+pub(crate) struct ScopeData {
+    pub(crate) running: AtomicUsize,
+    pub(crate) panicked: AtomicBool,
+    pub(crate) owner: Fiber,
+}
+
+impl ScopeData {
+    /// Called when a scoped fiber's packet is dropped (its result is gone).
+    pub(crate) fn fiber_finished(&self, unhandled_panic: bool) {
+        if unhandled_panic {
+            self.panicked.store(true, Ordering::Relaxed);
+        }
+        if self.running.fetch_sub(1, Ordering::Release) == 1 {
+            self.owner.unpark();
+        }
+    }
+}
 
 const RUNNING: u8 = 0;
 const WAITING: u8 = 1;
@@ -76,12 +98,12 @@ impl<T> Packet<T> {
 
     /// Waits for the result and takes it. Called once, by the unique `JoinHandle`. With
     /// `cancellable` false, runtime shutdown cannot unwind the waiter out of the wait (see
-    /// `current::park_uncancellable`).
+    /// `task::park::park_uncancellable`).
     pub(crate) fn wait(&self, cancellable: bool) -> Result<T> {
         if self.state.load(Ordering::Acquire) != DONE {
             // SAFETY: the completing side reads `waiter` only after seeing WAITING, which we have
             // not published yet.
-            unsafe { *self.waiter.get() = Some(crate::current()) };
+            unsafe { *self.waiter.get() = Some(current()) };
             if self
                 .state
                 .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
@@ -89,9 +111,9 @@ impl<T> Packet<T> {
             {
                 while self.state.load(Ordering::Acquire) != DONE {
                     if cancellable {
-                        crate::park();
+                        park();
                     } else {
-                        crate::current::park_uncancellable();
+                        park_uncancellable();
                     }
                 }
             }
@@ -134,7 +156,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Job for JobCell<F, T> {
         // `f` is consumed (and what it borrows released) before the joiner can see the result.
         let result = catch_unwind(AssertUnwindSafe(f));
         // Fiber-locals die with the fiber, before its joiner sees the result (as TLS in std).
-        let _ = catch_unwind(|| crate::scheduler::context::with_task(|task| task.locals.clear()));
+        let _ = catch_unwind(|| context::with_task(|task| task.locals.clear()));
         self.packet.complete(result);
         self.packet.release();
     }
@@ -204,7 +226,7 @@ impl<T> JoinHandle<T> {
 
     /// True once the fiber's body has returned (or panicked).
     pub fn is_finished(&self) -> bool {
-        crate::scheduler::coop::spend();
+        super::coop::spend();
         self.target.job.packet().is_done()
     }
 

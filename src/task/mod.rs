@@ -4,7 +4,7 @@
 //!
 //! | field        | written by                                  | read by                        |
 //! |--------------|---------------------------------------------|--------------------------------|
-//! | `id`, `name`, `stack_size`, `shared` | spawn (immutable after)  | anyone                         |
+//! | `id`, `name`, `stack_size`, `scheduler` | spawn (immutable after) | anyone                      |
 //! | `park`       | the fiber (park) and unparkers (atomic)     | both                           |
 //! | `home`       | the home worker, once, when the fiber starts | unparkers, after seeing PARKED |
 //! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
@@ -15,8 +15,11 @@
 //! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
 //! `Yield`, by the one unparker that sees `PARKED`, or by the timer that owns a sleep. Before the
 //! first run the token may move between workers (stealing); after, only the home worker holds it.
+pub(crate) mod context;
+pub(crate) mod coop;
 pub(crate) mod join;
 pub(crate) mod local;
+pub(crate) mod park;
 pub(crate) mod state;
 pub(crate) mod wait;
 
@@ -27,7 +30,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Yielder};
-use crate::scheduler::Shared;
 use local::LocalMap;
 use state::ParkState;
 
@@ -40,6 +42,21 @@ pub(crate) enum Stage {
     Running,
     /// Finished, cancelled, or dropped unrun.
     Done,
+}
+
+/// What a task knows of the scheduler that runs it, given at spawn (as async-task stores a
+/// schedule function): the task layer wakes fibers and asks about the cooperative budget through
+/// it, without importing the scheduler.
+pub(crate) trait Schedule: Send + Sync {
+    /// Requeues a started fiber that became runnable; `task` is its run token.
+    ///
+    /// `self` may be borrowed from `task` itself (its `scheduler` field, see `Wakeup::wake`): an
+    /// implementation that lets `task` go to another thread, where it may be dropped at once,
+    /// must first hold a reference of its own to itself if it still uses `self` afterwards.
+    fn wake(&self, task: Arc<Task>);
+    /// The running fiber spent its cooperative budget (`coop.rs`): should it yield to other work
+    /// waiting on its worker? Called on the fiber.
+    fn should_yield(&self) -> bool;
 }
 
 /// A fiber's work, stored inline at the end of its task (one allocation per spawn).
@@ -59,7 +76,8 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// Requested stack size, or 0 for the runtime's default (at most `MAX_STACK_SIZE`, 1 GiB,
     /// so 32 bits, which pack with the other small fields).
     stack_size: u32,
-    pub(crate) shared: Arc<Shared>,
+    /// The runtime's scheduler: where wake-ups of this fiber go.
+    pub(crate) scheduler: Arc<dyn Schedule>,
     pub(crate) park: ParkState,
     /// Index of the home worker; `u32::MAX` until started (at most `MAX_WORKER_THREADS`).
     pub(crate) home: AtomicU32,
@@ -94,7 +112,7 @@ impl<J: ?Sized> Task<J> {
 
 impl<J> Task<J> {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        scheduler: Arc<dyn Schedule>,
         name: Option<String>,
         stack_size: usize,
         job: J,
@@ -103,7 +121,7 @@ impl<J> Task<J> {
             id: FiberId::next(),
             name: name.map(Box::new),
             stack_size: u32::try_from(stack_size).expect("stack sizes are validated to <= 1 GiB"),
-            shared,
+            scheduler,
             park: ParkState::new(),
             home: AtomicU32::new(u32::MAX),
             stage: Cell::new(Stage::Unstarted),
@@ -121,7 +139,7 @@ impl Task {
     #[inline]
     pub(crate) fn unpark(&self) {
         if self.park.unpark() {
-            Shared::wake(self.take_run_token());
+            self.scheduler.wake(self.take_run_token());
         }
     }
 
@@ -178,7 +196,13 @@ impl Wakeup {
     #[inline]
     pub(crate) fn wake(self) {
         match self {
-            Wakeup::Requeue(task) => Shared::wake(task),
+            Wakeup::Requeue(task) => {
+                let scheduler: *const dyn Schedule = Arc::as_ptr(&task.scheduler);
+                // SAFETY: `task` holds the scheduler alive until `wake` lets go of it, and by
+                // `Schedule::wake`'s contract the implementation keeps itself alive past that
+                // point if it still needs `self`. No refcount is spent on the common path.
+                unsafe { (*scheduler).wake(task) }
+            }
             Wakeup::Unpark(fiber) => fiber.unpark(),
         }
     }
@@ -287,7 +311,7 @@ impl fmt::Debug for Fiber {
 
 /// The running fiber's local map, if the caller is a fiber.
 pub(crate) fn current_local_map() -> Option<&'static LocalMap> {
-    let task = crate::scheduler::context::current_task_ptr()?;
+    let task = context::current_task_ptr()?;
     // SAFETY: the pointer is the task being run on this thread; the worker holds it alive while
     // it runs, and the reference is only used during the calling fiber's own code. The 'static
     // lifetime never escapes `LocalKey::with`, which returns before the fiber finishes.
@@ -300,8 +324,10 @@ mod tests {
     use super::*;
 
     /// A sleeping fiber's memory is its stack page plus this header (plus the `Arc` counts and
-    /// malloc's rounding): issue 2 budgets 4.5 KiB per sleeper. A header of at most 240 bytes
-    /// makes a 256-byte `Arc` allocation, which glibc serves from 272-byte chunks.
+    /// malloc's rounding): issue 2 budgets 4.5 KiB per sleeper. glibc serves a request of `n`
+    /// bytes from a chunk of `(n + 8)` rounded up to 16; the `Arc` adds 16 bytes of counts. So a
+    /// header of at most 248 bytes (a 264-byte request) takes a 272-byte chunk, and 249 would
+    /// take 288. (The scheduler pointer is a fat `Arc<dyn Schedule>`: 248 bytes today.)
     #[test]
     fn the_task_header_stays_small() {
         let counter = Arc::new(());
@@ -314,6 +340,11 @@ mod tests {
             std::mem::size_of::<Task<JobCell<F, ()>>>()
         }
         let size = size_of_task(&f);
-        assert!(size <= 240, "Task with a 24-byte closure is {size} bytes");
+        assert!(size <= 248, "Task with a 24-byte closure is {size} bytes");
+        let chunk = (size + 16 + 8).div_ceil(16) * 16;
+        assert_eq!(
+            chunk, 272,
+            "the Arc<Task> allocation no longer fits a 272-byte chunk"
+        );
     }
 }

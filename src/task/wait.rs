@@ -58,10 +58,11 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::scheduler::context;
-use crate::task::{Task, Wakeup};
+use super::context;
+use super::park::current;
+use super::Fiber;
+use super::{Task, Wakeup};
 use crate::util::rng::FastRng;
-use crate::Fiber;
 
 /// `Node::state` while nobody has notified the node. Tokens are always smaller.
 const WAITING: usize = usize::MAX;
@@ -90,7 +91,7 @@ impl Node {
             key,
             waiter: match context::current_task_ptr() {
                 Some(task) => Waiter::Fiber(task),
-                None => Waiter::Thread(crate::current()),
+                None => Waiter::Thread(current()),
             },
             state: AtomicUsize::new(WAITING),
             _pin: PhantomPinned,

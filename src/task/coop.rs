@@ -17,8 +17,8 @@
 //! every time it resumes a fiber ([`refill`]), so a fiber that parks, sleeps or yields anyway
 //! starts each run with a full budget and never reaches the check.
 //!
-//! When the budget is spent, [`Worker::coop_work_waits`](super::worker::Worker::coop_work_waits)
-//! does what the worker would do between ticks — fire due timers, move the inbox to the run
+//! When the budget is spent, the running fiber asks its scheduler ([`Schedule::should_yield`](super::Schedule::should_yield),
+//! the scheduler's `Worker::coop_work_waits` in src/scheduler/worker.rs), which does what the worker would do between ticks — fire due timers, move the inbox to the run
 //! queue, poll its reactor without blocking (readiness is only seen by a poll, and a fiber that
 //! never switches out would otherwise keep the worker from polling) — and reports whether any
 //! other fiber is now runnable on this worker (the `next` slot, the run queue, or an unstarted
@@ -82,9 +82,9 @@ pub(crate) fn spend() {
 #[cold]
 #[inline(never)]
 fn spent() {
-    let yield_now = context::with_worker(|w| {
+    let yield_now = context::with_task(|task| {
         LEFT.set(BUDGET);
-        !w.shared().is_shutdown() && context::current_task_ptr().is_some() && w.coop_work_waits()
+        task.scheduler.should_yield()
     });
     match yield_now {
         Some(true) => {

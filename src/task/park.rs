@@ -1,0 +1,82 @@
+//! Parking the calling fiber: the task-layer operation every wait is built on (the driver's timed
+//! waits, the readiness slots, the sync primitives, join). Called from a plain OS thread, each
+//! function does what its `std::thread` namesake does.
+use std::cell::Cell;
+
+use super::context;
+use super::{Fiber, FiberId, Task};
+use crate::coro::Suspend;
+
+/// The handle of the calling fiber; on a plain OS thread, a handle standing for that thread.
+pub fn current() -> Fiber {
+    if let Some(task) = context::current_task() {
+        return Fiber::from_task(task);
+    }
+    thread_local! {
+        static THREAD_ID: Cell<Option<FiberId>> = const { Cell::new(None) };
+    }
+    let id = THREAD_ID.with(|cell| match cell.get() {
+        Some(id) => id,
+        None => {
+            let id = FiberId::next();
+            cell.set(Some(id));
+            id
+        }
+    });
+    Fiber::from_thread(std::thread::current(), id)
+}
+
+/// True when called from a fiber (as opposed to a plain OS thread).
+pub fn is_fiber() -> bool {
+    context::current_task_ptr().is_some()
+}
+
+/// Blocks the calling fiber until its park token is made available by [`Fiber::unpark`], as
+/// [`std::thread::park`]: only the fiber waits, its worker runs other fibers meanwhile. It may
+/// also return spuriously, so callers re-check their condition in a loop.
+pub fn park() {
+    if context::with_task(|task| park_fiber(task, true)).is_none() {
+        std::thread::park();
+    }
+}
+
+/// As [`park`], but runtime shutdown does not unwind the caller out of it (it returns, like a
+/// spurious wake-up). For waits that other fibers' borrows depend on: a scope's owner waiting for
+/// its scoped fibers, a `block_on` caller waiting for its closure. If such a caller never gets
+/// what it waits for, shutdown leaks its stack rather than freeing memory still borrowed.
+pub(crate) fn park_uncancellable() {
+    if context::with_task(|task| park_fiber(task, false)).is_none() {
+        std::thread::park();
+    }
+}
+
+/// Lets other fibers on this worker run before the caller continues, as
+/// [`std::thread::yield_now`]. On a plain OS thread, yields the thread.
+pub fn yield_now() {
+    if context::with_task(|task| context::suspend(task, Suspend::Yield)).is_none() {
+        std::thread::yield_now();
+    }
+}
+
+/// The fiber side of the park protocol (src/task/state.rs): consume a token, or switch out
+/// until unparked. The state returns to `EMPTY` however the suspension ends, including a
+/// cancellation unwinding through here, so that a later park (say, in a destructor) starts clean.
+pub(crate) fn park_fiber(task: &Task, cancellable: bool) {
+    if !task.park.begin_park() {
+        return;
+    }
+    struct EndPark<'a>(&'a Task);
+    impl Drop for EndPark<'_> {
+        fn drop(&mut self) {
+            // Woken by an unpark: the unparker already left PARKED. Resumed by a cancellation
+            // (runtime shutdown), perhaps unwinding: leave it here, unless an unparker races us.
+            self.0.cancel_park();
+        }
+    }
+    let _end = EndPark(task);
+    if cancellable {
+        context::suspend(task, Suspend::Park);
+    } else {
+        context::suspend_uncancellable(task, Suspend::Park);
+    }
+}
