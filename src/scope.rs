@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::runtime::spawn::spawn_in;
-use crate::scheduler::Shared;
+use crate::scheduler::Handle;
 use crate::task::join::{JoinHandle, ScopeData};
 use crate::task::park::park_uncancellable;
 use crate::task::Fiber;
@@ -13,7 +13,7 @@ use crate::task::Fiber;
 /// A scope to spawn scoped fibers in; see [`scope`].
 pub struct Scope<'scope, 'env: 'scope> {
     data: Arc<ScopeData>,
-    shared: Arc<Shared>,
+    shared: Arc<Handle>,
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
 }
@@ -64,7 +64,7 @@ where
             panicked: AtomicBool::new(false),
             owner: crate::current(),
         }),
-        shared: crate::runtime::current_shared(),
+        shared: crate::runtime::current_or_default(),
         scope: PhantomData,
         env: PhantomData,
     };

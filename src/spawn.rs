@@ -73,7 +73,7 @@ impl Builder {
         T: Send + 'static,
     {
         runtime::spawn::spawn_in(
-            runtime::current_shared(),
+            runtime::current_or_default(),
             self.name,
             self.stack_size,
             f,

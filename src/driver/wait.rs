@@ -13,7 +13,7 @@ use crate::task::wait::{Node, WaitResult};
 /// `park_timeout` with an absolute deadline. On a plain OS thread, `std::thread::park_timeout`.
 pub(crate) fn park_until(deadline: Instant) {
     let parked = context::with_task(|task| {
-        let me = context::current_task().expect("called on a fiber");
+        let me = context::task().expect("called on a fiber");
         let key = timer::with(|t| t.insert(deadline, TimerAction::Unpark(me)));
         park_fiber(task, true);
         timer::with(|t| t.cancel(key));
@@ -46,7 +46,7 @@ pub fn sleep(dur: Duration) {
         if dur.is_zero() {
             return;
         }
-        let me = context::current_task().expect("called on a fiber");
+        let me = context::task().expect("called on a fiber");
         let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
         // Only the timer requeues a sleeping fiber (and removes itself when it fires); any other
         // resume is a cancellation, which leaves the timer behind.

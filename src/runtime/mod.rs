@@ -9,7 +9,7 @@ use std::thread::JoinHandle as ThreadHandle;
 use crossbeam_deque::Worker as Deque;
 
 use crate::coro::stack;
-use crate::scheduler::{context, worker, Shared};
+use crate::scheduler::{context, worker, Handle};
 use crate::task::join::JoinHandle;
 use crate::util::steal::steal_with;
 use spawn::{run_borrowed, spawn_in};
@@ -36,7 +36,7 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 /// unstarted fibers are dropped (their join handles return `Err`), and the worker threads are
 /// joined.
 pub struct Runtime {
-    shared: Arc<Shared>,
+    shared: Arc<Handle>,
     threads: Vec<ThreadHandle<()>>,
 }
 
@@ -111,7 +111,7 @@ impl Builder {
         let deques: Vec<Deque<Arc<crate::task::Task>>> =
             (0..workers).map(|_| Deque::new_lifo()).collect();
         let stealers = deques.iter().map(Deque::stealer).collect();
-        let (shared, pollers) = Shared::new(stealers, stack_size)?;
+        let (shared, pollers) = Handle::new(stealers, stack_size)?;
         let shared = Arc::new(shared);
         let mut threads = Vec::with_capacity(workers);
         for (index, (deque, poller)) in deques.into_iter().zip(pollers).enumerate() {
@@ -189,7 +189,7 @@ impl Runtime {
         }
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Handle> {
         &self.shared
     }
 }
@@ -233,7 +233,7 @@ pub(crate) fn default_runtime() -> &'static Runtime {
 }
 
 /// The runtime of the calling fiber or worker, else the default runtime.
-pub(crate) fn current_shared() -> Arc<Shared> {
+pub(crate) fn current_or_default() -> Arc<Handle> {
     context::with_worker(|w| w.shared().clone())
         .unwrap_or_else(|| default_runtime().shared().clone())
 }
@@ -270,8 +270,7 @@ mod tests {
         let shared = Arc::downgrade(&rt.shared);
         let (tx, rx) = std::sync::mpsc::channel();
         rt.spawn(move || {
-            tx.send(context::current_task().expect("in a fiber"))
-                .unwrap();
+            tx.send(context::task().expect("in a fiber")).unwrap();
             loop {
                 park();
             }

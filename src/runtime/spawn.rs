@@ -4,13 +4,13 @@ use std::io;
 use std::sync::Arc;
 
 use super::validate_stack_size;
-use crate::scheduler::Shared;
+use crate::scheduler::Handle;
 use crate::task::join::{JobCell, JoinHandle, JoinTarget, ScopeData};
 use crate::task::{Fiber, Job, Task};
 
 /// Spawns `f` on `shared` with a lifetime the caller guarantees: see `scope` and `block_on`.
 pub(crate) fn spawn_in<'a, F, T>(
-    shared: Arc<Shared>,
+    shared: Arc<Handle>,
     name: Option<String>,
     stack_size: Option<usize>,
     f: F,
@@ -65,7 +65,7 @@ where
 }
 
 /// Runs `f` as a fiber of `shared` and waits for its result; `f` may borrow from the caller.
-pub(crate) fn run_borrowed<F, T>(shared: &Arc<Shared>, f: F) -> std::thread::Result<T>
+pub(crate) fn run_borrowed<F, T>(shared: &Arc<Handle>, f: F) -> std::thread::Result<T>
 where
     F: FnOnce() -> T + Send,
     T: Send,

@@ -35,7 +35,7 @@ pub(crate) struct Remote {
     /// Set by the worker at the end of its shutdown, before its last drain of `inbox`. From then
     /// on whoever pushes into the inbox drains it (`push_inbox`): a notifier that took a fiber's
     /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
-    /// in the inbox would keep this `Shared` alive through its own reference (a cycle).
+    /// in the inbox would keep this `Handle` alive through its own reference (a cycle).
     pub(crate) exited: AtomicBool,
 }
 
@@ -55,7 +55,7 @@ impl Remote {
 }
 
 /// State shared by all workers of one runtime.
-pub(crate) struct Shared {
+pub(crate) struct Handle {
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) injector: Injector<Arc<Task>>,
     pub(crate) idle: Idle,
@@ -63,12 +63,12 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
 }
 
-impl Shared {
+impl Handle {
     /// The shared state of a runtime with one worker per stealer, and each worker's poller.
     pub(crate) fn new(
         stealers: Vec<Stealer<Arc<Task>>>,
         stack_size: usize,
-    ) -> std::io::Result<(Shared, Vec<Poller>)> {
+    ) -> std::io::Result<(Handle, Vec<Poller>)> {
         let workers = stealers.len();
         let runtime = crate::driver::new_runtime_id();
         let mut pollers = Vec::with_capacity(workers);
@@ -95,7 +95,7 @@ impl Shared {
                 })
             })
             .collect::<std::io::Result<_>>()?;
-        let shared = Shared {
+        let shared = Handle {
             remotes,
             injector: Injector::new(),
             idle: Idle::new(workers),
@@ -167,15 +167,15 @@ impl Shared {
     }
 }
 
-impl Shared {
+impl Handle {
     /// Is `scheduler` (a task's) this runtime's?
     #[inline]
     pub(crate) fn is(&self, scheduler: &Arc<dyn Schedule>) -> bool {
-        std::ptr::addr_eq(Arc::as_ptr(scheduler), self as *const Shared)
+        std::ptr::addr_eq(Arc::as_ptr(scheduler), self as *const Handle)
     }
 }
 
-impl Schedule for Shared {
+impl Schedule for Handle {
     /// A started fiber became runnable (unpark, I/O readiness): it goes to its home worker,
     /// straight into that worker's `next` slot when called on it, else into its inbox.
     fn wake(&self, task: Arc<Task>) {

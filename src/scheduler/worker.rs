@@ -45,7 +45,7 @@ use crossbeam_deque::Worker as Deque;
 
 use super::context::EnterWorker;
 use super::idle;
-use super::Shared;
+use super::Handle;
 use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
 use crate::driver::timer::{self, TimerAction};
@@ -74,7 +74,7 @@ const CANCEL_PASSES: usize = 32;
 
 pub(crate) struct Worker {
     index: usize,
-    shared: Arc<Shared>,
+    shared: Arc<Handle>,
     deque: Deque<Arc<Task>>,
     runq: RefCell<VecDeque<Arc<Task>>>,
     next: Cell<Option<Arc<Task>>>,
@@ -93,7 +93,7 @@ pub(crate) struct Worker {
 }
 
 /// Runs worker `index` of `shared` on the calling thread until shutdown.
-pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>, poller: Poller) {
+pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, poller: Poller) {
     crate::coro::overflow::ensure_alt_stack();
     let _reactor = crate::driver::context::enter(shared.remotes[index].reactor.handle.clone());
     let worker = Worker {
@@ -117,7 +117,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, deque: Deque<Arc<Task>>, po
 }
 
 impl Worker {
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Handle> {
         &self.shared
     }
 
@@ -271,7 +271,7 @@ impl Worker {
     /// compared, one atomic load), the new fiber goes to the injector instead, where the lighter
     /// worker picks it up. Otherwise an accept loop puts most long-lived connection fibers on its
     /// own worker (seen: 678 of 1,000 on one of two workers).
-    pub(crate) fn push_new(&self, shared: &Shared, task: Arc<Task>) -> Option<Arc<Task>> {
+    pub(crate) fn push_new(&self, shared: &Handle, task: Arc<Task>) -> Option<Arc<Task>> {
         if !std::ptr::eq(&*self.shared, shared) {
             return Some(task);
         }
@@ -341,7 +341,7 @@ impl Worker {
             .map(|n| unsafe { &*(n as *const String) });
         let coro = Coro::new(stack, task.id.as_u64(), name, |yielder| {
             // TASK points at this fiber while its worker resumes it.
-            let me = context::current_task_ptr().expect("a fiber runs with its task published");
+            let me = context::task_ptr().expect("a fiber runs with its task published");
             // SAFETY: `me` is the running task (set by `resume`), alive for the whole run; the
             // yielder is valid until this closure returns, and the fiber only uses it until then.
             let me = unsafe { me.as_ref() };

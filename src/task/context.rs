@@ -26,14 +26,14 @@ pub(crate) fn set_task(task: Option<NonNull<Task>>) -> Option<NonNull<Task>> {
 
 /// The task running on this thread, if any.
 #[inline]
-pub(crate) fn current_task_ptr() -> Option<NonNull<Task>> {
+pub(crate) fn task_ptr() -> Option<NonNull<Task>> {
     TASK.with(Cell::get)
 }
 
 /// Runs `f` with the running task, if the caller is a fiber.
 #[inline]
 pub(crate) fn with_task<R>(f: impl FnOnce(&Task) -> R) -> Option<R> {
-    let ptr = current_task_ptr()?;
+    let ptr = task_ptr()?;
     // SAFETY: TASK points at a task the worker keeps alive (it holds an `Arc`) while it runs, and
     // `f` runs on the fiber, during that run.
     Some(f(unsafe { ptr.as_ref() }))
@@ -41,8 +41,8 @@ pub(crate) fn with_task<R>(f: impl FnOnce(&Task) -> R) -> Option<R> {
 
 /// A new reference to the running task, if the caller is a fiber.
 #[inline]
-pub(crate) fn current_task() -> Option<Arc<Task>> {
-    let ptr = current_task_ptr()?;
+pub(crate) fn task() -> Option<Arc<Task>> {
+    let ptr = task_ptr()?;
     // SAFETY: TASK was produced by `Arc::as_ptr` on a task the worker keeps alive while it runs.
     unsafe { Arc::increment_strong_count(ptr.as_ptr()) };
     // SAFETY: the count added just above is the one this `Arc` owns.

@@ -101,7 +101,7 @@ impl<T: 'static> LocalKey<T> {
     /// On a plain OS thread, the value is per thread.
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let id = self.id();
-        if let Some(map) = super::current_local_map() {
+        if let Some(map) = running_fiber_map() {
             // SAFETY: the map belongs to the running fiber, which is the only one that touches it
             // and outlives this call; values are only dropped when the fiber finishes.
             let value = unsafe { &*map.get_or_init(id, self.init) };
@@ -139,4 +139,13 @@ macro_rules! fiber_local {
     ($(#[$attr:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr) => {
         $(#[$attr])* $vis static $name: $crate::LocalKey<$ty> = $crate::LocalKey::new(|| $init);
     };
+}
+
+/// The running fiber's local map, if the caller is a fiber.
+fn running_fiber_map() -> Option<&'static LocalMap> {
+    let task = super::context::task_ptr()?;
+    // SAFETY: the pointer is the task being run on this thread; the worker holds it alive while
+    // it runs, and the reference is only used during the calling fiber's own code. The 'static
+    // lifetime never escapes `LocalKey::with`, which returns before the fiber finishes.
+    Some(unsafe { &task.as_ref().locals })
 }

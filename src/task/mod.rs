@@ -309,15 +309,6 @@ impl fmt::Debug for Fiber {
     }
 }
 
-/// The running fiber's local map, if the caller is a fiber.
-pub(crate) fn current_local_map() -> Option<&'static LocalMap> {
-    let task = context::current_task_ptr()?;
-    // SAFETY: the pointer is the task being run on this thread; the worker holds it alive while
-    // it runs, and the reference is only used during the calling fiber's own code. The 'static
-    // lifetime never escapes `LocalKey::with`, which returns before the fiber finishes.
-    Some(unsafe { &task.as_ref().locals })
-}
-
 #[cfg(test)]
 mod tests {
     use super::join::JobCell;

@@ -9,7 +9,7 @@ use crate::coro::Suspend;
 
 /// The handle of the calling fiber; on a plain OS thread, a handle standing for that thread.
 pub fn current() -> Fiber {
-    if let Some(task) = context::current_task() {
+    if let Some(task) = context::task() {
         return Fiber::from_task(task);
     }
     thread_local! {
@@ -28,7 +28,7 @@ pub fn current() -> Fiber {
 
 /// True when called from a fiber (as opposed to a plain OS thread).
 pub fn is_fiber() -> bool {
-    context::current_task_ptr().is_some()
+    context::task_ptr().is_some()
 }
 
 /// Blocks the calling fiber until its park token is made available by [`Fiber::unpark`], as

@@ -89,7 +89,7 @@ impl Node {
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
             key,
-            waiter: match context::current_task_ptr() {
+            waiter: match context::task_ptr() {
                 Some(task) => Waiter::Fiber(task),
                 None => Waiter::Thread(current()),
             },
