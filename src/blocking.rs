@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::driver::wait::park_while_not;
+
 /// Upper bound on the number of blocking-pool threads.
 pub(crate) const MAX_THREADS: usize = 512;
 /// How long an idle blocking-pool thread waits for work before it exits.
@@ -140,14 +142,17 @@ where
         *done2.result.lock() = Some(result);
         waiter.unpark();
     }));
-    loop {
-        if let Some(result) = done.result.lock().take() {
-            match result {
-                Ok(value) => return value,
-                Err(payload) => panic::resume_unwind(payload),
-            }
-        }
-        crate::park();
+    let mut result = None;
+    park_while_not(
+        || {
+            result = done.result.lock().take();
+            result.is_some()
+        },
+        None,
+    );
+    match result.expect("park_while_not returns once ready") {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
     }
 }
 

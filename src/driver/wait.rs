@@ -59,28 +59,42 @@ pub fn sleep(dur: Duration) {
     }
 }
 
+/// Parks the calling fiber (or thread) until `ready()` holds, or `deadline` passes: true if ready.
+/// `ready` is re-checked after every wake-up, so spurious wake-ups are harmless. This is the one
+/// park loop of the crate; the wait lists, the readiness slots and `select!` all wait here.
+pub(crate) fn park_while_not(mut ready: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+    loop {
+        if ready() {
+            return true;
+        }
+        match deadline {
+            None => park(),
+            Some(deadline) => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                park_until(deadline);
+            }
+        }
+    }
+}
+
+/// Parks the caller until `node` is notified or `deadline` passes. At the deadline `expire` runs:
 /// it must take the owner's lock and `remove` the node, returning true if the node was still
 /// queued (then this returns `TimedOut`); if a notifier got there first it returns false and the
-/// token (now visible) is returned instead. This is the one park loop of
-/// the crate: `sync::waitq`, the channels and the fds' readiness slots all wait here.
+/// token (now visible) is returned instead.
 pub(crate) fn park_node(
     node: &Node,
     deadline: Option<Instant>,
     mut expire: impl FnMut() -> bool,
 ) -> WaitResult {
     loop {
-        if let Some(token) = node.token() {
-            return WaitResult::Notified(token);
+        if park_while_not(|| node.token().is_some(), deadline) {
+            return WaitResult::Notified(node.token().expect("checked just now"));
         }
-        match deadline {
-            None => park(),
-            Some(deadline) => {
-                if Instant::now() < deadline {
-                    park_until(deadline);
-                } else if expire() {
-                    return WaitResult::TimedOut;
-                }
-            }
+        if expire() {
+            return WaitResult::TimedOut;
         }
+        // A notifier chose the node before `expire` took the lock: its token is visible now.
     }
 }

@@ -21,6 +21,7 @@ use std::sync::mpsc::{TryRecvError, TrySendError};
 use std::time::Instant;
 
 use super::chan::{Chan, Packet, SelectCell, SelectNode, TOKEN_VALUE};
+use crate::driver::wait::park_while_not;
 use crate::util::rng::FastRng;
 
 /// The channel side of one `select!` arm, type-erased.
@@ -291,25 +292,8 @@ pub fn __select_wait(arms: &[SelectArm<'_>], deadline: Option<Instant>) -> __Sel
         }
         reg.count += 1;
     }
-    let mut timed_out = false;
-    if !ready {
-        loop {
-            if nodes.iter().any(|n| n.node.token().is_some()) {
-                break;
-            }
-            match deadline {
-                None => crate::park(),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        timed_out = true;
-                        break;
-                    }
-                    crate::park_timeout(d - now);
-                }
-            }
-        }
-    }
+    let timed_out =
+        !ready && !park_while_not(|| nodes.iter().any(|n| n.node.token().is_some()), deadline);
     // From here on nobody can claim this wait; a claim that won before is completed by the time
     // `unregister_all` has taken each channel's lock.
     let claimed = cell.close();
