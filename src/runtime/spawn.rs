@@ -48,14 +48,15 @@ where
     // than `'static` (scoped fibers, `block_on`) do not return before the closure has been
     // consumed or dropped and the packet's result taken or dropped (`Packet::release`), so
     // nothing borrowed is used after `'a`. For `'a = 'static` this is a no-op.
-    let (task, target) = unsafe {
-        (
-            std::mem::transmute::<Arc<Task<dyn Job + 'a>>, Arc<Task<dyn Job + 'static>>>(task),
-            std::mem::transmute::<
-                Arc<Task<dyn JoinTarget<T> + 'a>>,
-                Arc<Task<dyn JoinTarget<T> + 'static>>,
-            >(target),
-        )
+    let task = unsafe {
+        std::mem::transmute::<Arc<Task<dyn Job + 'a>>, Arc<Task<dyn Job + 'static>>>(task)
+    };
+    // SAFETY: the same argument, for the join handle's view of the same allocation.
+    let target = unsafe {
+        std::mem::transmute::<
+            Arc<Task<dyn JoinTarget<T> + 'a>>,
+            Arc<Task<dyn JoinTarget<T> + 'static>>,
+        >(target)
     };
     shared.schedule_new(task.clone());
     Ok(JoinHandle {

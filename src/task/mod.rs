@@ -175,10 +175,9 @@ impl Task {
             return Wakeup::Requeue(self.take_run_token());
         }
         // SAFETY: as in `take_run_token`, the task lives in an `Arc`; we add a count for ours.
-        let task = unsafe {
-            Arc::increment_strong_count(self as *const Task);
-            Arc::from_raw(self as *const Task)
-        };
+        unsafe { Arc::increment_strong_count(self as *const Task) };
+        // SAFETY: the count added just above is the one this `Arc` owns.
+        let task = unsafe { Arc::from_raw(self as *const Task) };
         Wakeup::Unpark(Fiber::from_task(task))
     }
 }
