@@ -48,11 +48,6 @@ pub(crate) fn new_runtime_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The reactor of the worker the caller runs on, if any.
-pub(crate) fn current_handle() -> Option<Arc<Handle>> {
-    context::with_current(Arc::clone)
-}
-
 /// The half of a worker's reactor that other threads use: its registry and its waker.
 pub(crate) struct Reactor {
     waker: mio::Waker,
@@ -106,11 +101,9 @@ impl Poller {
             return 0;
         }
         let mut n = 0;
-        for event in self.events.iter() {
-            if event.token() != WAKER_TOKEN {
-                io::dispatch(event);
-                n += 1;
-            }
+        for event in self.events.iter().filter(|e| e.token() != WAKER_TOKEN) {
+            io::dispatch(event);
+            n += 1;
         }
         n
     }

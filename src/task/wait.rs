@@ -281,6 +281,28 @@ impl WaitList {
         None
     }
 
+    /// Wakes, in queue order, every waiter whose key `select` accepts: unlinks it, hands it
+    /// `token`, and passes its wake-up to `deliver` (called with the owner's lock held, which
+    /// costs nothing extra when the lock is short and saves collecting the wake-ups).
+    pub(crate) fn wake_matching(
+        &mut self,
+        token: usize,
+        mut select: impl FnMut(usize) -> bool,
+        mut deliver: impl FnMut(Wakeup),
+    ) {
+        let mut cur = self.head;
+        while let Some(ptr) = NonNull::new(cur.cast_mut()) {
+            // SAFETY: `cur` is linked (we walk the list with the owner's lock held), hence alive.
+            let node = unsafe { ptr.as_ref() };
+            cur = node.next.get();
+            if select(node.key) {
+                // SAFETY: linked in this list.
+                unsafe { self.unlink(node) };
+                deliver(Self::hand_over(node, token));
+            }
+        }
+    }
+
     /// Whether `pred` holds for any queued node (owner's lock held, nodes linked).
     pub(crate) fn any(&self, mut pred: impl FnMut(NonNull<Node>) -> bool) -> bool {
         let mut cur = self.head;
