@@ -115,7 +115,10 @@ fn the_core_uses_only_the_layers_below_it() {
         if single.is_file() {
             files.push(single);
         }
-        assert!(!files.is_empty(), "core layer `{layer}` has no source files");
+        assert!(
+            !files.is_empty(),
+            "core layer `{layer}` has no source files"
+        );
         for file in files {
             let text = fs::read_to_string(&file).unwrap();
             checked += 1;
@@ -152,7 +155,8 @@ fn the_check_flags_upward_and_root_references_only() {
     let driver = rank("driver").unwrap();
     let ok = "use crate::task::park::park;\nuse crate::util::rng::FastRng;\nuse crate::driver::x;";
     assert!(upward(driver, ok).is_empty());
-    let bad = "use crate::scheduler::Handle;\nfn f() { crate::park(); }\nuse crate::net::TcpStream;";
+    let bad =
+        "use crate::scheduler::Handle;\nfn f() { crate::park(); }\nuse crate::net::TcpStream;";
     let names: Vec<String> = upward(driver, bad).into_iter().map(|(_, n)| n).collect();
     assert_eq!(names, ["scheduler", "park", "net"]);
 }

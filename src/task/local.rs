@@ -103,8 +103,11 @@ impl<T: 'static> LocalKey<T> {
         let id = self.id();
         if let Some(map) = running_fiber_map() {
             // SAFETY: the map belongs to the running fiber, which is the only one that touches it
-            // and outlives this call; values are only dropped when the fiber finishes.
-            let value = unsafe { &*map.get_or_init(id, self.init) };
+            // (the single-owner contract of `get_or_init`).
+            let ptr = unsafe { map.get_or_init(id, self.init) };
+            // SAFETY: the value lives in the fiber's map, which outlives this call; values are only
+            // dropped when the fiber finishes.
+            let value = unsafe { &*ptr };
             return f(value);
         }
         let map: *const LocalMap = THREAD_LOCALS.with(|cell| {
@@ -113,7 +116,11 @@ impl<T: 'static> LocalKey<T> {
         });
         // SAFETY: the thread's map is boxed, owned by this thread and never replaced once created;
         // it lives until the thread exits, after this call returns.
-        let value = unsafe { &*(*map).get_or_init(id, self.init) };
+        let map = unsafe { &*map };
+        // SAFETY: only this thread touches its map (the single-owner contract of `get_or_init`).
+        let ptr = unsafe { map.get_or_init(id, self.init) };
+        // SAFETY: the value lives in the thread's map, which outlives this call.
+        let value = unsafe { &*ptr };
         f(value)
     }
 }
