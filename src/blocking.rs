@@ -120,7 +120,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    if !crate::driver::io::in_fiber() {
+    if !crate::is_fiber() {
         return f();
     }
     spawn_blocking_slow(f)
