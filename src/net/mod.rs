@@ -367,10 +367,10 @@ pub(crate) use impl_listener;
 macro_rules! impl_incoming {
     ($listener:ident => $stream:ident) => {
         #[doc = concat!(
-                            "An iterator over the connections of a [`",
-                            stringify!($listener),
-                            "`]: each `next` is an `accept`."
-                        )]
+                                    "An iterator over the connections of a [`",
+                                    stringify!($listener),
+                                    "`]: each `next` is an `accept`."
+                                )]
         #[derive(Debug)]
         pub struct Incoming<'a> {
             listener: &'a $listener,
