@@ -365,12 +365,8 @@ pub(crate) use impl_listener;
 
 /// A listener's `Incoming` iterator type: each `next` is an `accept`, and it never ends.
 macro_rules! impl_incoming {
-    ($listener:ident => $stream:ident) => {
-        #[doc = concat!(
-                                    "An iterator over the connections of a [`",
-                                    stringify!($listener),
-                                    "`]: each `next` is an `accept`."
-                                )]
+    ($(#[$attr:meta])* $listener:ident => $stream:ident) => {
+        $(#[$attr])*
         #[derive(Debug)]
         pub struct Incoming<'a> {
             listener: &'a $listener,

@@ -34,7 +34,10 @@ pub struct TcpListener {
     inner: IoSource<stdnet::TcpListener>,
 }
 
-impl_incoming!(TcpListener => TcpStream);
+impl_incoming! {
+    /// An iterator over the connections of a [`TcpListener`]: each `next` is an `accept`.
+    TcpListener => TcpStream
+}
 
 impl TcpStream {
     /// Opens a TCP connection to a remote host, trying every resolved address in turn.

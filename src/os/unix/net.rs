@@ -33,7 +33,10 @@ pub struct UnixDatagram {
     inner: IoSource<stdnet::UnixDatagram>,
 }
 
-impl_incoming!(UnixListener => UnixStream);
+impl_incoming! {
+    /// An iterator over the connections of a [`UnixListener`]: each `next` is an `accept`.
+    UnixListener => UnixStream
+}
 
 fn stream_source(s: stdnet::UnixStream) -> io::Result<UnixStream> {
     Ok(UnixStream {
