@@ -120,7 +120,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    if !crate::driver::io::in_fiber() {
+    if !crate::is_fiber() {
         return f();
     }
     spawn_blocking_slow(f)
@@ -165,34 +165,41 @@ pub(crate) fn pool_threads() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::io::test_support::TestReactor;
 
     #[test]
-    fn runs_on_pool_and_resumes_panics() {
+    fn runs_on_pool_in_a_fiber_inline_on_a_thread() {
         let _serial = crate::driver::io::test_support::FD_TESTS.lock();
-        let reactor = TestReactor::start();
-        reactor.enter();
         let me = thread::current().id();
-        let other = spawn_blocking(move || thread::current().id() != me);
-        assert!(other, "inside a fiber, f runs on a pool thread");
-        assert!(pool_threads() >= 1);
-        let r = panic::catch_unwind(|| spawn_blocking(|| -> u32 { panic!("boom") }));
-        let payload = r.unwrap_err();
-        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
-        // Many at once: all complete.
-        let hs: Vec<_> = (0..32u64)
-            .map(|i| {
-                thread::spawn(move || {
-                    let r = TestReactor::start();
-                    r.enter();
-                    spawn_blocking(move || {
-                        thread::sleep(Duration::from_millis(5));
-                        i * 2
+        assert_eq!(
+            spawn_blocking(move || thread::current().id()),
+            me,
+            "a plain thread runs f itself"
+        );
+        let rt = crate::Runtime::builder()
+            .worker_threads(2)
+            .build()
+            .expect("runtime");
+        rt.block_on(|| {
+            let me = thread::current().id();
+            let other = spawn_blocking(move || thread::current().id() != me);
+            assert!(other, "inside a fiber, f runs on a pool thread");
+            assert!(pool_threads() >= 1);
+            let r = panic::catch_unwind(|| spawn_blocking(|| -> u32 { panic!("boom") }));
+            let payload = r.unwrap_err();
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+            // Many at once: all complete.
+            let hs: Vec<_> = (0..32u64)
+                .map(|i| {
+                    crate::spawn(move || {
+                        spawn_blocking(move || {
+                            thread::sleep(Duration::from_millis(5));
+                            i * 2
+                        })
                     })
                 })
-            })
-            .collect();
-        let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-        assert_eq!(sum, (0..32u64).map(|i| i * 2).sum());
+                .collect();
+            let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(sum, (0..32u64).map(|i| i * 2).sum());
+        });
     }
 }

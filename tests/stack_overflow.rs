@@ -36,18 +36,18 @@ fn run_child_with(test: &str, fallback: bool) -> Output {
     } else {
         cmd.env_remove("FIBER_NO_GUARD_MARKERS");
     }
-    let no_core_dumps = || {
+    let no_core_dump = || {
         let none = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        // SAFETY: `none` is a valid rlimit that outlives the call.
+        // SAFETY: setrlimit only reads the initialised `rlimit` we pass.
         unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
         Ok(())
     };
     // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
     // async-signal-safe; it touches no memory shared with the parent.
-    unsafe { cmd.pre_exec(no_core_dumps) };
+    unsafe { cmd.pre_exec(no_core_dump) };
     // The watchdog bounds a child that hangs instead of crashing.
     support::watchdog(120, move || cmd.output().expect("could not run the child"))
 }

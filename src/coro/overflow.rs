@@ -44,19 +44,21 @@ static PREVIOUS: OnceLock<Previous> = OnceLock::new();
 /// Installs the overflow handler once per process.
 pub(crate) fn install_handler() {
     PREVIOUS.get_or_init(|| {
+        // SAFETY: `sigaction` is plain data (a handler address, flags, a signal set, on some
+        // targets a restorer address): all zeroes is a valid value.
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = handler as *const () as usize;
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: `sa_mask` is a valid sigset_t we borrow exclusively.
+        unsafe { libc::sigemptyset(&mut new.sa_mask) };
+        // Out-parameters: the kernel overwrites them with the previous dispositions.
+        let (mut segv, mut bus) = (new, new);
         // SAFETY: sigaction with a fully initialised struct; the handler only performs
         // async-signal-safe work (TLS read of a const-initialised Cell, write(2), abort, sigaction).
-        unsafe {
-            let mut new: libc::sigaction = std::mem::zeroed();
-            new.sa_sigaction = handler as *const () as usize;
-            new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut new.sa_mask);
-            let mut segv: libc::sigaction = std::mem::zeroed();
-            let mut bus: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(libc::SIGSEGV, &new, &mut segv);
-            libc::sigaction(libc::SIGBUS, &new, &mut bus);
-            Previous { segv, bus }
-        }
+        unsafe { libc::sigaction(libc::SIGSEGV, &new, &mut segv) };
+        // SAFETY: as above.
+        unsafe { libc::sigaction(libc::SIGBUS, &new, &mut bus) };
+        Previous { segv, bus }
     });
 }
 
@@ -64,38 +66,46 @@ pub(crate) fn install_handler() {
 /// fault is an exhausted stack. std gives its threads one; this covers threads it did not.
 pub(crate) fn ensure_alt_stack() {
     const ALT_SIZE: usize = 64 * 1024;
+    let mut old = libc::stack_t {
+        ss_sp: std::ptr::null_mut(),
+        ss_flags: 0,
+        ss_size: 0,
+    };
     // SAFETY: querying the current alternate stack with a null new-stack pointer changes nothing.
-    unsafe {
-        let mut old: libc::stack_t = std::mem::zeroed();
-        libc::sigaltstack(std::ptr::null(), &mut old);
-        if old.ss_flags & libc::SS_DISABLE == 0 {
-            return;
-        }
-        let mem = libc::mmap(
+    unsafe { libc::sigaltstack(std::ptr::null(), &mut old) };
+    if old.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing.
+    let mem = unsafe {
+        libc::mmap(
             std::ptr::null_mut(),
             ALT_SIZE,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
-        );
-        if mem == libc::MAP_FAILED {
-            return;
-        }
-        let stack = libc::stack_t {
-            ss_sp: mem,
-            ss_flags: 0,
-            ss_size: ALT_SIZE,
-        };
-        // The mapping is left to the process: a worker thread lives as long as its runtime.
-        libc::sigaltstack(&stack, std::ptr::null_mut());
+        )
+    };
+    if mem == libc::MAP_FAILED {
+        return;
     }
+    let stack = libc::stack_t {
+        ss_sp: mem,
+        ss_flags: 0,
+        ss_size: ALT_SIZE,
+    };
+    // SAFETY: `stack` describes the mapping made just above, which nothing else uses; it is left
+    // to the process (never unmapped): a worker thread lives as long as its runtime.
+    unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) };
 }
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; si_addr is the fault address
-    // for SIGSEGV/SIGBUS.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers, alive while we run.
+    let siginfo = unsafe { &*info };
+    // SAFETY: for SIGSEGV/SIGBUS the kernel fills in the fault address, the union member
+    // `si_addr` reads.
+    let addr = unsafe { siginfo.si_addr() } as usize;
     let running = RUNNING.with(|r| r.get());
     if !running.is_null() {
         // SAFETY: RUNNING points at the RunningStack of the coroutine being resumed on this thread;

@@ -291,8 +291,9 @@ pub(crate) unsafe fn red_zone_touched(bottom: usize) -> bool {
     let mut acc = 0u64;
     for i in 0..RED_ZONE / 8 {
         // SAFETY: `[bottom, bottom + RED_ZONE)` lies inside the stack's mapping (caller's contract)
-        // and is page aligned; volatile because the coroutine wrote it behind the compiler's back.
-        acc |= unsafe { words.add(i).read_volatile() };
+        // and is page aligned, so this word is readable; volatile because the coroutine wrote it
+        // behind the compiler's back.
+        acc |= unsafe { words.wrapping_add(i).read_volatile() };
     }
     acc != 0
 }
@@ -601,8 +602,9 @@ struct PidFd(libc::c_int);
 
 impl PidFd {
     fn open() -> Option<PidFd> {
+        let pid = std::process::id() as libc::pid_t;
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         (fd >= 0).then_some(PidFd(fd as libc::c_int))
     }
 

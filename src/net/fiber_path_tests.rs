@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{TcpListener, TcpStream, UdpSocket};
+use super::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use crate::driver::io::slots_in_use;
 use crate::driver::io::test_support::{TestReactor, FD_TESTS};
 
@@ -23,6 +23,16 @@ fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static
     }
 }
 
+/// `watchdog` around a test that wants a reactor and a listener on a loopback port.
+fn with_listener(secs: u64, f: impl FnOnce(TestReactor, TcpListener, SocketAddr) + Send + 'static) {
+    watchdog(secs, || {
+        let reactor = TestReactor::start();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        f(reactor, l, a)
+    })
+}
+
 /// Spawns a "fiber": a thread that waits through `reactor`.
 fn spawn_in<T: Send + 'static>(
     reactor: &TestReactor,
@@ -37,10 +47,7 @@ fn spawn_in<T: Send + 'static>(
 
 #[test]
 fn ping_pong_never_loses_an_edge() {
-    watchdog(60, || {
-        let reactor = TestReactor::start();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = l.local_addr().unwrap();
+    with_listener(60, |reactor, l, a| {
         let rounds = if cfg!(debug_assertions) {
             5_000
         } else {
@@ -70,10 +77,7 @@ fn ping_pong_never_loses_an_edge() {
 
 #[test]
 fn concurrent_echo_clients() {
-    watchdog(60, || {
-        let reactor = TestReactor::start();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = l.local_addr().unwrap();
+    with_listener(60, |reactor, l, a| {
         let n = 64;
         let server = spawn_in(&reactor, move || {
             let mut hs = Vec::new();
@@ -115,10 +119,7 @@ fn concurrent_echo_clients() {
 
 #[test]
 fn timeouts_and_nonblocking_in_fiber_mode() {
-    watchdog(30, || {
-        let reactor = TestReactor::start();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = l.local_addr().unwrap();
+    with_listener(30, |reactor, l, a| {
         spawn_in(&reactor, move || {
             let c = TcpStream::connect(a).unwrap();
             let (s, _) = l.accept().unwrap();
@@ -150,10 +151,7 @@ fn timeouts_and_nonblocking_in_fiber_mode() {
 
 #[test]
 fn registrations_are_released() {
-    watchdog(60, || {
-        let reactor = TestReactor::start();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = l.local_addr().unwrap();
+    with_listener(60, |reactor, l, a| {
         spawn_in(&reactor, move || {
             let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
             // Warm up: registers the listener.
@@ -180,10 +178,7 @@ fn registrations_are_released() {
 
 #[test]
 fn two_readers_on_one_socket_never_lose_a_wakeup() {
-    watchdog(60, || {
-        let reactor = TestReactor::start();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = l.local_addr().unwrap();
+    with_listener(60, |reactor, l, a| {
         let n: usize = if cfg!(debug_assertions) {
             3_000
         } else {

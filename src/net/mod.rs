@@ -284,20 +284,112 @@ macro_rules! impl_modes {
             Ok(self.inner.write_timeout())
         }
 
-        /// In non-blocking mode, an operation that would block fails with `WouldBlock` instead of
-        /// parking the fiber (or blocking the thread). Shared with `try_clone`s.
+        $crate::net::impl_nonblocking! {
+            /// In non-blocking mode, an operation that would block fails with `WouldBlock` instead
+            /// of parking the fiber (or blocking the thread). Shared with `try_clone`s.
+        }
+    };
+}
+pub(crate) use impl_modes;
+
+/// `set_nonblocking` (with the doc comment given; it sets the user-visible mode, the fd stays
+/// non-blocking in the kernel) and `take_error`.
+macro_rules! impl_nonblocking {
+    ($(#[$attr:meta])*) => {
+        $(#[$attr])*
         pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
             self.inner.set_nonblocking(nonblocking);
             Ok(())
         }
 
-        /// Gets and clears the value of the `SO_ERROR` option.
-        pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
-            self.inner.get_ref().take_error()
+        $crate::net::forward! {
+            /// Gets and clears the value of the `SO_ERROR` option.
+            fn take_error(&self) -> std::io::Result<Option<std::io::Error>>;
         }
     };
 }
-pub(crate) use impl_modes;
+pub(crate) use impl_nonblocking;
+
+/// Accessors that only forward to the std socket inside `inner`, each with its own doc comment:
+/// `fn name(&self, arg: T) -> R;` becomes `pub fn name(&self, arg: T) -> R` calling
+/// `self.inner.get_ref().name(arg)`.
+macro_rules! forward {
+    ($($(#[$attr:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {$(
+        $(#[$attr])*
+        pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+            self.inner.get_ref().$name($($arg),*)
+        }
+    )*};
+}
+pub(crate) use forward;
+
+/// `try_clone` for a socket type: a dup of the fd with its own registration, sharing the
+/// user-visible mode and timeouts with the original.
+macro_rules! impl_try_clone {
+    ($(#[$attr:meta])* fn try_clone(&self) -> io::Result<$ty:ident>;) => {
+        $(#[$attr])*
+        pub fn try_clone(&self) -> std::io::Result<$ty> {
+            Ok($ty {
+                inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
+            })
+        }
+    };
+}
+pub(crate) use impl_try_clone;
+
+/// What every listener has besides `bind` and `accept`, inside its `impl` block: `incoming`,
+/// `local_addr`, `try_clone`, `set_nonblocking` and `take_error`.
+macro_rules! impl_listener {
+    ($ty:ident, $addr:ty) => {
+        /// An iterator over incoming connections (never returns `None`).
+        pub fn incoming(&self) -> Incoming<'_> {
+            Incoming { listener: self }
+        }
+
+        $crate::net::forward! {
+            /// The local address.
+            fn local_addr(&self) -> std::io::Result<$addr>;
+        }
+
+        $crate::net::impl_try_clone! {
+            /// A new handle to the same listener.
+            fn try_clone(&self) -> io::Result<$ty>;
+        }
+
+        $crate::net::impl_nonblocking! {
+            /// In non-blocking mode `accept` fails with `WouldBlock` instead of waiting.
+        }
+    };
+}
+pub(crate) use impl_listener;
+
+/// A listener's `Incoming` iterator type: each `next` is an `accept`, and it never ends.
+macro_rules! impl_incoming {
+    ($(#[$attr:meta])* $listener:ident => $stream:ident) => {
+        $(#[$attr])*
+        #[derive(Debug)]
+        pub struct Incoming<'a> {
+            listener: &'a $listener,
+        }
+
+        impl<'a> Iterator for Incoming<'a> {
+            type Item = std::io::Result<$stream>;
+            fn next(&mut self) -> Option<std::io::Result<$stream>> {
+                Some(self.listener.accept().map(|(s, _)| s))
+            }
+        }
+    };
+}
+pub(crate) use impl_incoming;
+
+/// Registers a std socket made by a blocking constructor (`bind`, `pair`, `accept`) after
+/// switching it to kernel non-blocking mode; its user-visible mode is blocking.
+pub(crate) fn nonblocking<S: std::os::fd::AsFd + std::os::fd::AsRawFd>(
+    io: S,
+) -> io::Result<crate::driver::io::IoSource<S>> {
+    socket2::SockRef::from(&io).set_nonblocking(true)?;
+    Ok(crate::driver::io::IoSource::new(io, false))
+}
 
 /// Raises a listener's accept queue from std's 128 to the system maximum
 /// (`net.core.somaxconn`, which the kernel applies when asked for more), as Go does. Fibers

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use super::{each_addr, impl_fd_conversions, impl_modes, impl_read_write, ToSocketAddrs};
+use super::{
+    each_addr, forward, impl_fd_conversions, impl_incoming, impl_listener, impl_modes,
+    impl_read_write, impl_try_clone, ToSocketAddrs,
+};
 use crate::driver::io::{Interest, IoSource, Wait};
 
 /// A TCP stream between a local and a remote socket, as `std::net::TcpStream`.
@@ -31,10 +34,9 @@ pub struct TcpListener {
     inner: IoSource<stdnet::TcpListener>,
 }
 
-/// An iterator over the connections of a [`TcpListener`]: each `next` is an `accept`.
-#[derive(Debug)]
-pub struct Incoming<'a> {
-    listener: &'a TcpListener,
+impl_incoming! {
+    /// An iterator over the connections of a [`TcpListener`]: each `next` is an `accept`.
+    TcpListener => TcpStream
 }
 
 impl TcpStream {
@@ -55,26 +57,20 @@ impl TcpStream {
         connect_addr(addr, Some(timeout))
     }
 
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
+    forward! {
+        /// The remote address.
+        fn peer_addr(&self) -> io::Result<SocketAddr>;
+
+        /// The local address.
+        fn local_addr(&self) -> io::Result<SocketAddr>;
+
+        /// Shuts down the read, write, or both halves of the connection.
+        fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
-
-    /// Shuts down the read, write, or both halves of the connection.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.get_ref().shutdown(how)
-    }
-
-    /// A new handle to the same socket (a dup of the fd, sharing mode and timeouts).
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
-        })
+    impl_try_clone! {
+        /// A new handle to the same socket (a dup of the fd, sharing mode and timeouts).
+        fn try_clone(&self) -> io::Result<TcpStream>;
     }
 
     /// Receives data without removing it from the queue.
@@ -82,24 +78,18 @@ impl TcpStream {
         self.inner.read_op(|s| s.peek(buf))
     }
 
-    /// Sets `TCP_NODELAY`.
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.inner.get_ref().set_nodelay(nodelay)
-    }
+    forward! {
+        /// Sets `TCP_NODELAY`.
+        fn set_nodelay(&self, nodelay: bool) -> io::Result<()>;
 
-    /// Gets `TCP_NODELAY`.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        self.inner.get_ref().nodelay()
-    }
+        /// Gets `TCP_NODELAY`.
+        fn nodelay(&self) -> io::Result<bool>;
 
-    /// Sets `IP_TTL`.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.inner.get_ref().set_ttl(ttl)
-    }
+        /// Sets `IP_TTL`.
+        fn set_ttl(&self, ttl: u32) -> io::Result<()>;
 
-    /// Gets `IP_TTL`.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.inner.get_ref().ttl()
+        /// Gets `IP_TTL`.
+        fn ttl(&self) -> io::Result<u32>;
     }
 
     impl_modes!();
@@ -157,9 +147,8 @@ impl TcpListener {
         each_addr(&addr, |addr| {
             let l = stdnet::TcpListener::bind(addr)?;
             super::widen_backlog(&l)?;
-            l.set_nonblocking(true)?;
             Ok(TcpListener {
-                inner: IoSource::new(l, false),
+                inner: super::nonblocking(l)?,
             })
         })
     }
@@ -183,50 +172,15 @@ impl TcpListener {
         ))
     }
 
-    /// An iterator over incoming connections (never returns `None`).
-    pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
-    }
+    impl_listener!(TcpListener, SocketAddr);
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
+    forward! {
+        /// Sets `IP_TTL`.
+        fn set_ttl(&self, ttl: u32) -> io::Result<()>;
 
-    /// A new handle to the same listener.
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
-        })
-    }
-
-    /// Sets `IP_TTL`.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.inner.get_ref().set_ttl(ttl)
-    }
-
-    /// Gets `IP_TTL`.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.inner.get_ref().ttl()
-    }
-
-    /// In non-blocking mode `accept` fails with `WouldBlock` instead of waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Gets and clears the value of the `SO_ERROR` option.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
+        /// Gets `IP_TTL`.
+        fn ttl(&self) -> io::Result<u32>;
     }
 }
 
 impl_fd_conversions!(TcpListener, stdnet::TcpListener);
-
-impl<'a> Iterator for Incoming<'a> {
-    type Item = io::Result<TcpStream>;
-    fn next(&mut self) -> Option<io::Result<TcpStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
-}

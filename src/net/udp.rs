@@ -2,22 +2,19 @@
 use std::io;
 use std::net::{self as stdnet, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{each_addr, impl_fd_conversions, impl_modes, ToSocketAddrs};
-use crate::driver::io::IoSource;
+use super::{each_addr, forward, impl_fd_conversions, impl_modes, impl_try_clone, ToSocketAddrs};
 
 /// A UDP socket, as `std::net::UdpSocket`.
 pub struct UdpSocket {
-    inner: IoSource<stdnet::UdpSocket>,
+    inner: crate::driver::io::IoSource<stdnet::UdpSocket>,
 }
 
 impl UdpSocket {
     /// Creates a socket bound to `addr` (the first resolved address that binds).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(&addr, |addr| {
-            let s = stdnet::UdpSocket::bind(addr)?;
-            s.set_nonblocking(true)?;
             Ok(UdpSocket {
-                inner: IoSource::new(s, false),
+                inner: super::nonblocking(stdnet::UdpSocket::bind(addr)?)?,
             })
         })
     }
@@ -60,95 +57,61 @@ impl UdpSocket {
         self.inner.read_op(|s| s.peek(buf))
     }
 
-    /// The remote address of a connected socket.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
+    forward! {
+        /// The remote address of a connected socket.
+        fn peer_addr(&self) -> io::Result<SocketAddr>;
+
+        /// The local address.
+        fn local_addr(&self) -> io::Result<SocketAddr>;
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
+    impl_try_clone! {
+        /// A new handle to the same socket (sharing mode and timeouts).
+        fn try_clone(&self) -> io::Result<UdpSocket>;
     }
 
-    /// A new handle to the same socket (sharing mode and timeouts).
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
-        })
-    }
+    forward! {
+        /// Sets `SO_BROADCAST`.
+        fn set_broadcast(&self, on: bool) -> io::Result<()>;
 
-    /// Sets `SO_BROADCAST`.
-    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        self.inner.get_ref().set_broadcast(on)
-    }
+        /// Gets `SO_BROADCAST`.
+        fn broadcast(&self) -> io::Result<bool>;
 
-    /// Gets `SO_BROADCAST`.
-    pub fn broadcast(&self) -> io::Result<bool> {
-        self.inner.get_ref().broadcast()
-    }
+        /// Sets `IP_MULTICAST_LOOP`.
+        fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()>;
 
-    /// Sets `IP_MULTICAST_LOOP`.
-    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
-        self.inner.get_ref().set_multicast_loop_v4(on)
-    }
+        /// Gets `IP_MULTICAST_LOOP`.
+        fn multicast_loop_v4(&self) -> io::Result<bool>;
 
-    /// Gets `IP_MULTICAST_LOOP`.
-    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
-        self.inner.get_ref().multicast_loop_v4()
-    }
+        /// Sets `IP_MULTICAST_TTL`.
+        fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()>;
 
-    /// Sets `IP_MULTICAST_TTL`.
-    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
-        self.inner.get_ref().set_multicast_ttl_v4(ttl)
-    }
+        /// Gets `IP_MULTICAST_TTL`.
+        fn multicast_ttl_v4(&self) -> io::Result<u32>;
 
-    /// Gets `IP_MULTICAST_TTL`.
-    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
-        self.inner.get_ref().multicast_ttl_v4()
-    }
+        /// Sets `IPV6_MULTICAST_LOOP`.
+        fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()>;
 
-    /// Sets `IPV6_MULTICAST_LOOP`.
-    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
-        self.inner.get_ref().set_multicast_loop_v6(on)
-    }
+        /// Gets `IPV6_MULTICAST_LOOP`.
+        fn multicast_loop_v6(&self) -> io::Result<bool>;
 
-    /// Gets `IPV6_MULTICAST_LOOP`.
-    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
-        self.inner.get_ref().multicast_loop_v6()
-    }
+        /// Sets `IP_TTL`.
+        fn set_ttl(&self, ttl: u32) -> io::Result<()>;
 
-    /// Sets `IP_TTL`.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.inner.get_ref().set_ttl(ttl)
-    }
+        /// Gets `IP_TTL`.
+        fn ttl(&self) -> io::Result<u32>;
 
-    /// Gets `IP_TTL`.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.inner.get_ref().ttl()
-    }
+        /// Joins an IPv4 multicast group.
+        fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()>;
 
-    /// Joins an IPv4 multicast group.
-    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
-        self.inner.get_ref().join_multicast_v4(multiaddr, interface)
-    }
+        /// Joins an IPv6 multicast group.
+        fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()>;
 
-    /// Joins an IPv6 multicast group.
-    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
-        self.inner.get_ref().join_multicast_v6(multiaddr, interface)
-    }
+        /// Leaves an IPv4 multicast group.
+        fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()>;
 
-    /// Leaves an IPv4 multicast group.
-    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
-        self.inner
-            .get_ref()
-            .leave_multicast_v4(multiaddr, interface)
-    }
-
-    /// Leaves an IPv6 multicast group.
-    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
-        self.inner
-            .get_ref()
-            .leave_multicast_v6(multiaddr, interface)
+        /// Leaves an IPv6 multicast group.
+        fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()>;
     }
 
     impl_modes!();

@@ -57,11 +57,6 @@ pub(crate) use registry::slots_in_use;
 pub(crate) use slot::Interest;
 pub(crate) use source::IoSource;
 
-/// Is the caller a fiber on a runtime (so waits park the fiber rather than the thread)?
-pub(crate) fn in_fiber() -> bool {
-    super::context::with_current(|_| ()).is_some()
-}
-
 #[cfg(test)]
 pub(crate) mod test_support {
     //! A reactor thread for unit tests: a `mio::Poll` loop calling `dispatch`. A test thread that
@@ -108,11 +103,6 @@ pub(crate) mod test_support {
                 waker,
                 thread: Some(thread),
             }
-        }
-
-        /// Makes the calling thread behave as a fiber of this reactor's runtime.
-        pub(crate) fn enter(&self) {
-            enter_handle(self.handle.clone());
         }
     }
 

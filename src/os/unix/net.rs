@@ -6,14 +6,17 @@ use std::io;
 use std::net::Shutdown;
 use std::os::unix::net as stdnet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 pub use std::os::unix::net::SocketAddr;
 
 use crate::driver::io::IoSource;
-use crate::net::{impl_fd_conversions, impl_modes, impl_read_write};
+use crate::net::{
+    forward, impl_fd_conversions, impl_incoming, impl_listener, impl_modes, impl_read_write,
+    impl_try_clone, nonblocking,
+};
 
 /// A Unix stream socket, as `std::os::unix::net::UnixStream`.
 pub struct UnixStream {
@@ -30,23 +33,20 @@ pub struct UnixDatagram {
     inner: IoSource<stdnet::UnixDatagram>,
 }
 
-/// An iterator over the connections of a [`UnixListener`]: each `next` is an `accept`.
-#[derive(Debug)]
-pub struct Incoming<'a> {
-    listener: &'a UnixListener,
+impl_incoming! {
+    /// An iterator over the connections of a [`UnixListener`]: each `next` is an `accept`.
+    UnixListener => UnixStream
 }
 
 fn stream_source(s: stdnet::UnixStream) -> io::Result<UnixStream> {
-    s.set_nonblocking(true)?;
     Ok(UnixStream {
-        inner: IoSource::new(s, false),
+        inner: nonblocking(s)?,
     })
 }
 
 fn datagram_source(s: stdnet::UnixDatagram) -> io::Result<UnixDatagram> {
-    s.set_nonblocking(true)?;
     Ok(UnixDatagram {
-        inner: IoSource::new(s, false),
+        inner: nonblocking(s)?,
     })
 }
 
@@ -64,7 +64,7 @@ impl UnixStream {
             match socket.connect(&addr) {
                 Ok(()) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                    sleep(backoff);
+                    crate::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_millis(20));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -85,26 +85,20 @@ impl UnixStream {
         Ok((stream_source(a)?, stream_source(b)?))
     }
 
-    /// A new handle to the same socket (sharing mode and timeouts).
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
-        })
+    impl_try_clone! {
+        /// A new handle to the same socket (sharing mode and timeouts).
+        fn try_clone(&self) -> io::Result<UnixStream>;
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
+    forward! {
+        /// The local address.
+        fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
-    }
+        /// The remote address.
+        fn peer_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Shuts down the read, write, or both halves of the connection.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.get_ref().shutdown(how)
+        /// Shuts down the read, write, or both halves of the connection.
+        fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     }
 
     /// Receives data without removing it from the queue (`std` has this only on nightly).
@@ -128,26 +122,13 @@ fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
     unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
-/// Sleeps the fiber (or thread) for `dur`, tolerating spurious wake-ups.
-fn sleep(dur: Duration) {
-    let deadline = Instant::now() + dur;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return;
-        }
-        crate::park_timeout(deadline - now);
-    }
-}
-
 impl UnixListener {
     /// Creates a listener bound to `path`.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         let l = stdnet::UnixListener::bind(path)?;
         crate::net::widen_backlog(&l)?;
-        l.set_nonblocking(true)?;
         Ok(UnixListener {
-            inner: IoSource::new(l, false),
+            inner: nonblocking(l)?,
         })
     }
 
@@ -157,43 +138,10 @@ impl UnixListener {
         Ok((stream_source(s)?, addr))
     }
 
-    /// An iterator over incoming connections (never returns `None`).
-    pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
-    }
-
-    /// A new handle to the same listener.
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
-        })
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
-
-    /// In non-blocking mode `accept` fails with `WouldBlock` instead of waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Gets and clears the value of the `SO_ERROR` option.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
-    }
+    impl_listener!(UnixListener, SocketAddr);
 }
 
 impl_fd_conversions!(UnixListener, stdnet::UnixListener);
-
-impl<'a> Iterator for Incoming<'a> {
-    type Item = io::Result<UnixStream>;
-    fn next(&mut self) -> Option<io::Result<UnixStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
-}
 
 impl UnixDatagram {
     /// Creates a datagram socket bound to `path`.
@@ -238,26 +186,20 @@ impl UnixDatagram {
         self.inner.read_op(|s| s.recv(buf))
     }
 
-    /// A new handle to the same socket (sharing mode and timeouts).
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram {
-            inner: self.inner.clone_with(self.inner.get_ref().try_clone()?),
-        })
+    impl_try_clone! {
+        /// A new handle to the same socket (sharing mode and timeouts).
+        fn try_clone(&self) -> io::Result<UnixDatagram>;
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
+    forward! {
+        /// The local address.
+        fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// The address of the connected peer.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
-    }
+        /// The address of the connected peer.
+        fn peer_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Shuts down the read, write, or both halves.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.get_ref().shutdown(how)
+        /// Shuts down the read, write, or both halves.
+        fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     }
 
     impl_modes!();
