@@ -8,11 +8,11 @@
 //! |--------------------|----------------------------------------------------------------|
 //! | `0`                | free, nobody queued                                            |
 //! | `LOCKED`           | held, nobody queued: `unlock` is one CAS                       |
-//! | `LOCKED \| PARKED` | held, waiters queued (or about to be): `unlock` goes slow      |
-//! | `PARKED`           | free, waiters queued; a woken waiter or a newcomer takes it    |
+//! | `LOCKED \| QUEUED` | held, waiters queued (or about to be): `unlock` goes slow      |
+//! | `QUEUED`           | free, waiters queued; a woken waiter or a newcomer takes it    |
 //!
 //! `lock` is a single CAS `0 -> LOCKED` when uncontended. The slow path spins briefly, then sets
-//! `PARKED` and queues with `validate` = "still `LOCKED | PARKED`". The slow `unlock` runs under
+//! `QUEUED` and queues with `validate` = "still `LOCKED | QUEUED`". The slow `unlock` runs under
 //! the queue lock, so it cannot interleave with a `validate`.
 //!
 //! # Fairness policy: barging with eventual hand-off
@@ -44,7 +44,7 @@ use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::waitq::{Spin, WaitQueue, WaitResult, TOKEN_NORMAL};
 
 const LOCKED: u8 = 1;
-const PARKED: u8 = 2;
+const QUEUED: u8 = 2;
 
 /// Token: the lock was handed to the woken waiter, which now holds it.
 const TOKEN_HANDOFF: usize = 1;
@@ -95,14 +95,14 @@ impl RawMutex {
                 }
                 continue;
             }
-            if state & PARKED == 0 {
+            if state & QUEUED == 0 {
                 if spin.spin() {
                     state = self.state.load(Ordering::Relaxed);
                     continue;
                 }
                 if let Err(s) = self.state.compare_exchange_weak(
                     state,
-                    state | PARKED,
+                    state | QUEUED,
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
@@ -112,12 +112,12 @@ impl RawMutex {
             }
             let result = self.queue.wait(
                 lost,
-                || self.state.load(Ordering::Relaxed) == LOCKED | PARKED,
+                || self.state.load(Ordering::Relaxed) == LOCKED | QUEUED,
                 || {},
                 deadline,
                 |queue_empty| {
                     if queue_empty {
-                        self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                        self.state.fetch_and(!QUEUED, Ordering::Relaxed);
                     }
                 },
                 |token| self.abandon(token),
@@ -135,7 +135,7 @@ impl RawMutex {
 
     /// A waiter is unwound (runtime shutdown) after a notifier chose it. A hand-off made it the
     /// holder: unlock, which passes the lock to the next waiter. A plain wake-up obliged it to
-    /// retry, and the unlocker left the lock free with `PARKED` set for it: take and release the
+    /// retry, and the unlocker left the lock free with `QUEUED` set for it: take and release the
     /// lock so that the next waiter is woken instead (if the lock is held again, its holder's
     /// unlock wakes the next waiter anyway).
     #[cold]
@@ -159,7 +159,7 @@ impl RawMutex {
 
     #[cold]
     fn unlock_slow(&self, force_fair: bool) {
-        // State is LOCKED | PARKED; nobody else may change it while we hold the queue lock.
+        // State is LOCKED | QUEUED; nobody else may change it while we hold the queue lock.
         self.queue.notify_one_fair(|result| {
             if result.notified != 0
                 && (force_fair || result.key >= SECOND_CHANCE_AFTER || result.be_fair)
@@ -169,7 +169,7 @@ impl RawMutex {
                 }
                 return TOKEN_HANDOFF;
             }
-            let next = if result.have_more { PARKED } else { 0 };
+            let next = if result.have_more { QUEUED } else { 0 };
             self.state.store(next, Ordering::Release);
             TOKEN_NORMAL
         });

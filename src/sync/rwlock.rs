@@ -5,18 +5,18 @@
 //! | bits          | meaning                                                               |
 //! |---------------|-----------------------------------------------------------------------|
 //! | `WRITER` (1)  | a writer holds the lock                                               |
-//! | `PARKED` (2)  | someone is queued; new readers must queue too (no writer starvation)  |
+//! | `QUEUED` (2)  | someone is queued; new readers must queue too (no writer starvation)  |
 //! | `n * READER`  | `n` readers hold the lock (bits 2 and up)                             |
 //!
-//! A read lock is one CAS adding `READER` when neither `WRITER` nor `PARKED` is set; a write lock
-//! is one CAS `0 -> WRITER`. Otherwise the caller queues (its `validate` sets `PARKED`).
+//! A read lock is one CAS adding `READER` when neither `WRITER` nor `QUEUED` is set; a write lock
+//! is one CAS `0 -> WRITER`. Otherwise the caller queues (its `validate` sets `QUEUED`).
 //!
 //! # Fairness policy: strict FIFO hand-off, phase-fair batches of readers
 //!
-//! When the lock becomes free with `PARKED` set (last reader leaves, or the writer unlocks), the
+//! When the lock becomes free with `QUEUED` set (last reader leaves, or the writer unlocks), the
 //! releaser, under the queue lock, hands the lock to the head of the queue: a writer gets it alone;
 //! a reader gets it together with every reader queued directly behind it. Because newcomers queue
-//! behind waiters as soon as `PARKED` is set, neither readers nor writers starve. A waiter that is
+//! behind waiters as soon as `QUEUED` is set, neither readers nor writers starve. A waiter that is
 //! unwound out of its wait (runtime shutdown) after the lock was handed to it releases it at once,
 //! which hands it on to the next waiters. The price is that
 //! recursive read locking can deadlock when a writer is queued (std documents the same hazard).
@@ -29,7 +29,7 @@ use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::waitq::{Filter, Spin, WaitQueue, WaitResult};
 
 const WRITER: usize = 1;
-const PARKED: usize = 2;
+const QUEUED: usize = 2;
 const READER: usize = 4;
 
 /// Waiter keys.
@@ -55,7 +55,7 @@ impl RawRwLock {
     fn try_read(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            if s & (WRITER | PARKED) != 0 {
+            if s & (WRITER | QUEUED) != 0 {
                 return false;
             }
             let next = s.checked_add(READER).expect("too many readers");
@@ -90,13 +90,13 @@ impl RawRwLock {
         }
     }
 
-    /// Tries to take the lock for `key` or to mark `PARKED`; true means "taken".
-    /// Returns `Err(())` when the caller should queue (`PARKED` now set).
+    /// Tries to take the lock for `key` or to mark `QUEUED`; true means "taken".
+    /// Returns `Err(())` when the caller should queue (`QUEUED` now set).
     fn take_or_mark(&self, key: usize) -> Result<bool, ()> {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             let free_for_me = if key == KEY_READ {
-                s & (WRITER | PARKED) == 0
+                s & (WRITER | QUEUED) == 0
             } else {
                 s == 0
             };
@@ -107,7 +107,7 @@ impl RawRwLock {
                     WRITER
                 }
             } else {
-                s | PARKED
+                s | QUEUED
             };
             let success = if free_for_me {
                 Ordering::Acquire
@@ -129,7 +129,7 @@ impl RawRwLock {
         let mut spin = Spin::new();
         loop {
             let s = self.state.load(Ordering::Relaxed);
-            if s & PARKED == 0 && spin.spin() {
+            if s & QUEUED == 0 && spin.spin() {
                 let got = if key == KEY_READ {
                     self.try_read()
                 } else {
@@ -174,7 +174,7 @@ impl RawRwLock {
     #[inline]
     fn read_unlock(&self) {
         let prev = self.state.fetch_sub(READER, Ordering::Release);
-        if prev == READER | PARKED {
+        if prev == READER | QUEUED {
             self.hand_off();
         }
     }
@@ -190,7 +190,7 @@ impl RawRwLock {
         }
     }
 
-    /// The lock is free (or held only by the caller's writer) with `PARKED` set: pass it on.
+    /// The lock is free (or held only by the caller's writer) with `QUEUED` set: pass it on.
     #[cold]
     fn hand_off(&self) {
         let first = std::cell::Cell::new(None);
@@ -211,14 +211,14 @@ impl RawRwLock {
                 _ => Filter::Stop,
             },
             |result| {
-                let parked = if result.have_more { PARKED } else { 0 };
+                let queued = if result.have_more { QUEUED } else { 0 };
                 let next = match first.get() {
                     None => 0,
-                    Some(KEY_WRITE) => WRITER | parked,
-                    Some(_) => (readers.get() * READER) | parked,
+                    Some(KEY_WRITE) => WRITER | queued,
+                    Some(_) => (readers.get() * READER) | queued,
                 };
-                // Nobody else changes the state while it is "free + PARKED" or writer-held and
-                // we hold the queue lock: fast paths fail on PARKED, `validate` needs this lock.
+                // Nobody else changes the state while it is "free + QUEUED" or writer-held and
+                // we hold the queue lock: fast paths fail on QUEUED, `validate` needs this lock.
                 self.state.store(next, Ordering::Release);
                 TOKEN_HANDOFF
             },
