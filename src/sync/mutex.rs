@@ -308,7 +308,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Acquires the lock, parking the fiber (or thread) until it is available.
     #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         lock_api::RawMutex::lock(&self.raw);
         // SAFETY: we just acquired the raw lock.
         unsafe { self.guard() }
@@ -317,7 +317,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Acquires the lock if it is free right now.
     #[inline]
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         if lock_api::RawMutex::try_lock(&self.raw) {
             // SAFETY: we just acquired the raw lock.
             Ok(unsafe { self.guard() }?)

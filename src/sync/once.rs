@@ -53,7 +53,7 @@ impl<T> OnceLock<T> {
     /// The value, if initialised (never parks).
     #[inline]
     pub fn get(&self) -> Option<&T> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         if self.state.load(Ordering::Acquire) == COMPLETE {
             // SAFETY: COMPLETE (Acquire) means the value was written (before the Release store)
             // and is never written again while shared.

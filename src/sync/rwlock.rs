@@ -286,7 +286,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for shared reading, parking while a writer holds or waits for the lock.
     #[inline]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.raw.read();
         self.read_guard()
     }
@@ -294,7 +294,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for shared reading if that is possible right now.
     #[inline]
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         if self.raw.try_read() {
             Ok(self.read_guard()?)
         } else {
@@ -305,7 +305,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for exclusive writing, parking until possible.
     #[inline]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.raw.write();
         self.write_guard()
     }
@@ -313,7 +313,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for exclusive writing if that is possible right now.
     #[inline]
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         if self.raw.try_write() {
             Ok(self.write_guard()?)
         } else {

@@ -48,7 +48,7 @@ impl Semaphore {
     /// Takes a permit if one is free and nobody is queued.
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         let mut s = self.state.load(Ordering::Relaxed);
         while s >= ONE && s & QUEUED == 0 {
             match self

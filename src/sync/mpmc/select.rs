@@ -190,7 +190,7 @@ thread_local! {
 /// A pseudo-random start arm in `0..n` (hidden; used by the macro).
 #[doc(hidden)]
 pub fn __select_start(n: usize) -> usize {
-    crate::scheduler::coop::spend();
+    crate::task::coop::spend();
     assert!(
         (1..=64).contains(&n),
         "select! supports 1 to 64 channel arms"
