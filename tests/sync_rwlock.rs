@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fiber::sync::{Barrier, RwLock, TryLockError};
+use fiber::sync::{Barrier, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 use support::{fibers, mixed, scale, threads, watchdog};
 
 #[test]
@@ -215,4 +215,49 @@ fn runtime_shutdown_passes_a_handed_over_lock_on() {
             Ok(_) | Err(TryLockError::Poisoned(_))
         ));
     });
+}
+
+/// std's `test_read_guard_covariance`: compiles only if `RwLockReadGuard` is covariant in `T`.
+#[test]
+fn read_guard_covariance() {
+    fn do_stuff<'a>(guard: RwLockReadGuard<'_, &'a i32>, other: &'a i32) {
+        assert_eq!(**guard + 1, *other);
+    }
+    let j: i32 = 5;
+    let lock = RwLock::new(&j);
+    {
+        let i = 6;
+        do_stuff(lock.read().unwrap(), &i);
+    }
+    assert_eq!(*lock.into_inner().unwrap(), 5);
+}
+
+/// As std: the locks are `Send + Sync` for `T: Send + Sync`; the guards are `Sync` but not `Send`.
+#[test]
+fn send_sync_as_std() {
+    fn send_sync<T: Send + Sync>() {}
+    fn sync<T: Sync>() {}
+    // Ambiguous (does not compile) if `T: Send`, as `static_assertions::assert_not_impl_any`.
+    trait AmbiguousIfSend<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+    send_sync::<RwLock<u32>>();
+    sync::<RwLockReadGuard<'static, u32>>();
+    sync::<RwLockWriteGuard<'static, u32>>();
+    <RwLockReadGuard<'static, u32> as AmbiguousIfSend<_>>::check();
+    <RwLockWriteGuard<'static, u32> as AmbiguousIfSend<_>>::check();
+}
+
+#[test]
+fn guards_format_as_their_data() {
+    let lock = RwLock::new(7);
+    assert_eq!(
+        format!("{:?} {}", lock.read().unwrap(), lock.read().unwrap()),
+        "7 7"
+    );
+    assert_eq!(format!("{:?} {}", lock.write().unwrap(), 8), "7 8");
+    assert_eq!(lock.write().unwrap().to_string(), "7");
+    assert!(format!("{lock:?}").contains('7'));
 }

@@ -20,9 +20,8 @@
 //! unwound out of its wait (runtime shutdown) after the lock was handed to it releases it at once,
 //! which hands it on to the next waiters. The price is that
 //! recursive read locking can deadlock when a writer is queued (std documents the same hazard).
-use std::cell::UnsafeCell;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::ops::DerefMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::poison::{self, LockResult, TryLockError, TryLockResult};
@@ -74,20 +73,6 @@ impl RawRwLock {
         self.state
             .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-    }
-
-    #[inline]
-    fn read(&self) {
-        if !self.try_read() {
-            self.lock_slow(KEY_READ);
-        }
-    }
-
-    #[inline]
-    fn write(&self) {
-        if !self.try_write() {
-            self.lock_slow(KEY_WRITE);
-        }
     }
 
     /// Tries to take the lock for `key` or to mark `QUEUED`; true means "taken".
@@ -226,59 +211,99 @@ impl RawRwLock {
     }
 }
 
+// SAFETY: a writer takes the lock only from state 0 (CAS `0 -> WRITER`, Acquire) or by a hand-off
+// that sets `WRITER` alone; readers add `READER` only while `WRITER` is clear, or are handed the
+// lock as a batch with `WRITER` clear; unlocking (Release) removes exactly what was taken, and
+// `hand_off` passes a free lock on under the queue lock. So a writer excludes everyone else.
+unsafe impl lock_api::RawRwLock for RawRwLock {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: RawRwLock = RawRwLock::new();
+
+    // The private raw lock serves only `RwLock`, whose guards are `!Send` as std's.
+    type GuardMarker = lock_api::GuardNoSend;
+
+    #[inline]
+    fn lock_shared(&self) {
+        if !self.try_read() {
+            self.lock_slow(KEY_READ);
+        }
+    }
+
+    #[inline]
+    fn try_lock_shared(&self) -> bool {
+        self.try_read()
+    }
+
+    #[inline]
+    unsafe fn unlock_shared(&self) {
+        self.read_unlock();
+    }
+
+    #[inline]
+    fn lock_exclusive(&self) {
+        if !self.try_write() {
+            self.lock_slow(KEY_WRITE);
+        }
+    }
+
+    #[inline]
+    fn try_lock_exclusive(&self) -> bool {
+        self.try_write()
+    }
+
+    #[inline]
+    unsafe fn unlock_exclusive(&self) {
+        self.write_unlock();
+    }
+
+    #[inline]
+    fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & !QUEUED != 0
+    }
+
+    #[inline]
+    fn is_locked_exclusive(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & WRITER != 0
+    }
+}
+
 /// A reader-writer lock with std's API (poisoning included) that parks fibers (or threads).
 pub struct RwLock<T: ?Sized> {
-    raw: RawRwLock,
     poison: poison::Flag,
-    data: UnsafeCell<T>,
+    inner: lock_api::RwLock<RawRwLock, T>,
 }
-
-// SAFETY: as std: the lock can hand `&mut T` (writer) to another thread, so `T: Send` is needed.
-unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
-// SAFETY: as std: readers on several threads share `&T` (needs `Sync`), a writer gets `&mut T`
-// (needs `Send`).
-unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 /// RAII shared-read guard of an [`RwLock`].
+///
+/// `lock_api`'s mapped read guard: its plain `RwLockReadGuard` holds `&RwLock<_, T>`, which is
+/// invariant in `T`, while the mapped one holds `*const T` and is covariant, as std's guard is.
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
-    lock: &'a RwLock<T>,
-    _not_send: std::marker::PhantomData<*const ()>,
+    inner: lock_api::MappedRwLockReadGuard<'a, RawRwLock, T>,
 }
-
-// SAFETY: a read guard gives only `&T`.
-unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
 
 /// RAII exclusive-write guard of an [`RwLock`].
+///
+/// `lock_api`'s guard plus the poison guard, declared first so that a panic poisons the lock
+/// before `inner` unlocks it.
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
-    lock: &'a RwLock<T>,
-    poison: poison::Guard,
-    _not_send: std::marker::PhantomData<*const ()>,
+    _poison: poison::Guard<'a>,
+    inner: lock_api::RwLockWriteGuard<'a, RawRwLock, T>,
 }
-
-// SAFETY: a shared write guard gives only `&T`.
-unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<T> RwLock<T> {
     /// A new unlocked lock.
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
-            raw: RawRwLock::new(),
             poison: poison::Flag::new(),
-            data: UnsafeCell::new(value),
+            inner: lock_api::RwLock::const_new(RawRwLock::new(), value),
         }
     }
 
     /// Consumes the lock, returning the data; `Err` if poisoned.
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poison.get();
-        let data = self.data.into_inner();
-        if poisoned {
-            Err(poison::PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        self.poison.check(self.inner.into_inner())
     }
 }
 
@@ -287,18 +312,16 @@ impl<T: ?Sized> RwLock<T> {
     #[inline]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         crate::task::coop::spend();
-        self.raw.read();
-        self.read_guard()
+        self.read_guard(self.inner.read())
     }
 
     /// Locks for shared reading if that is possible right now.
     #[inline]
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
         crate::task::coop::spend();
-        if self.raw.try_read() {
-            Ok(self.read_guard()?)
-        } else {
-            Err(TryLockError::WouldBlock)
+        match self.inner.try_read() {
+            Some(inner) => Ok(self.read_guard(inner)?),
+            None => Err(TryLockError::WouldBlock),
         }
     }
 
@@ -306,38 +329,39 @@ impl<T: ?Sized> RwLock<T> {
     #[inline]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         crate::task::coop::spend();
-        self.raw.write();
-        self.write_guard()
+        // Locked before the poison guard exists: unwinding out of the wait must not poison.
+        let inner = self.inner.write();
+        self.write_guard(inner)
     }
 
     /// Locks for exclusive writing if that is possible right now.
     #[inline]
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
         crate::task::coop::spend();
-        if self.raw.try_write() {
-            Ok(self.write_guard()?)
-        } else {
-            Err(TryLockError::WouldBlock)
+        match self.inner.try_write() {
+            Some(inner) => Ok(self.write_guard(inner)?),
+            None => Err(TryLockError::WouldBlock),
         }
     }
 
-    fn read_guard(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        let guard = RwLockReadGuard {
-            lock: self,
-            _not_send: std::marker::PhantomData,
-        };
-        if self.poison.get() {
-            Err(poison::PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+    #[inline]
+    fn read_guard<'a>(
+        &'a self,
+        inner: lock_api::RwLockReadGuard<'a, RawRwLock, T>,
+    ) -> LockResult<RwLockReadGuard<'a, T>> {
+        self.poison.check(RwLockReadGuard {
+            inner: lock_api::RwLockReadGuard::map(inner, |data| data),
+        })
     }
 
-    fn write_guard(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        poison::map_result(self.poison.guard(), |poison| RwLockWriteGuard {
-            lock: self,
-            poison,
-            _not_send: std::marker::PhantomData,
+    #[inline]
+    fn write_guard<'a>(
+        &'a self,
+        inner: lock_api::RwLockWriteGuard<'a, RawRwLock, T>,
+    ) -> LockResult<RwLockWriteGuard<'a, T>> {
+        self.poison.check(RwLockWriteGuard {
+            _poison: self.poison.guard(),
+            inner,
         })
     }
 
@@ -353,13 +377,7 @@ impl<T: ?Sized> RwLock<T> {
 
     /// A mutable reference to the data (no locking: `&mut self` is unique).
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poison.get();
-        let data = self.data.get_mut();
-        if poisoned {
-            Err(poison::PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        self.poison.check(self.inner.get_mut())
     }
 }
 
@@ -388,51 +406,12 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     }
 }
 
-impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: a read guard proves shared access; no writer exists while it lives.
-        unsafe { &*self.lock.data.get() }
-    }
-}
-
-impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
-    fn drop(&mut self) {
-        self.lock.raw.read_unlock();
-    }
-}
-
-impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: a write guard proves exclusive access.
-        unsafe { &*self.lock.data.get() }
-    }
-}
+poison::forward_guard!(RwLockReadGuard, RwLockWriteGuard);
 
 impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: a write guard proves exclusive access, and `&mut self` makes it unique.
-        unsafe { &mut *self.lock.data.get() }
-    }
-}
-
-impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
-    fn drop(&mut self) {
-        self.lock.poison.done(&self.poison);
-        self.lock.raw.write_unlock();
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
+        &mut self.inner
     }
 }
 

@@ -1,12 +1,12 @@
 //! `Semaphore`: counting permits with RAII release; strict FIFO among waiters.
 //!
-//! State word: `permits << 1 | QUEUED`. Invariant: `QUEUED` (someone queued) implies `permits == 0`,
-//! because a release that finds `QUEUED` gives its permit straight to the first waiter instead of
-//! adding it to the count. So waiters are served in order and a newcomer cannot take a permit
-//! ahead of them. `acquire` and `release` are one CAS when nobody waits. A permit handed to a
-//! waiter whose time-out races with the release is kept (returned as success); one handed to a
-//! waiter that is unwound out of its wait (runtime shutdown) is released again, so it goes to the
-//! next waiter or back to the count.
+//! State word: `permits << 1 | QUEUED`. Invariant: `QUEUED` (someone queued) implies
+//! `permits == 0`, because a release that finds `QUEUED` gives its permit straight to the first
+//! waiter instead of adding it to the count. So waiters are served in order and a newcomer cannot
+//! take a permit ahead of them. `acquire` and `release` are one CAS when nobody waits. A permit
+//! handed to a waiter whose time-out races with the release is kept (returned as success); one
+//! handed to a waiter that is unwound out of its wait (runtime shutdown) is released again, so it
+//! goes to the next waiter or back to the count.
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
