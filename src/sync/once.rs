@@ -56,8 +56,10 @@ impl<T> OnceLock<T> {
         crate::task::coop::spend();
         if self.state.load(Ordering::Acquire) == COMPLETE {
             // SAFETY: COMPLETE (Acquire) means the value was written (before the Release store)
-            // and is never written again while shared.
-            Some(unsafe { (*self.value.get()).assume_init_ref() })
+            // and is never written again while shared, so shared access is sound...
+            let value = unsafe { &*self.value.get() };
+            // SAFETY: ...and it is initialised.
+            Some(unsafe { value.assume_init_ref() })
         } else {
             None
         }

@@ -426,12 +426,13 @@ impl<T> Chan<T> {
         debug_assert!(!self.is_rendezvous());
         if s.buf.is_empty() && s.recv_w.front_key() == Some(DIRECT_KEY) && s.send_w.is_empty() {
             return s.recv_w.wake_front_with(TOKEN_VALUE, |node| {
-                let node = node.cast::<RecvNode<T>>();
                 // SAFETY: nodes keyed `DIRECT_KEY` are the `node` field at offset 0 of a
                 // `RecvNode<T>` (`repr(C)`) of this channel's `T`, alive until their token is
-                // published (after this closure). Its waiter reads the slot only after seeing
-                // `TOKEN_VALUE` (Acquire), so nobody else touches it now.
-                unsafe { *(*node.as_ptr()).slot.get() = Some(value) };
+                // published (after this closure).
+                let slot = unsafe { node.cast::<RecvNode<T>>().as_ref() }.slot.get();
+                // SAFETY: the waiter reads the slot only after seeing `TOKEN_VALUE` (Acquire), so
+                // nobody else touches it now.
+                unsafe { *slot = Some(value) };
             });
         }
         s.buf.push_back(value);

@@ -279,13 +279,13 @@ pub fn __select_wait(arms: &[SelectArm<'_>], deadline: Option<Instant>) -> __Sel
     };
     let mut ready = false;
     for (i, arm) in arms.iter().enumerate() {
-        // SAFETY: the node lives in `nodes` (a boxed slice that is not moved or dropped until
-        // `reg` has unlinked it), the cell outlives `reg`, the packet is borrowed by `arms`, of
-        // the arm's channel's type (`__arm`); `reg.count` is bumped so that `reg` unlinks it.
-        let linked = unsafe {
-            arm.chan
-                .register(Pin::new_unchecked(&nodes[i]), arm.is_send)
-        };
+        // SAFETY: the node lives in `nodes`, a boxed slice that is not moved or dropped until
+        // `reg` has unlinked it.
+        let node = unsafe { Pin::new_unchecked(&nodes[i]) };
+        // SAFETY: the node stays in place (above), the cell outlives `reg`, the packet is
+        // borrowed by `arms`, of the arm's channel's type (`__arm`); `reg.count` is bumped so
+        // that `reg` unlinks it.
+        let linked = unsafe { arm.chan.register(node, arm.is_send) };
         if !linked {
             ready = true;
             break;
