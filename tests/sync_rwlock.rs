@@ -261,3 +261,72 @@ fn guards_format_as_their_data() {
     assert_eq!(lock.write().unwrap().to_string(), "7");
     assert!(format!("{lock:?}").contains('7'));
 }
+
+#[test]
+fn downgrade_lets_queued_readers_in() {
+    watchdog(30, || {
+        let l = RwLock::new(0);
+        let mut w = l.write().unwrap();
+        *w = 1;
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| *l.read().unwrap());
+            std::thread::sleep(Duration::from_millis(50)); // let it queue
+            let r = RwLockWriteGuard::downgrade(w);
+            // The reader gets in while we still hold our read lock.
+            assert_eq!(reader.join().unwrap(), 1);
+            assert_eq!(*r, 1);
+            assert!(matches!(l.try_write(), Err(TryLockError::WouldBlock)));
+        });
+        assert_eq!(*l.write().unwrap(), 1);
+    });
+}
+
+#[test]
+fn downgrade_keeps_queued_writers_out() {
+    watchdog(30, || {
+        let l = RwLock::new(0);
+        let done = AtomicBool::new(false);
+        let w = l.write().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                *l.write().unwrap() = 2;
+                done.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(50)); // let it queue
+            let r = RwLockWriteGuard::downgrade(w);
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!done.load(Ordering::SeqCst));
+            assert_eq!(*r, 0);
+        });
+        assert!(done.load(Ordering::SeqCst));
+        assert_eq!(*l.read().unwrap(), 2);
+    });
+}
+
+#[test]
+fn downgrade_stress_mixed() {
+    watchdog(60, || {
+        let l = RwLock::new(0usize);
+        let n = scale(2_000, 300);
+        mixed(50, 4, |i| {
+            for k in 0..n / 10 {
+                if (i + k) % 4 == 0 {
+                    let mut w = l.write().unwrap();
+                    *w += 1;
+                    let seen = *w;
+                    let r = RwLockWriteGuard::downgrade(w);
+                    // No writer can come in between the write and our reads.
+                    assert_eq!(*r, seen);
+                    fiber::yield_now();
+                    assert_eq!(*r, seen);
+                } else {
+                    let _g = l.read().unwrap();
+                }
+            }
+        });
+        let expected: usize = (0..54)
+            .map(|i| (0..n / 10).filter(|k| (i + k) % 4 == 0).count())
+            .sum();
+        assert_eq!(*l.read().unwrap(), expected);
+    });
+}

@@ -18,14 +18,17 @@
 //! a reader gets it together with every reader queued directly behind it. Because newcomers queue
 //! behind waiters as soon as `QUEUED` is set, neither readers nor writers starve. A waiter that is
 //! unwound out of its wait (runtime shutdown) after the lock was handed to it releases it at once,
-//! which hands it on to the next waiters. The price is that
+//! which hands it on to the next waiters. A writer that downgrades keeps a read lock and, the same
+//! way, hands read locks to the readers at the head of the queue. The price is that
 //! recursive read locking can deadlock when a writer is queued (std documents the same hazard).
+use std::cell::Cell;
 use std::fmt;
 use std::ops::DerefMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::waitq::{Filter, Spin, WaitQueue, WaitResult};
+use lock_api::RawRwLock as _;
 
 const WRITER: usize = 1;
 const QUEUED: usize = 2;
@@ -48,31 +51,6 @@ impl RawRwLock {
             state: AtomicUsize::new(0),
             queue: WaitQueue::new(),
         }
-    }
-
-    #[inline]
-    fn try_read(&self) -> bool {
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            if s & (WRITER | QUEUED) != 0 {
-                return false;
-            }
-            let next = s.checked_add(READER).expect("too many readers");
-            match self
-                .state
-                .compare_exchange_weak(s, next, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(x) => s = x,
-            }
-        }
-    }
-
-    #[inline]
-    fn try_write(&self) -> bool {
-        self.state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
     }
 
     /// Tries to take the lock for `key` or to mark `QUEUED`; true means "taken".
@@ -116,9 +94,9 @@ impl RawRwLock {
             let s = self.state.load(Ordering::Relaxed);
             if s & QUEUED == 0 && spin.spin() {
                 let got = if key == KEY_READ {
-                    self.try_read()
+                    self.try_lock_shared()
                 } else {
-                    self.try_write()
+                    self.try_lock_exclusive()
                 };
                 if got {
                     return;
@@ -160,7 +138,7 @@ impl RawRwLock {
     fn read_unlock(&self) {
         let prev = self.state.fetch_sub(READER, Ordering::Release);
         if prev == READER | QUEUED {
-            self.hand_off();
+            self.hand_off(0);
         }
     }
 
@@ -171,40 +149,40 @@ impl RawRwLock {
             .compare_exchange(WRITER, 0, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            self.hand_off();
+            self.hand_off(0);
         }
     }
 
-    /// The lock is free (or held only by the caller's writer) with `QUEUED` set: pass it on.
+    /// Passes the lock on, `QUEUED` being set: to the writer at the head of the queue, or to the
+    /// readers there. The lock is free (the last reader left) or held by the caller's writer, which
+    /// unlocks (`held == 0`) or, for `held == 1`, becomes a reader (downgrade) and admits readers
+    /// only.
     #[cold]
-    fn hand_off(&self) {
-        let first = std::cell::Cell::new(None);
-        let readers = std::cell::Cell::new(0usize);
+    fn hand_off(&self, held: usize) {
+        let first = Cell::new(None);
+        let readers = Cell::new(held);
         self.queue.notify_filter(
             |key| match (first.get(), key) {
-                (None, _) => {
+                (None, KEY_WRITE) if held > 0 => Filter::Stop,
+                (None, _) | (Some(KEY_READ), KEY_READ) => {
                     first.set(Some(key));
                     if key == KEY_READ {
-                        readers.set(1);
+                        readers.set(readers.get() + 1);
                     }
-                    Filter::Notify
-                }
-                (Some(KEY_READ), KEY_READ) => {
-                    readers.set(readers.get() + 1);
                     Filter::Notify
                 }
                 _ => Filter::Stop,
             },
             |result| {
                 let queued = if result.have_more { QUEUED } else { 0 };
-                let next = match first.get() {
-                    None => 0,
-                    Some(KEY_WRITE) => WRITER | queued,
-                    Some(_) => (readers.get() * READER) | queued,
+                let next = if first.get() == Some(KEY_WRITE) {
+                    WRITER
+                } else {
+                    readers.get() * READER
                 };
                 // Nobody else changes the state while it is "free + QUEUED" or writer-held and
                 // we hold the queue lock: fast paths fail on QUEUED, `validate` needs this lock.
-                self.state.store(next, Ordering::Release);
+                self.state.store(next | queued, Ordering::Release);
                 TOKEN_HANDOFF
             },
         );
@@ -224,14 +202,27 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
 
     #[inline]
     fn lock_shared(&self) {
-        if !self.try_read() {
+        if !self.try_lock_shared() {
             self.lock_slow(KEY_READ);
         }
     }
 
     #[inline]
     fn try_lock_shared(&self) -> bool {
-        self.try_read()
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & (WRITER | QUEUED) != 0 {
+                return false;
+            }
+            let next = s.checked_add(READER).expect("too many readers");
+            match self
+                .state
+                .compare_exchange_weak(s, next, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(x) => s = x,
+            }
+        }
     }
 
     #[inline]
@@ -241,14 +232,16 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
 
     #[inline]
     fn lock_exclusive(&self) {
-        if !self.try_write() {
+        if !self.try_lock_exclusive() {
             self.lock_slow(KEY_WRITE);
         }
     }
 
     #[inline]
     fn try_lock_exclusive(&self) -> bool {
-        self.try_write()
+        self.state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     #[inline]
@@ -264,6 +257,22 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     #[inline]
     fn is_locked_exclusive(&self) -> bool {
         self.state.load(Ordering::Relaxed) & WRITER != 0
+    }
+}
+
+// SAFETY: the caller's write lock becomes one read lock without being released: a CAS
+// `WRITER -> READER` when nobody is queued, else a hand-off (under the queue lock, see `hand_off`)
+// that keeps one reader for the caller and admits only the readers at the head of the queue.
+unsafe impl lock_api::RawRwLockDowngrade for RawRwLock {
+    #[inline]
+    unsafe fn downgrade(&self) {
+        if self
+            .state
+            .compare_exchange(WRITER, READER, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.hand_off(1);
+        }
     }
 }
 
@@ -288,7 +297,7 @@ pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
 /// before `inner` unlocks it.
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
-    _poison: poison::Guard<'a>,
+    poison: poison::Guard<'a>,
     inner: lock_api::RwLockWriteGuard<'a, RawRwLock, T>,
 }
 
@@ -360,7 +369,7 @@ impl<T: ?Sized> RwLock<T> {
         inner: lock_api::RwLockWriteGuard<'a, RawRwLock, T>,
     ) -> LockResult<RwLockWriteGuard<'a, T>> {
         self.poison.check(RwLockWriteGuard {
-            _poison: self.poison.guard(),
+            poison: self.poison.guard(),
             inner,
         })
     }
@@ -403,6 +412,21 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
         };
         d.field("poisoned", &self.poison.get())
             .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Turns the write lock into a read lock without releasing it, so no writer can come in
+    /// between; readers queued at the head get in too.
+    pub fn downgrade(s: Self) -> RwLockReadGuard<'a, T> {
+        // As std, downgrading does not poison.
+        std::mem::forget(s.poison);
+        RwLockReadGuard {
+            inner: lock_api::RwLockReadGuard::map(
+                lock_api::RwLockWriteGuard::downgrade(s.inner),
+                |data| data,
+            ),
+        }
     }
 }
 
