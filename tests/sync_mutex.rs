@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fiber::sync::{Mutex, RawMutex, TryLockError};
+use fiber::sync::{Mutex, MutexGuard, RawMutex, TryLockError};
 use support::{fibers, mixed, scale, sync_runtime, threads, watchdog};
 
 #[test]
@@ -91,6 +91,23 @@ fn const_static_and_debug() {
     *M.lock().unwrap() += 1;
     assert_eq!(format!("{:?}", M.lock().unwrap()), "4");
     assert!(format!("{M:?}").contains('4'));
+    assert_eq!(M.lock().unwrap().to_string(), "4");
+}
+
+/// As std: `Mutex<T>` is `Send + Sync` for `T: Send`; its guard is `Sync` but not `Send`.
+#[test]
+fn send_sync_as_std() {
+    fn send_sync<T: Send + Sync>() {}
+    fn sync<T: Sync>() {}
+    // Ambiguous (does not compile) if `T: Send`, as `static_assertions::assert_not_impl_any`.
+    trait AmbiguousIfSend<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+    send_sync::<Mutex<std::cell::Cell<u32>>>();
+    sync::<MutexGuard<'static, u32>>();
+    <MutexGuard<'static, u32> as AmbiguousIfSend<_>>::check();
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fiber::sync::{Barrier, RwLock, TryLockError};
+use fiber::sync::{Barrier, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 use support::{fibers, mixed, scale, threads, watchdog};
 
 #[test]
@@ -214,5 +214,119 @@ fn runtime_shutdown_passes_a_handed_over_lock_on() {
             l.try_read(),
             Ok(_) | Err(TryLockError::Poisoned(_))
         ));
+    });
+}
+
+/// std's `test_read_guard_covariance`: compiles only if `RwLockReadGuard` is covariant in `T`.
+#[test]
+fn read_guard_covariance() {
+    fn do_stuff<'a>(guard: RwLockReadGuard<'_, &'a i32>, other: &'a i32) {
+        assert_eq!(**guard + 1, *other);
+    }
+    let j: i32 = 5;
+    let lock = RwLock::new(&j);
+    {
+        let i = 6;
+        do_stuff(lock.read().unwrap(), &i);
+    }
+    assert_eq!(*lock.into_inner().unwrap(), 5);
+}
+
+/// As std: the locks are `Send + Sync` for `T: Send + Sync`; the guards are `Sync` but not `Send`.
+#[test]
+fn send_sync_as_std() {
+    fn send_sync<T: Send + Sync>() {}
+    fn sync<T: Sync>() {}
+    // Ambiguous (does not compile) if `T: Send`, as `static_assertions::assert_not_impl_any`.
+    trait AmbiguousIfSend<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+    send_sync::<RwLock<u32>>();
+    sync::<RwLockReadGuard<'static, u32>>();
+    sync::<RwLockWriteGuard<'static, u32>>();
+    <RwLockReadGuard<'static, u32> as AmbiguousIfSend<_>>::check();
+    <RwLockWriteGuard<'static, u32> as AmbiguousIfSend<_>>::check();
+}
+
+#[test]
+fn guards_format_as_their_data() {
+    let lock = RwLock::new(7);
+    assert_eq!(
+        format!("{:?} {}", lock.read().unwrap(), lock.read().unwrap()),
+        "7 7"
+    );
+    assert_eq!(format!("{:?} {}", lock.write().unwrap(), 8), "7 8");
+    assert_eq!(lock.write().unwrap().to_string(), "7");
+    assert!(format!("{lock:?}").contains('7'));
+}
+
+#[test]
+fn downgrade_lets_queued_readers_in() {
+    watchdog(30, || {
+        let l = RwLock::new(0);
+        let mut w = l.write().unwrap();
+        *w = 1;
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| *l.read().unwrap());
+            std::thread::sleep(Duration::from_millis(50)); // let it queue
+            let r = RwLockWriteGuard::downgrade(w);
+            // The reader gets in while we still hold our read lock.
+            assert_eq!(reader.join().unwrap(), 1);
+            assert_eq!(*r, 1);
+            assert!(matches!(l.try_write(), Err(TryLockError::WouldBlock)));
+        });
+        assert_eq!(*l.write().unwrap(), 1);
+    });
+}
+
+#[test]
+fn downgrade_keeps_queued_writers_out() {
+    watchdog(30, || {
+        let l = RwLock::new(0);
+        let done = AtomicBool::new(false);
+        let w = l.write().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                *l.write().unwrap() = 2;
+                done.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(50)); // let it queue
+            let r = RwLockWriteGuard::downgrade(w);
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!done.load(Ordering::SeqCst));
+            assert_eq!(*r, 0);
+        });
+        assert!(done.load(Ordering::SeqCst));
+        assert_eq!(*l.read().unwrap(), 2);
+    });
+}
+
+#[test]
+fn downgrade_stress_mixed() {
+    watchdog(60, || {
+        let l = RwLock::new(0usize);
+        let n = scale(2_000, 300);
+        mixed(50, 4, |i| {
+            for k in 0..n / 10 {
+                if (i + k) % 4 == 0 {
+                    let mut w = l.write().unwrap();
+                    *w += 1;
+                    let seen = *w;
+                    let r = RwLockWriteGuard::downgrade(w);
+                    // No writer can come in between the write and our reads.
+                    assert_eq!(*r, seen);
+                    fiber::yield_now();
+                    assert_eq!(*r, seen);
+                } else {
+                    let _g = l.read().unwrap();
+                }
+            }
+        });
+        let expected: usize = (0..54)
+            .map(|i| (0..n / 10).filter(|k| (i + k) % 4 == 0).count())
+            .sum();
+        assert_eq!(*l.read().unwrap(), expected);
     });
 }

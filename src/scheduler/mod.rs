@@ -205,4 +205,3 @@ impl Schedule for Handle {
         context::with_worker(|w| !self.is_shutdown() && w.coop_work_waits()).unwrap_or(false)
     }
 }
-pub(crate) use crate::task::coop; // TEMP until merges

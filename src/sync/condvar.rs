@@ -126,18 +126,21 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
     ) -> (LockResult<MutexGuard<'a, T>>, bool) {
-        let mutex = guard.lock;
+        let MutexGuard { poison, inner, .. } = guard;
+        let mutex = lock_api::MutexGuard::mutex(&inner);
         // From `before_sleep` until the re-lock below the mutex is not ours. If this frame unwinds
         // in between (runtime shutdown cancels a parked fiber, in the wait or in the re-lock), the
         // guard must neither unlock the mutex (someone else may hold it) nor poison it (we did not
-        // hold it when the unwinding began): it is leaked, which owns nothing else.
-        let guard = ManuallyDrop::new(guard);
+        // hold it when the unwinding began): the lock guard is forgotten and the poison guard is
+        // leaked, which owns nothing else.
+        std::mem::forget(inner);
+        let poison = ManuallyDrop::new(poison);
         let result = self.queue.wait(
             TOKEN_NORMAL,
             || true,
-            // SAFETY: the guard (kept alive across the wait, not dropped) owns the raw lock; we
-            // release it here and re-acquire it below before the guard is used again.
-            || unsafe { lock_api::RawMutex::unlock(&mutex.raw) },
+            // SAFETY: we own the lock of the guard forgotten above, and release it here once; it
+            // is re-acquired below before a guard exists again.
+            || unsafe { mutex.force_unlock() },
             deadline,
             |_| {},
             // Unwound after a `notify_one` chose us: wake another waiter in our place.
@@ -152,15 +155,10 @@ impl Condvar {
             condvar: self,
             armed: result == WaitResult::Notified(TOKEN_ONE),
         };
-        lock_api::RawMutex::lock(&mutex.raw);
+        let inner = mutex.lock();
         std::mem::forget(pass_on);
-        let guard = ManuallyDrop::into_inner(guard);
-        let timed_out = result == WaitResult::TimedOut;
-        if mutex.poison.get() {
-            (Err(poison::PoisonError::new(guard)), timed_out)
-        } else {
-            (Ok(guard), timed_out)
-        }
+        let guard = MutexGuard::new(ManuallyDrop::into_inner(poison), inner);
+        (guard, result == WaitResult::TimedOut)
     }
 
     /// Wakes one waiter, if any.

@@ -2,12 +2,16 @@
 //!
 //! A thin layer over the [`mpmc`] channel core (std itself builds its `mpsc` on an
 //! mpmc core): `channel()` is unbounded, `sync_channel(n)` is bounded (`0` = rendezvous), the
-//! `Receiver` is not `Clone` and not `Sync`, as in std. The error types are std's own.
+//! `Receiver` is not `Clone` and not `Sync`, as in std. The error types are std's own, the
+//! iterators `mpmc`'s.
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::mpmc;
+// The iterators are `mpmc`'s, over the `mpmc` receiver inside `Receiver`. Unlike std's they are
+// `Send` (`Iter`, `TryIter`) and `Sync` (`IntoIter`): receiving from several threads is sound.
+pub use super::mpmc::{IntoIter, Iter, TryIter};
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
 /// An unbounded channel: `send` never parks.
@@ -92,12 +96,12 @@ impl<T> Receiver<T> {
 
     /// A blocking iterator that ends when every sender is gone.
     pub fn iter(&self) -> Iter<'_, T> {
-        Iter { rx: self }
+        self.inner.iter()
     }
 
     /// A non-blocking iterator over the messages available now.
     pub fn try_iter(&self) -> TryIter<'_, T> {
-        TryIter { rx: self }
+        self.inner.try_iter()
     }
 }
 
@@ -135,45 +139,6 @@ impl<T> fmt::Debug for Receiver<T> {
     }
 }
 
-/// Blocking iterator of [`Receiver::iter`].
-#[derive(Debug)]
-pub struct Iter<'a, T> {
-    rx: &'a Receiver<T>,
-}
-
-/// Non-blocking iterator of [`Receiver::try_iter`].
-#[derive(Debug)]
-pub struct TryIter<'a, T> {
-    rx: &'a Receiver<T>,
-}
-
-/// Owning blocking iterator of `Receiver::into_iter`.
-#[derive(Debug)]
-pub struct IntoIter<T> {
-    rx: Receiver<T>,
-}
-
-impl<T> Iterator for Iter<'_, T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
-    }
-}
-
-impl<T> Iterator for TryIter<'_, T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        self.rx.try_recv().ok()
-    }
-}
-
-impl<T> Iterator for IntoIter<T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
-    }
-}
-
 impl<'a, T> IntoIterator for &'a Receiver<T> {
     type Item = T;
     type IntoIter = Iter<'a, T>;
@@ -186,6 +151,6 @@ impl<T> IntoIterator for Receiver<T> {
     type Item = T;
     type IntoIter = IntoIter<T>;
     fn into_iter(self) -> IntoIter<T> {
-        IntoIter { rx: self }
+        self.inner.into_iter()
     }
 }

@@ -8,11 +8,11 @@
 //! |--------------------|----------------------------------------------------------------|
 //! | `0`                | free, nobody queued                                            |
 //! | `LOCKED`           | held, nobody queued: `unlock` is one CAS                       |
-//! | `LOCKED \| PARKED` | held, waiters queued (or about to be): `unlock` goes slow      |
-//! | `PARKED`           | free, waiters queued; a woken waiter or a newcomer takes it    |
+//! | `LOCKED \| QUEUED` | held, waiters queued (or about to be): `unlock` goes slow      |
+//! | `QUEUED`           | free, waiters queued; a woken waiter or a newcomer takes it    |
 //!
 //! `lock` is a single CAS `0 -> LOCKED` when uncontended. The slow path spins briefly, then sets
-//! `PARKED` and queues with `validate` = "still `LOCKED | PARKED`". The slow `unlock` runs under
+//! `QUEUED` and queues with `validate` = "still `LOCKED | QUEUED`". The slow `unlock` runs under
 //! the queue lock, so it cannot interleave with a `validate`.
 //!
 //! # Fairness policy: barging with eventual hand-off
@@ -34,9 +34,9 @@
 //! waiter unwound out of its wait (runtime shutdown) after a hand-off unlocks, which hands the
 //! lock on; after a plain wake-up it wakes the next waiter in its place (`RawMutex::abandon`).
 //! `unlock_fair` (via `lock_api`) always hands over.
-use std::cell::UnsafeCell;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::marker::PhantomData;
+use std::ops::DerefMut;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::waitq::{Spin, WaitQueue, WaitResult, TOKEN_NORMAL};
 
 const LOCKED: u8 = 1;
-const PARKED: u8 = 2;
+const QUEUED: u8 = 2;
 
 /// Token: the lock was handed to the woken waiter, which now holds it.
 const TOKEN_HANDOFF: usize = 1;
@@ -95,14 +95,14 @@ impl RawMutex {
                 }
                 continue;
             }
-            if state & PARKED == 0 {
+            if state & QUEUED == 0 {
                 if spin.spin() {
                     state = self.state.load(Ordering::Relaxed);
                     continue;
                 }
                 if let Err(s) = self.state.compare_exchange_weak(
                     state,
-                    state | PARKED,
+                    state | QUEUED,
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
@@ -112,12 +112,12 @@ impl RawMutex {
             }
             let result = self.queue.wait(
                 lost,
-                || self.state.load(Ordering::Relaxed) == LOCKED | PARKED,
+                || self.state.load(Ordering::Relaxed) == LOCKED | QUEUED,
                 || {},
                 deadline,
                 |queue_empty| {
                     if queue_empty {
-                        self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                        self.state.fetch_and(!QUEUED, Ordering::Relaxed);
                     }
                 },
                 |token| self.abandon(token),
@@ -135,7 +135,7 @@ impl RawMutex {
 
     /// A waiter is unwound (runtime shutdown) after a notifier chose it. A hand-off made it the
     /// holder: unlock, which passes the lock to the next waiter. A plain wake-up obliged it to
-    /// retry, and the unlocker left the lock free with `PARKED` set for it: take and release the
+    /// retry, and the unlocker left the lock free with `QUEUED` set for it: take and release the
     /// lock so that the next waiter is woken instead (if the lock is held again, its holder's
     /// unlock wakes the next waiter anyway).
     #[cold]
@@ -159,7 +159,7 @@ impl RawMutex {
 
     #[cold]
     fn unlock_slow(&self, force_fair: bool) {
-        // State is LOCKED | PARKED; nobody else may change it while we hold the queue lock.
+        // State is LOCKED | QUEUED; nobody else may change it while we hold the queue lock.
         self.queue.notify_one_fair(|result| {
             if result.notified != 0
                 && (force_fair || result.key >= SECOND_CHANCE_AFTER || result.be_fair)
@@ -169,7 +169,7 @@ impl RawMutex {
                 }
                 return TOKEN_HANDOFF;
             }
-            let next = if result.have_more { PARKED } else { 0 };
+            let next = if result.have_more { QUEUED } else { 0 };
             self.state.store(next, Ordering::Release);
             TOKEN_NORMAL
         });
@@ -236,7 +236,8 @@ unsafe impl lock_api::RawMutex for RawMutex {
     }
 }
 
-// SAFETY: `unlock_fair` is `unlock` that always hands off to a waiter; `bump` is unlock_fair + lock.
+// SAFETY: `unlock_fair` is `unlock` that always hands off to a waiter; `bump` is `unlock_fair`
+// then `lock`.
 unsafe impl lock_api::RawMutexFair for RawMutex {
     #[inline]
     unsafe fn unlock_fair(&self) {
@@ -261,46 +262,34 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
 /// A mutual-exclusion lock with std's API (poisoning included) that parks the waiting fiber, or
 /// the waiting OS thread outside a runtime. See the module docs for the fairness policy.
 pub struct Mutex<T: ?Sized> {
-    pub(crate) raw: RawMutex,
-    pub(crate) poison: poison::Flag,
-    data: UnsafeCell<T>,
+    poison: poison::Flag,
+    inner: lock_api::Mutex<RawMutex, T>,
 }
-
-// SAFETY: as std: the mutex hands out `&mut T` to one holder at a time, possibly on other threads.
-unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
-// SAFETY: as std: access to `T` is serialised by the lock, so only `T: Send` is needed.
-unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 /// RAII guard of a locked [`Mutex`]; unlocks on drop.
+///
+/// `lock_api`'s guard plus the poison guard, declared first so that a panic poisons the mutex
+/// before `inner` unlocks it.
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized + 'a> {
-    pub(crate) lock: &'a Mutex<T>,
-    poison: poison::Guard,
-    _not_send: std::marker::PhantomData<*const ()>,
+    pub(super) poison: poison::Guard<'a>,
+    pub(super) inner: lock_api::MutexGuard<'a, RawMutex, T>,
+    /// `!Send` and `Sync` as std's guard (`RawMutex`'s own `lock_api` guards are `Send`).
+    pub(super) _not_send: PhantomData<lock_api::GuardNoSend>,
 }
-
-// SAFETY: a shared guard only gives `&T`, so it may be shared when `T: Sync` (as std).
-unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
     /// Creates an unlocked mutex.
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
-            raw: RawMutex::new(),
             poison: poison::Flag::new(),
-            data: UnsafeCell::new(value),
+            inner: lock_api::Mutex::const_new(RawMutex::new(), value),
         }
     }
 
     /// Consumes the mutex and returns the data; `Err` if poisoned.
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poison.get();
-        let data = self.data.into_inner();
-        if poisoned {
-            Err(poison::PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        self.poison.check(self.inner.into_inner())
     }
 }
 
@@ -308,35 +297,20 @@ impl<T: ?Sized> Mutex<T> {
     /// Acquires the lock, parking the fiber (or thread) until it is available.
     #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        crate::scheduler::coop::spend();
-        lock_api::RawMutex::lock(&self.raw);
-        // SAFETY: we just acquired the raw lock.
-        unsafe { self.guard() }
+        crate::task::coop::spend();
+        // Locked before the poison guard exists: unwinding out of the wait must not poison.
+        let inner = self.inner.lock();
+        MutexGuard::new(self.poison.guard(), inner)
     }
 
     /// Acquires the lock if it is free right now.
     #[inline]
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        crate::scheduler::coop::spend();
-        if lock_api::RawMutex::try_lock(&self.raw) {
-            // SAFETY: we just acquired the raw lock.
-            Ok(unsafe { self.guard() }?)
-        } else {
-            Err(TryLockError::WouldBlock)
+        crate::task::coop::spend();
+        match self.inner.try_lock() {
+            Some(inner) => Ok(MutexGuard::new(self.poison.guard(), inner)?),
+            None => Err(TryLockError::WouldBlock),
         }
-    }
-
-    /// Builds the guard for a lock the caller holds.
-    ///
-    /// # Safety
-    /// The caller must hold `self.raw` and give its ownership to the guard.
-    #[inline]
-    unsafe fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
-        poison::map_result(self.poison.guard(), |poison| MutexGuard {
-            lock: self,
-            poison,
-            _not_send: std::marker::PhantomData,
-        })
     }
 
     /// Whether a holder panicked.
@@ -351,13 +325,22 @@ impl<T: ?Sized> Mutex<T> {
 
     /// A mutable reference to the data; no locking is needed since `&mut self` is unique.
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poison.get();
-        let data = self.data.get_mut();
-        if poisoned {
-            Err(poison::PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        self.poison.check(self.inner.get_mut())
+    }
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// The guard of a just-acquired lock, `Err` if it is poisoned.
+    #[inline]
+    pub(super) fn new(
+        poison: poison::Guard<'a>,
+        inner: lock_api::MutexGuard<'a, RawMutex, T>,
+    ) -> LockResult<Self> {
+        poison.flag().check(MutexGuard {
+            poison,
+            inner,
+            _not_send: PhantomData,
+        })
     }
 }
 
@@ -386,39 +369,12 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     }
 }
 
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard proves we hold the lock, so no `&mut T` exists elsewhere.
-        unsafe { &*self.lock.data.get() }
-    }
-}
+poison::forward_guard!(MutexGuard);
 
 impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard proves we hold the lock and `&mut self` makes this access unique.
-        unsafe { &mut *self.lock.data.get() }
-    }
-}
-
-impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     #[inline]
-    fn drop(&mut self) {
-        self.lock.poison.done(&self.poison);
-        // SAFETY: the guard owns the raw lock, and it is released exactly once, here.
-        unsafe { lock_api::RawMutex::unlock(&self.lock.raw) };
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
     }
 }
 

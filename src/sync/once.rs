@@ -53,13 +53,13 @@ impl<T> OnceLock<T> {
     /// The value, if initialised (never parks).
     #[inline]
     pub fn get(&self) -> Option<&T> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         if self.state.load(Ordering::Acquire) == COMPLETE {
-            // SAFETY: COMPLETE (Acquire) means the slot is never written again while shared, so
-            // a shared borrow of it is sound.
-            let slot = unsafe { &*self.value.get() };
-            // SAFETY: COMPLETE (Acquire) means the value was written (before the Release store).
-            Some(unsafe { slot.assume_init_ref() })
+            // SAFETY: COMPLETE (Acquire) means the value was written (before the Release store)
+            // and is never written again while shared, so shared access is sound...
+            let value = unsafe { &*self.value.get() };
+            // SAFETY: ...and it is initialised.
+            Some(unsafe { value.assume_init_ref() })
         } else {
             None
         }

@@ -12,9 +12,10 @@ pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 /// The poison bit of one lock.
 pub(crate) struct Flag(AtomicBool);
 
-/// Remembers whether the holder was already panicking when it took the lock, so that only a panic
-/// *during* the critical section poisons it.
-pub(crate) struct Guard {
+/// Part of an exclusive guard: poisons the flag if dropped by a panic that began *during* the
+/// critical section (it remembers whether the holder was already panicking when it took the lock).
+pub(crate) struct Guard<'a> {
+    flag: &'a Flag,
     panicking: bool,
 }
 
@@ -23,24 +24,22 @@ impl Flag {
         Flag(AtomicBool::new(false))
     }
 
-    /// Called when a lock is taken: the guard to hand to `done`, wrapped in `Err` if poisoned.
+    /// Called when a lock is taken exclusively.
     #[inline]
-    pub(crate) fn guard(&self) -> LockResult<Guard> {
-        let guard = Guard {
+    pub(crate) fn guard(&self) -> Guard<'_> {
+        Guard {
+            flag: self,
             panicking: thread::panicking(),
-        };
-        if self.get() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
         }
     }
 
-    /// Called when a lock is released.
+    /// `value`, wrapped in `Err` if the lock is poisoned.
     #[inline]
-    pub(crate) fn done(&self, guard: &Guard) {
-        if !guard.panicking && thread::panicking() {
-            self.0.store(true, Ordering::Relaxed);
+    pub(crate) fn check<G>(&self, value: G) -> LockResult<G> {
+        if self.get() {
+            Err(PoisonError::new(value))
+        } else {
+            Ok(value)
         }
     }
 
@@ -55,6 +54,22 @@ impl Flag {
     }
 }
 
+impl<'a> Guard<'a> {
+    #[inline]
+    pub(crate) fn flag(&self) -> &'a Flag {
+        self.flag
+    }
+}
+
+impl Drop for Guard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.panicking && thread::panicking() {
+            self.flag.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Maps the `Ok`/`Err` of a poison check onto a result carrying `value`.
 #[inline]
 pub(crate) fn map_result<T, U>(result: LockResult<T>, f: impl FnOnce(T) -> U) -> LockResult<U> {
@@ -63,3 +78,29 @@ pub(crate) fn map_result<T, U>(result: LockResult<T>, f: impl FnOnce(T) -> U) ->
         Err(e) => Err(PoisonError::new(f(e.into_inner()))),
     }
 }
+
+/// `Deref`, `Debug` and `Display` of a lock guard, forwarded to its `inner` `lock_api` guard.
+macro_rules! forward_guard {
+    ($($guard:ident),+) => {$(
+        impl<T: ?Sized> std::ops::Deref for $guard<'_, T> {
+            type Target = T;
+            #[inline]
+            fn deref(&self) -> &T {
+                &self.inner
+            }
+        }
+
+        impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for $guard<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&**self, f)
+            }
+        }
+
+        impl<T: ?Sized + std::fmt::Display> std::fmt::Display for $guard<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&**self, f)
+            }
+        }
+    )+};
+}
+pub(crate) use forward_guard;

@@ -5,31 +5,33 @@
 //! | bits          | meaning                                                               |
 //! |---------------|-----------------------------------------------------------------------|
 //! | `WRITER` (1)  | a writer holds the lock                                               |
-//! | `PARKED` (2)  | someone is queued; new readers must queue too (no writer starvation)  |
+//! | `QUEUED` (2)  | someone is queued; new readers must queue too (no writer starvation)  |
 //! | `n * READER`  | `n` readers hold the lock (bits 2 and up)                             |
 //!
-//! A read lock is one CAS adding `READER` when neither `WRITER` nor `PARKED` is set; a write lock
-//! is one CAS `0 -> WRITER`. Otherwise the caller queues (its `validate` sets `PARKED`).
+//! A read lock is one CAS adding `READER` when neither `WRITER` nor `QUEUED` is set; a write lock
+//! is one CAS `0 -> WRITER`. Otherwise the caller queues (its `validate` sets `QUEUED`).
 //!
 //! # Fairness policy: strict FIFO hand-off, phase-fair batches of readers
 //!
-//! When the lock becomes free with `PARKED` set (last reader leaves, or the writer unlocks), the
+//! When the lock becomes free with `QUEUED` set (last reader leaves, or the writer unlocks), the
 //! releaser, under the queue lock, hands the lock to the head of the queue: a writer gets it alone;
 //! a reader gets it together with every reader queued directly behind it. Because newcomers queue
-//! behind waiters as soon as `PARKED` is set, neither readers nor writers starve. A waiter that is
+//! behind waiters as soon as `QUEUED` is set, neither readers nor writers starve. A waiter that is
 //! unwound out of its wait (runtime shutdown) after the lock was handed to it releases it at once,
-//! which hands it on to the next waiters. The price is that
+//! which hands it on to the next waiters. A writer that downgrades keeps a read lock and, the same
+//! way, hands read locks to the readers at the head of the queue. The price is that
 //! recursive read locking can deadlock when a writer is queued (std documents the same hazard).
-use std::cell::UnsafeCell;
+use std::cell::Cell;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::ops::DerefMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::waitq::{Filter, Spin, WaitQueue, WaitResult};
+use lock_api::RawRwLock as _;
 
 const WRITER: usize = 1;
-const PARKED: usize = 2;
+const QUEUED: usize = 2;
 const READER: usize = 4;
 
 /// Waiter keys.
@@ -51,52 +53,13 @@ impl RawRwLock {
         }
     }
 
-    #[inline]
-    fn try_read(&self) -> bool {
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            if s & (WRITER | PARKED) != 0 {
-                return false;
-            }
-            let next = s.checked_add(READER).expect("too many readers");
-            match self
-                .state
-                .compare_exchange_weak(s, next, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(x) => s = x,
-            }
-        }
-    }
-
-    #[inline]
-    fn try_write(&self) -> bool {
-        self.state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    #[inline]
-    fn read(&self) {
-        if !self.try_read() {
-            self.lock_slow(KEY_READ);
-        }
-    }
-
-    #[inline]
-    fn write(&self) {
-        if !self.try_write() {
-            self.lock_slow(KEY_WRITE);
-        }
-    }
-
-    /// Tries to take the lock for `key` or to mark `PARKED`; true means "taken".
-    /// Returns `Err(())` when the caller should queue (`PARKED` now set).
+    /// Tries to take the lock for `key` or to mark `QUEUED`; true means "taken".
+    /// Returns `Err(())` when the caller should queue (`QUEUED` now set).
     fn take_or_mark(&self, key: usize) -> Result<bool, ()> {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             let free_for_me = if key == KEY_READ {
-                s & (WRITER | PARKED) == 0
+                s & (WRITER | QUEUED) == 0
             } else {
                 s == 0
             };
@@ -107,7 +70,7 @@ impl RawRwLock {
                     WRITER
                 }
             } else {
-                s | PARKED
+                s | QUEUED
             };
             let success = if free_for_me {
                 Ordering::Acquire
@@ -129,11 +92,11 @@ impl RawRwLock {
         let mut spin = Spin::new();
         loop {
             let s = self.state.load(Ordering::Relaxed);
-            if s & PARKED == 0 && spin.spin() {
+            if s & QUEUED == 0 && spin.spin() {
                 let got = if key == KEY_READ {
-                    self.try_read()
+                    self.try_lock_shared()
                 } else {
-                    self.try_write()
+                    self.try_lock_exclusive()
                 };
                 if got {
                     return;
@@ -174,8 +137,8 @@ impl RawRwLock {
     #[inline]
     fn read_unlock(&self) {
         let prev = self.state.fetch_sub(READER, Ordering::Release);
-        if prev == READER | PARKED {
-            self.hand_off();
+        if prev == READER | QUEUED {
+            self.hand_off(0);
         }
     }
 
@@ -186,99 +149,170 @@ impl RawRwLock {
             .compare_exchange(WRITER, 0, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            self.hand_off();
+            self.hand_off(0);
         }
     }
 
-    /// The lock is free (or held only by the caller's writer) with `PARKED` set: pass it on.
+    /// Passes the lock on, `QUEUED` being set: to the writer at the head of the queue, or to the
+    /// readers there. The lock is free (the last reader left) or held by the caller's writer, which
+    /// unlocks (`held == 0`) or, for `held == 1`, becomes a reader (downgrade) and admits readers
+    /// only.
     #[cold]
-    fn hand_off(&self) {
-        let first = std::cell::Cell::new(None);
-        let readers = std::cell::Cell::new(0usize);
+    fn hand_off(&self, held: usize) {
+        let first = Cell::new(None);
+        let readers = Cell::new(held);
         self.queue.notify_filter(
             |key| match (first.get(), key) {
-                (None, _) => {
+                (None, KEY_WRITE) if held > 0 => Filter::Stop,
+                (None, _) | (Some(KEY_READ), KEY_READ) => {
                     first.set(Some(key));
                     if key == KEY_READ {
-                        readers.set(1);
+                        readers.set(readers.get() + 1);
                     }
-                    Filter::Notify
-                }
-                (Some(KEY_READ), KEY_READ) => {
-                    readers.set(readers.get() + 1);
                     Filter::Notify
                 }
                 _ => Filter::Stop,
             },
             |result| {
-                let parked = if result.have_more { PARKED } else { 0 };
-                let next = match first.get() {
-                    None => 0,
-                    Some(KEY_WRITE) => WRITER | parked,
-                    Some(_) => (readers.get() * READER) | parked,
+                let queued = if result.have_more { QUEUED } else { 0 };
+                let next = if first.get() == Some(KEY_WRITE) {
+                    WRITER
+                } else {
+                    readers.get() * READER
                 };
-                // Nobody else changes the state while it is "free + PARKED" or writer-held and
-                // we hold the queue lock: fast paths fail on PARKED, `validate` needs this lock.
-                self.state.store(next, Ordering::Release);
+                // Nobody else changes the state while it is "free + QUEUED" or writer-held and
+                // we hold the queue lock: fast paths fail on QUEUED, `validate` needs this lock.
+                self.state.store(next | queued, Ordering::Release);
                 TOKEN_HANDOFF
             },
         );
     }
 }
 
+// SAFETY: a writer takes the lock only from state 0 (CAS `0 -> WRITER`, Acquire) or by a hand-off
+// that sets `WRITER` alone; readers add `READER` only while `WRITER` is clear, or are handed the
+// lock as a batch with `WRITER` clear; unlocking (Release) removes exactly what was taken, and
+// `hand_off` passes a free lock on under the queue lock. So a writer excludes everyone else.
+unsafe impl lock_api::RawRwLock for RawRwLock {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: RawRwLock = RawRwLock::new();
+
+    // The private raw lock serves only `RwLock`, whose guards are `!Send` as std's.
+    type GuardMarker = lock_api::GuardNoSend;
+
+    #[inline]
+    fn lock_shared(&self) {
+        if !self.try_lock_shared() {
+            self.lock_slow(KEY_READ);
+        }
+    }
+
+    #[inline]
+    fn try_lock_shared(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & (WRITER | QUEUED) != 0 {
+                return false;
+            }
+            let next = s.checked_add(READER).expect("too many readers");
+            match self
+                .state
+                .compare_exchange_weak(s, next, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(x) => s = x,
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn unlock_shared(&self) {
+        self.read_unlock();
+    }
+
+    #[inline]
+    fn lock_exclusive(&self) {
+        if !self.try_lock_exclusive() {
+            self.lock_slow(KEY_WRITE);
+        }
+    }
+
+    #[inline]
+    fn try_lock_exclusive(&self) -> bool {
+        self.state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[inline]
+    unsafe fn unlock_exclusive(&self) {
+        self.write_unlock();
+    }
+
+    #[inline]
+    fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & !QUEUED != 0
+    }
+
+    #[inline]
+    fn is_locked_exclusive(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & WRITER != 0
+    }
+}
+
+// SAFETY: the caller's write lock becomes one read lock without being released: a CAS
+// `WRITER -> READER` when nobody is queued, else a hand-off (under the queue lock, see `hand_off`)
+// that keeps one reader for the caller and admits only the readers at the head of the queue.
+unsafe impl lock_api::RawRwLockDowngrade for RawRwLock {
+    #[inline]
+    unsafe fn downgrade(&self) {
+        if self
+            .state
+            .compare_exchange(WRITER, READER, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.hand_off(1);
+        }
+    }
+}
+
 /// A reader-writer lock with std's API (poisoning included) that parks fibers (or threads).
 pub struct RwLock<T: ?Sized> {
-    raw: RawRwLock,
     poison: poison::Flag,
-    data: UnsafeCell<T>,
+    inner: lock_api::RwLock<RawRwLock, T>,
 }
-
-// SAFETY: as std: the lock can hand `&mut T` (writer) to another thread, so `T: Send` is needed.
-unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
-// SAFETY: as std: readers on several threads share `&T` (needs `Sync`), a writer gets `&mut T`
-// (needs `Send`).
-unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 /// RAII shared-read guard of an [`RwLock`].
+///
+/// `lock_api`'s mapped read guard: its plain `RwLockReadGuard` holds `&RwLock<_, T>`, which is
+/// invariant in `T`, while the mapped one holds `*const T` and is covariant, as std's guard is.
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
-    lock: &'a RwLock<T>,
-    _not_send: std::marker::PhantomData<*const ()>,
+    inner: lock_api::MappedRwLockReadGuard<'a, RawRwLock, T>,
 }
-
-// SAFETY: a read guard gives only `&T`.
-unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
 
 /// RAII exclusive-write guard of an [`RwLock`].
+///
+/// `lock_api`'s guard plus the poison guard, declared first so that a panic poisons the lock
+/// before `inner` unlocks it.
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
-    lock: &'a RwLock<T>,
-    poison: poison::Guard,
-    _not_send: std::marker::PhantomData<*const ()>,
+    poison: poison::Guard<'a>,
+    inner: lock_api::RwLockWriteGuard<'a, RawRwLock, T>,
 }
-
-// SAFETY: a shared write guard gives only `&T`.
-unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<T> RwLock<T> {
     /// A new unlocked lock.
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
-            raw: RawRwLock::new(),
             poison: poison::Flag::new(),
-            data: UnsafeCell::new(value),
+            inner: lock_api::RwLock::const_new(RawRwLock::new(), value),
         }
     }
 
     /// Consumes the lock, returning the data; `Err` if poisoned.
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poison.get();
-        let data = self.data.into_inner();
-        if poisoned {
-            Err(poison::PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        self.poison.check(self.inner.into_inner())
     }
 }
 
@@ -286,58 +320,57 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for shared reading, parking while a writer holds or waits for the lock.
     #[inline]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        crate::scheduler::coop::spend();
-        self.raw.read();
-        self.read_guard()
+        crate::task::coop::spend();
+        self.read_guard(self.inner.read())
     }
 
     /// Locks for shared reading if that is possible right now.
     #[inline]
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        crate::scheduler::coop::spend();
-        if self.raw.try_read() {
-            Ok(self.read_guard()?)
-        } else {
-            Err(TryLockError::WouldBlock)
+        crate::task::coop::spend();
+        match self.inner.try_read() {
+            Some(inner) => Ok(self.read_guard(inner)?),
+            None => Err(TryLockError::WouldBlock),
         }
     }
 
     /// Locks for exclusive writing, parking until possible.
     #[inline]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        crate::scheduler::coop::spend();
-        self.raw.write();
-        self.write_guard()
+        crate::task::coop::spend();
+        // Locked before the poison guard exists: unwinding out of the wait must not poison.
+        let inner = self.inner.write();
+        self.write_guard(inner)
     }
 
     /// Locks for exclusive writing if that is possible right now.
     #[inline]
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
-        crate::scheduler::coop::spend();
-        if self.raw.try_write() {
-            Ok(self.write_guard()?)
-        } else {
-            Err(TryLockError::WouldBlock)
+        crate::task::coop::spend();
+        match self.inner.try_write() {
+            Some(inner) => Ok(self.write_guard(inner)?),
+            None => Err(TryLockError::WouldBlock),
         }
     }
 
-    fn read_guard(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        let guard = RwLockReadGuard {
-            lock: self,
-            _not_send: std::marker::PhantomData,
-        };
-        if self.poison.get() {
-            Err(poison::PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+    #[inline]
+    fn read_guard<'a>(
+        &'a self,
+        inner: lock_api::RwLockReadGuard<'a, RawRwLock, T>,
+    ) -> LockResult<RwLockReadGuard<'a, T>> {
+        self.poison.check(RwLockReadGuard {
+            inner: lock_api::RwLockReadGuard::map(inner, |data| data),
+        })
     }
 
-    fn write_guard(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        poison::map_result(self.poison.guard(), |poison| RwLockWriteGuard {
-            lock: self,
-            poison,
-            _not_send: std::marker::PhantomData,
+    #[inline]
+    fn write_guard<'a>(
+        &'a self,
+        inner: lock_api::RwLockWriteGuard<'a, RawRwLock, T>,
+    ) -> LockResult<RwLockWriteGuard<'a, T>> {
+        self.poison.check(RwLockWriteGuard {
+            poison: self.poison.guard(),
+            inner,
         })
     }
 
@@ -353,13 +386,7 @@ impl<T: ?Sized> RwLock<T> {
 
     /// A mutable reference to the data (no locking: `&mut self` is unique).
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poison.get();
-        let data = self.data.get_mut();
-        if poisoned {
-            Err(poison::PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        self.poison.check(self.inner.get_mut())
     }
 }
 
@@ -388,51 +415,27 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     }
 }
 
-impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: a read guard proves shared access; no writer exists while it lives.
-        unsafe { &*self.lock.data.get() }
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Turns the write lock into a read lock without releasing it, so no writer can come in
+    /// between; readers queued at the head get in too.
+    pub fn downgrade(s: Self) -> RwLockReadGuard<'a, T> {
+        // As std, downgrading does not poison.
+        std::mem::forget(s.poison);
+        RwLockReadGuard {
+            inner: lock_api::RwLockReadGuard::map(
+                lock_api::RwLockWriteGuard::downgrade(s.inner),
+                |data| data,
+            ),
+        }
     }
 }
 
-impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
-    fn drop(&mut self) {
-        self.lock.raw.read_unlock();
-    }
-}
-
-impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: a write guard proves exclusive access.
-        unsafe { &*self.lock.data.get() }
-    }
-}
+poison::forward_guard!(RwLockReadGuard, RwLockWriteGuard);
 
 impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: a write guard proves exclusive access, and `&mut self` makes it unique.
-        unsafe { &mut *self.lock.data.get() }
-    }
-}
-
-impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
-    fn drop(&mut self) {
-        self.lock.poison.done(&self.poison);
-        self.lock.raw.write_unlock();
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
+        &mut self.inner
     }
 }
 

@@ -1,19 +1,19 @@
 //! `Semaphore`: counting permits with RAII release; strict FIFO among waiters.
 //!
-//! State word: `permits << 1 | PARKED`. Invariant: `PARKED` (someone queued) implies `permits == 0`,
-//! because a release that finds `PARKED` gives its permit straight to the first waiter instead of
-//! adding it to the count. So waiters are served in order and a newcomer cannot take a permit
-//! ahead of them. `acquire` and `release` are one CAS when nobody waits. A permit handed to a
-//! waiter whose time-out races with the release is kept (returned as success); one handed to a
-//! waiter that is unwound out of its wait (runtime shutdown) is released again, so it goes to the
-//! next waiter or back to the count.
+//! State word: `permits << 1 | QUEUED`. Invariant: `QUEUED` (someone queued) implies
+//! `permits == 0`, because a release that finds `QUEUED` gives its permit straight to the first
+//! waiter instead of adding it to the count. So waiters are served in order and a newcomer cannot
+//! take a permit ahead of them. `acquire` and `release` are one CAS when nobody waits. A permit
+//! handed to a waiter whose time-out races with the release is kept (returned as success); one
+//! handed to a waiter that is unwound out of its wait (runtime shutdown) is released again, so it
+//! goes to the next waiter or back to the count.
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::waitq::{WaitQueue, WaitResult, TOKEN_NORMAL};
 
-const PARKED: usize = 1;
+const QUEUED: usize = 1;
 const ONE: usize = 2;
 /// Token: a permit was handed to the woken waiter.
 const TOKEN_PERMIT: usize = 1;
@@ -48,9 +48,9 @@ impl Semaphore {
     /// Takes a permit if one is free and nobody is queued.
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         let mut s = self.state.load(Ordering::Relaxed);
-        while s >= ONE && s & PARKED == 0 {
+        while s >= ONE && s & QUEUED == 0 {
             match self
                 .state
                 .compare_exchange_weak(s, s - ONE, Ordering::Acquire, Ordering::Relaxed)
@@ -85,10 +85,10 @@ impl Semaphore {
                 || {
                     let mut s = self.state.load(Ordering::Relaxed);
                     loop {
-                        let (next, take) = if s >= ONE && s & PARKED == 0 {
+                        let (next, take) = if s >= ONE && s & QUEUED == 0 {
                             (s - ONE, true)
                         } else {
-                            (s | PARKED, false)
+                            (s | QUEUED, false)
                         };
                         match self.state.compare_exchange_weak(
                             s,
@@ -108,7 +108,7 @@ impl Semaphore {
                 deadline,
                 |queue_empty| {
                     if queue_empty {
-                        self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                        self.state.fetch_and(!QUEUED, Ordering::Relaxed);
                     }
                 },
                 // Unwound (runtime shutdown) after a permit was handed over: give it back, which
@@ -138,7 +138,7 @@ impl Semaphore {
     #[inline]
     fn release(&self) {
         let mut s = self.state.load(Ordering::Relaxed);
-        while s & PARKED == 0 {
+        while s & QUEUED == 0 {
             match self
                 .state
                 .compare_exchange_weak(s, s + ONE, Ordering::Release, Ordering::Relaxed)
@@ -154,13 +154,13 @@ impl Semaphore {
     fn release_slow(&self) {
         self.queue.notify_one(|result| {
             if result.notified == 0 {
-                // The queue emptied by time-outs; PARKED is stale.
+                // The queue emptied by time-outs; QUEUED is stale.
                 self.state.fetch_add(ONE, Ordering::Release);
-                self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                self.state.fetch_and(!QUEUED, Ordering::Relaxed);
                 return TOKEN_NORMAL;
             }
             if !result.have_more {
-                self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                self.state.fetch_and(!QUEUED, Ordering::Relaxed);
             }
             TOKEN_PERMIT
         });

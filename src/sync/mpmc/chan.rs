@@ -429,10 +429,10 @@ impl<T> Chan<T> {
                 // SAFETY: nodes keyed `DIRECT_KEY` are the `node` field at offset 0 of a
                 // `RecvNode<T>` (`repr(C)`) of this channel's `T`, alive until their token is
                 // published (after this closure).
-                let recv = unsafe { node.cast::<RecvNode<T>>().as_ref() };
-                // SAFETY: the waiter reads the slot only after seeing `TOKEN_VALUE` (Acquire),
-                // so nobody else touches it now.
-                unsafe { *recv.slot.get() = Some(value) };
+                let slot = unsafe { node.cast::<RecvNode<T>>().as_ref() }.slot.get();
+                // SAFETY: the waiter reads the slot only after seeing `TOKEN_VALUE` (Acquire), so
+                // nobody else touches it now.
+                unsafe { *slot = Some(value) };
             });
         }
         s.buf.push_back(value);

@@ -87,7 +87,7 @@ impl<T> Sender<T> {
     /// Sends, parking while the channel is full. Fails (returning the message) once every
     /// receiver is gone.
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.chan.send(msg, None).map_err(|e| match e {
             SendFail::Disconnected(t) | SendFail::Timeout(t) => SendError(t),
         })
@@ -95,7 +95,7 @@ impl<T> Sender<T> {
 
     /// Sends without waiting.
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.chan.try_send(msg)
     }
 
@@ -105,7 +105,7 @@ impl<T> Sender<T> {
     }
 
     fn send_deadline(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.chan.send(msg, deadline).map_err(|e| match e {
             SendFail::Disconnected(t) => SendTimeoutError::Disconnected(t),
             SendFail::Timeout(t) => SendTimeoutError::Timeout(t),
@@ -137,25 +137,25 @@ impl<T> Receiver<T> {
     /// Receives, parking while the channel is empty; `Err` once it is empty and every sender is
     /// gone.
     pub fn recv(&self) -> Result<T, RecvError> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.chan.recv(None).map_err(|_| RecvError)
     }
 
     /// Receives without waiting.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.chan.try_recv()
     }
 
     /// Receives, parking at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.chan.recv(Instant::now().checked_add(timeout))
     }
 
     /// Receives, parking until `deadline` at most.
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        crate::scheduler::coop::spend();
+        crate::task::coop::spend();
         self.chan.recv(Some(deadline))
     }
 

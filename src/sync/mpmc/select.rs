@@ -117,45 +117,34 @@ impl<T> __SendEnd for super::Sender<T> {
     }
 }
 
+// The `mpsc` ends take part through the `mpmc` ends they wrap.
 impl<T> __RecvEnd for crate::sync::mpsc::Receiver<T> {
     type Item = T;
     fn __try_recv(&self) -> Result<T, TryRecvError> {
-        self.inner.chan.try_recv()
+        self.inner.__try_recv()
     }
     fn __arm<'a>(&'a self, packet: &'a Packet<T>) -> SelectArm<'a> {
-        SelectArm {
-            chan: &*self.inner.chan,
-            is_send: false,
-            packet: (packet as *const Packet<T>).cast(),
-        }
+        self.inner.__arm(packet)
     }
 }
 
 impl<T> __SendEnd for crate::sync::mpsc::Sender<T> {
     type Item = T;
     fn __try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        self.inner.chan.try_send(msg)
+        self.inner.__try_send(msg)
     }
     fn __arm<'a>(&'a self, packet: &'a Packet<T>) -> SelectArm<'a> {
-        SelectArm {
-            chan: &*self.inner.chan,
-            is_send: true,
-            packet: (packet as *const Packet<T>).cast(),
-        }
+        self.inner.__arm(packet)
     }
 }
 
 impl<T> __SendEnd for crate::sync::mpsc::SyncSender<T> {
     type Item = T;
     fn __try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        self.inner.chan.try_send(msg)
+        self.inner.__try_send(msg)
     }
     fn __arm<'a>(&'a self, packet: &'a Packet<T>) -> SelectArm<'a> {
-        SelectArm {
-            chan: &*self.inner.chan,
-            is_send: true,
-            packet: (packet as *const Packet<T>).cast(),
-        }
+        self.inner.__arm(packet)
     }
 }
 
@@ -190,7 +179,7 @@ thread_local! {
 /// A pseudo-random start arm in `0..n` (hidden; used by the macro).
 #[doc(hidden)]
 pub fn __select_start(n: usize) -> usize {
-    crate::scheduler::coop::spend();
+    crate::task::coop::spend();
     assert!(
         (1..=64).contains(&n),
         "select! supports 1 to 64 channel arms"
