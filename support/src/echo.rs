@@ -10,6 +10,7 @@ use std::time::Duration;
 use fiber::net::TcpListener;
 
 use crate::fdlimit::is_fd_exhaustion;
+use crate::flags::Flags;
 
 /// Accepts forever, one fiber per connection, echoing whatever arrives. Must run in a fiber.
 /// Under fd exhaustion it backs off (sleeps) instead of spinning on `accept`.
@@ -141,5 +142,14 @@ pub fn serve(kind: &str, workers: usize) -> ! {
             }
         }
         other => panic!("unknown server kind {other}"),
+    }
+}
+
+/// In a child started by [`spawn_server`] (`--serve KIND` given): serves forever. Otherwise it
+/// returns, and the program goes on with its own flags.
+pub fn serve_if_asked(flags: &mut Flags) {
+    if let Some(kind) = flags.opt::<String>("--serve") {
+        let workers = flags.get("--workers", 2);
+        serve(&kind, workers)
     }
 }
