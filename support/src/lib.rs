@@ -11,6 +11,8 @@ pub mod resp;
 #[cfg(feature = "harness")]
 pub mod bench;
 #[cfg(feature = "harness")]
+pub mod compare;
+#[cfg(feature = "harness")]
 pub mod cpu;
 #[cfg(feature = "harness")]
 pub mod crowd;

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+pub use indicatif::ProgressBar;
+use indicatif::{ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar on stderr (indicatif): `name`, the elapsed time, a bar with its position out of
 /// `len`, and a message (cut to the terminal's width). Hidden unless `show` and stderr is a
