@@ -1,4 +1,5 @@
-//! RESP parser of `kv_server`: see `fiber_support::fuzz_checks` (`support/src/fuzz_checks.rs`) for what is checked.
+//! RESP parser of `kv_server`:
+//! see `fiber_support::fuzz_checks` (`support/src/fuzz_checks.rs`) for what is checked.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| fiber_support::fuzz_checks::resp_check(data));

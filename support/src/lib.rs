@@ -1,7 +1,7 @@
 //! Harness plumbing shared by fiber's examples and benches, one job per module, so that each
-//! example reads as the program it demonstrates. Without the default `harness` feature only the
-//! pure parsers are built (`resp`, `http_parse`, `fuzz_checks`: `std` and `httparse` alone), for
-//! the fuzz targets.
+//! example reads as the program it demonstrates. Without the default `harness` feature only
+//! `flags` and the pure parsers are built (`resp`, `http_parse`, `fuzz_checks`: `std`, `lexopt`
+//! and `httparse` alone), for the fuzz targets.
 
 pub mod flags;
 pub mod fuzz_checks;
