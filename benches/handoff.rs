@@ -11,12 +11,13 @@
 //! spins (without yielding) until the second has started, which can then only have been started by
 //! the other worker, and started fibers never migrate.
 
-mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+
+use fiber_support::{bench, rt};
 
 /// The shared turn counter: side 0 runs on even values, side 1 on odd ones; both stop once it
 /// reaches the limit.
@@ -129,12 +130,12 @@ fn thread_handoff(handoffs: u64) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let fiber_rt = common::fiber_rt(2);
-    let fiber_rt1 = common::fiber_rt(1);
+    let fiber_rt = rt::fiber_rt(2);
+    let fiber_rt1 = rt::fiber_rt(1);
     let tokio_rt1 = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let tokio_rt = common::tokio_rt(2);
+    let tokio_rt = rt::tokio_rt(2);
 
     let mut group = c.benchmark_group("handoff");
     group.sample_size(10);
@@ -160,5 +161,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    common::main_with(bench);
+    bench::main_with(bench);
 }

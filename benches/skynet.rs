@@ -1,22 +1,22 @@
 //! Skynet: a 10-ary tree of workers, 1M leaves (1,111,111 workers in all), each leaf returning its
-//! number and each inner node summing its children (bodies in workloads/skynet.rs). fiber vs
-//! tokio tasks (2 workers each) vs may coroutines. may cannot run the 1M tree here, nor the 100k
+//! number and each inner node summing its children (bodies in support/src/workloads/skynet.rs).
+//! fiber vs tokio tasks (2 workers each) vs may coroutines. may cannot run the 1M tree here, nor the 100k
 //! one (it runs the tree breadth first, so nearly every coroutine is live at once, and its guarded
 //! stacks fail to map: "failed to alloc sys stack: Cannot allocate memory"), so it runs the 10k
 //! tree, which every peer also runs.
 
-mod common;
-mod workloads;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use workloads::skynet;
+
+use fiber_support::workloads::skynet;
+use fiber_support::{bench, rt};
 
 const WORKERS: usize = 2;
 
 fn bench(c: &mut Criterion) {
-    let fiber_rt = common::fiber_rt(WORKERS);
-    let tokio_rt = common::tokio_rt(WORKERS);
+    let fiber_rt = rt::fiber_rt(WORKERS);
+    let tokio_rt = rt::tokio_rt(WORKERS);
     may::config().set_workers(WORKERS);
 
     let mut group = c.benchmark_group("skynet");
@@ -42,5 +42,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    common::main_with(bench);
+    bench::main_with(bench);
 }

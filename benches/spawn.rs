@@ -1,24 +1,24 @@
 //! Spawn + join throughput: fiber vs tokio tasks vs may coroutines vs std threads.
 //!
 //! One iteration spawns `n` trivial workers from inside a worker of the same kind and then joins
-//! them all (all `n` are live at once; bodies in workloads/spawn.rs). Criterion reports time per
-//! iteration and elements/s; the per-task figure is time / n. Sizes: 100k for fiber and tokio; may
+//! them all (all `n` are live at once; bodies in support/src/workloads/spawn.rs). Criterion
+//! reports time per iteration and elements/s; the per-task figure is time / n. Sizes: 100k for fiber and tokio; may
 //! cannot map stacks for 100k live coroutines here ("failed to alloc sys stack: Cannot allocate
 //! memory", `vm.max_map_count`) and std threads cannot hold 100k live threads either (`ulimit -u`,
 //! `vm.max_map_count`), so every kind also runs at 10k.
 
-mod common;
-mod workloads;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use workloads::spawn;
+
+use fiber_support::workloads::spawn;
+use fiber_support::{bench, rt};
 
 const WORKERS: usize = 2;
 
 fn bench(c: &mut Criterion) {
-    let fiber_rt = common::fiber_rt(WORKERS);
-    let tokio_rt = common::tokio_rt(WORKERS);
+    let fiber_rt = rt::fiber_rt(WORKERS);
+    let tokio_rt = rt::tokio_rt(WORKERS);
     may::config().set_workers(WORKERS);
 
     let mut group = c.benchmark_group("spawn_join");
@@ -47,5 +47,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    common::main_with(bench);
+    bench::main_with(bench);
 }

@@ -1,25 +1,25 @@
 //! Context-switch cost: two fibers alternating `yield_now` on one worker, vs may coroutines on one
 //! worker, vs tokio `yield_now` on a current-thread runtime (without and with its drivers), vs a
-//! raw corosensei resume + suspend (bodies in workloads/switch.rs).
+//! raw corosensei resume + suspend (bodies in support/src/workloads/switch.rs).
 //!
 //! One criterion iteration is one switch: for `iters` switches the two peers each yield
 //! `iters / 2` times, so the reported time is total / (2N) as in the issue.
 
-mod common;
-mod workloads;
 use std::time::Duration;
 
 use criterion::Criterion;
-use workloads::switch;
+
+use fiber_support::workloads::switch;
+use fiber_support::{bench, rt};
 
 fn bench(c: &mut Criterion) {
-    let fiber_rt = common::fiber_rt(1);
+    let fiber_rt = rt::fiber_rt(1);
     // tokio's fastest configuration (no I/O or time driver), and the usual one: with drivers
     // enabled, a current-thread runtime whose tasks all yielded polls the I/O driver each round.
     let tokio_rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let tokio_rt_all = common::tokio_current_thread();
+    let tokio_rt_all = rt::tokio_current_thread();
     may::config().set_workers(1);
 
     let mut group = c.benchmark_group("switch");
@@ -43,5 +43,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    common::main_with(bench);
+    bench::main_with(bench);
 }

@@ -1,15 +1,15 @@
 //! fiber::sync against its peers, in one run: parking_lot / std for uncontended locking,
 //! tokio::sync for contended locking and channels, std::sync::mpsc between threads and may's
 //! coroutine channels for ping-pong. Run: `cargo bench --bench sync`.
-mod common;
-mod workloads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, BenchmarkId, Criterion};
-use workloads::{channel, mutex};
+
+use fiber_support::rt;
+use fiber_support::workloads::{channel, mutex};
 
 fn config() -> Criterion {
     Criterion::default()
@@ -21,9 +21,9 @@ fn config() -> Criterion {
 
 fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
     if workers == 1 {
-        common::tokio_current_thread()
+        rt::tokio_current_thread()
     } else {
-        common::tokio_rt(workers)
+        rt::tokio_rt(workers)
     }
 }
 
@@ -53,7 +53,7 @@ const INCREMENTS: usize = 100;
 fn contended(c: &mut Criterion) {
     let mut g = c.benchmark_group("mutex_contended_1000x100");
     g.throughput(criterion::Throughput::Elements((TASKS * INCREMENTS) as u64));
-    let rt = common::fiber_rt(2);
+    let rt = rt::fiber_rt(2);
     g.bench_function("fiber::sync::Mutex (2 workers)", |b| {
         b.iter(|| mutex::fiber(&rt, TASKS, INCREMENTS))
     });
@@ -69,7 +69,7 @@ fn contended(c: &mut Criterion) {
 fn ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel_ping_pong_round_trip");
     for workers in [1, 2] {
-        let rt = common::fiber_rt(workers);
+        let rt = rt::fiber_rt(workers);
         g.bench_function(
             BenchmarkId::new("fiber::sync::mpsc", format!("{workers}w")),
             |b| b.iter_custom(|iters| channel::fiber(&rt, iters)),
@@ -110,7 +110,7 @@ fn producer_consumer(c: &mut Criterion) {
     g.throughput(criterion::Throughput::Elements(
         (PRODUCERS * PER_PRODUCER) as u64,
     ));
-    let rt = common::fiber_rt(2);
+    let rt = rt::fiber_rt(2);
     g.bench_function("fiber::sync::mpmc (fibers, 2 workers)", |b| {
         b.iter(|| {
             let sum = AtomicU64::new(0);
@@ -216,7 +216,7 @@ fn producer_consumer(c: &mut Criterion) {
 /// Not a criterion measurement: the worst single `lock()` wait seen among 1,000 fibers on two
 /// workers hammering one mutex (fairness), next to tokio's FIFO mutex.
 fn worst_case_wait() {
-    let rt = common::fiber_rt(2);
+    let rt = rt::fiber_rt(2);
     // Two rounds; the first warms the runtime (stack pool) and is not reported.
     for round in 0..2 {
         let m = fiber::sync::Mutex::new(0usize);

@@ -9,40 +9,29 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use fiber_support::flags::{self, Flags};
+use fiber_support::mem::{self, Mem};
+
 const USAGE: &str = "usage: build_drop [--cycles N] [--fibers N] [--workers N]";
 
 /// What `/proc/self/status` and `/proc/self/fd` say, in KiB and fds.
 #[derive(Clone, Copy)]
 struct Figures {
-    vm_size: u64,
-    vm_pte: u64,
-    vm_rss: u64,
-    fds: usize,
+    mem: Mem,
+    fds: u64,
 }
 
 fn figures() -> Figures {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/self/status"))
-    };
     Figures {
-        vm_size: field("VmSize:"),
-        vm_pte: field("VmPTE:"),
-        vm_rss: field("VmRSS:"),
-        fds: std::fs::read_dir("/proc/self/fd")
-            .expect("read /proc/self/fd")
-            .count(),
+        mem: mem::mem(),
+        fds: mem::open_fds(),
     }
 }
 
 fn print(label: &str, f: Figures) {
     println!(
         "{label:>12}: VmSize {:>10} kB  VmPTE {:>8} kB  VmRSS {:>8} kB  fds {:>4}",
-        f.vm_size, f.vm_pte, f.vm_rss, f.fds
+        f.mem.size, f.mem.pte, f.mem.rss, f.fds
     );
 }
 
@@ -70,25 +59,13 @@ fn cycle(workers: usize, fibers: usize) {
 }
 
 fn main() -> ExitCode {
-    let (mut cycles, mut fibers, mut workers) = (40usize, 10_000usize, 2usize);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let target = match arg.as_str() {
-            "--cycles" => &mut cycles,
-            "--fibers" => &mut fibers,
-            "--workers" => &mut workers,
-            _ => {
-                eprintln!("{USAGE}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match args.next().and_then(|v| v.parse().ok()) {
-            Some(v) if v > 0 => *target = v,
-            _ => {
-                eprintln!("{arg} needs a positive number\n{USAGE}");
-                return ExitCode::FAILURE;
-            }
-        }
+    let mut flags = Flags::parse(USAGE, &[]);
+    let cycles: usize = flags.get("--cycles", 40);
+    let fibers: usize = flags.get("--fibers", 10_000);
+    let workers: usize = flags.get("--workers", 2);
+    flags.done();
+    if cycles == 0 || fibers == 0 || workers == 0 {
+        flags::fail(USAGE, "--cycles, --fibers and --workers must be at least 1");
     }
     println!(
         "{cycles} cycles of build -> {fibers} fibers alive at once -> drop, {workers} workers"
@@ -111,9 +88,9 @@ fn main() -> ExitCode {
     println!(
         "growth over cycles 2..={cycles}: VmSize {:+} kB, VmPTE {:+} kB, VmRSS {:+} kB, fds {:+} \
          ({:.1} s)",
-        kib(first.vm_size, last.vm_size),
-        kib(first.vm_pte, last.vm_pte),
-        kib(first.vm_rss, last.vm_rss),
+        kib(first.mem.size, last.mem.size),
+        kib(first.mem.pte, last.mem.pte),
+        kib(first.mem.rss, last.mem.rss),
         last.fds as i64 - first.fds as i64,
         start.elapsed().as_secs_f64()
     );

@@ -4,7 +4,6 @@
 //! and pages per second. The server counts its hits, so "exactly once" is checked, not assumed.
 //!
 //! `cargo run --release --example crawler -- --pages 2000 --concurrency 50 --latency-ms 20`
-mod demo;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -13,6 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber::sync::{Mutex, Semaphore};
+
+use fiber_support::flags::{self, Flags};
+use fiber_support::http_server::{Reply, Server};
+use fiber_support::{fmt, http_client, site};
 
 const USAGE: &str = "usage: crawler [--pages N] [--concurrency C] [--latency-ms MS]
   --pages        pages in the generated site (default 2000)
@@ -40,7 +43,7 @@ impl Crawl {
         let now = self.in_flight.fetch_add(1, Relaxed) + 1;
         self.peak.fetch_max(now, Relaxed);
         let t = Instant::now();
-        let page = demo::get(self.addr, path, Some(Duration::from_secs(10)));
+        let page = http_client::get(self.addr, path, Some(Duration::from_secs(10)));
         self.in_flight.fetch_sub(1, Relaxed);
         let body = match page {
             Ok(resp) if resp.status == 200 => resp.body,
@@ -55,7 +58,7 @@ impl Crawl {
         *w = (w.0 + 1, w.1 + body.len(), w.2 + t.elapsed());
         drop(stats);
         let mut visited = self.visited.lock().unwrap();
-        demo::links(&body)
+        links(&body)
             .into_iter()
             .filter(|l| visited.insert(l.clone())) // true only for the first to see it
             .collect()
@@ -63,18 +66,18 @@ impl Crawl {
 }
 
 fn main() {
-    let mut args = demo::Args::parse(USAGE);
+    let mut args = Flags::parse(USAGE, &[]);
     let pages: usize = args.get("--pages", 2000);
     let concurrency: usize = args.get("--concurrency", 50);
     let latency = Duration::from_millis(args.get("--latency-ms", 20));
     args.done();
     if pages == 0 || concurrency == 0 {
-        demo::Args::fail(USAGE, "--pages and --concurrency must be at least 1");
+        flags::fail(USAGE, "--pages and --concurrency must be at least 1");
     }
 
     let hits: Arc<Vec<AtomicUsize>> = Arc::new((0..pages).map(|_| AtomicUsize::new(0)).collect());
     let server_hits = hits.clone();
-    let server = demo::Server::new(2, move |path| {
+    let server = Server::new(2, move |path| {
         fiber::sleep(latency);
         match path
             .strip_prefix("/page/")
@@ -82,9 +85,9 @@ fn main() {
         {
             Some(i) if i < pages => {
                 server_hits[i].fetch_add(1, Relaxed);
-                demo::Reply::ok(demo::site_page(i, pages))
+                Reply::ok(site::site_page(i, pages))
             }
-            _ => demo::Reply::error(404, "no such page"),
+            _ => Reply::error(404, "no such page"),
         }
     });
 
@@ -135,7 +138,7 @@ fn main() {
         "worker thread", "pages", "bytes", "avg fetch"
     );
     for (name, (pages, bytes, busy)) in crawl.per_worker.lock().unwrap().iter() {
-        let avg = demo::ms(*busy / (*pages).max(1) as u32);
+        let avg = fmt::ms(*busy / (*pages).max(1) as u32);
         println!("{name:<20} {pages:>7} {bytes:>10} {avg:>12}");
     }
     let errors = crawl.errors.load(Relaxed);
@@ -143,4 +146,13 @@ fn main() {
         "RESULT pages={pages} visited={visited} fetched={fetched} distinct={distinct} \
          duplicates={twice} errors={errors} peak={peak} limit={concurrency} depth={depth}"
     );
+}
+
+/// The `href="..."` targets of an HTML page.
+fn links(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_owned)
+        .collect()
 }

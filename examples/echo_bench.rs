@@ -1,4 +1,4 @@
-//! Echo benchmark: the same load generator (`echo_common::run_load`, fibers) against echo servers on
+//! Echo benchmark: the same load generator (`fiber_support::echo_load::run_load`, fibers) against echo servers on
 //! fiber, tokio, may and std threads (one thread per connection), at 100 and 1,000 connections with
 //! 64-byte messages; prints a table with ratios to tokio.
 //!
@@ -15,32 +15,41 @@
 //!
 //! Each server runs in a child process (this program re-executed with `--serve <kind>`), so they
 //! do not share threads, allocator state or fds; the client and server share the machine's cores.
-mod demo;
-mod echo_common;
 
 use std::time::Duration;
 
+use fiber_support::flags::{self, Flags};
+use fiber_support::{cpu, echo, echo_load, fmt};
+
+const USAGE: &str = "usage: echo_bench [--duration S] [--warmup S] [--size B] [--conns N,...]
+                  [--servers KIND,...] [--workers N] [--client-workers N] [--client fiber|tokio]
+                  [--rounds N]
+  --duration        measured seconds per run (default 5)
+  --warmup          seconds before measuring (default 1)
+  --size            bytes per message (default 64)
+  --conns           connection counts to measure (default 100,1000)
+  --servers         servers to measure (default fiber,tokio,may,std)
+  --workers         worker threads of each server (default 2)
+  --client-workers  worker threads of the client (default 2)
+  --client          the load generator: fiber or tokio (default fiber)
+  --rounds          rounds per connection count; the table shows medians (default 3)";
+
 fn main() {
-    if let Some(kind) = std::env::args().skip_while(|a| a != "--serve").nth(1) {
-        let workers: usize = echo_common::arg("--workers", 2);
-        echo_common::serve(&kind, workers);
+    let mut flags = Flags::parse(USAGE, &[]);
+    echo::serve_if_asked(&mut flags);
+    let duration = Duration::from_secs_f64(flags.get("--duration", 5.0));
+    let warmup = Duration::from_secs_f64(flags.get("--warmup", 1.0));
+    let size: usize = flags.get("--size", 64);
+    let workers: usize = flags.get("--workers", 2);
+    let client_workers: usize = flags.get("--client-workers", 2);
+    let client: String = flags.get("--client", "fiber".to_string());
+    let rounds: usize = flags.get("--rounds", 3);
+    let conns: Vec<usize> = flags.list("--conns", "100,1000");
+    let servers: Vec<String> = flags.list("--servers", "fiber,tokio,may,std");
+    flags.done();
+    if rounds == 0 {
+        flags::fail(USAGE, "--rounds must be at least 1");
     }
-    let duration = Duration::from_secs_f64(echo_common::arg("--duration", 5.0));
-    let warmup = Duration::from_secs_f64(echo_common::arg("--warmup", 1.0));
-    let size: usize = echo_common::arg("--size", 64);
-    let workers: usize = echo_common::arg("--workers", 2);
-    let client_workers: usize = echo_common::arg("--client-workers", 2);
-    let client: String = echo_common::arg("--client", "fiber".to_string());
-    let rounds: usize = echo_common::arg("--rounds", 3);
-    assert!(rounds >= 1, "--rounds must be at least 1");
-    let conns: Vec<usize> = echo_common::arg("--conns", "100,1000".to_string())
-        .split(',')
-        .map(|s| s.parse().expect("--conns"))
-        .collect();
-    let servers: Vec<String> = echo_common::arg("--servers", "fiber,tokio,may,std".to_string())
-        .split(',')
-        .map(str::to_string)
-        .collect();
     println!(
         "echo bench: {size} B messages, {:?} per run after {:?} warm-up, server workers {workers}, {client} client with {client_workers} workers; medians of {rounds} rounds, server order rotated each round",
         duration, warmup
@@ -85,9 +94,9 @@ fn main() {
                 kind,
                 c,
                 m.per_sec,
-                fmt(m.p50),
-                fmt(m.p99),
-                fmt(m.p999),
+                fmt::latency(m.p50),
+                fmt::latency(m.p99),
+                fmt::latency(m.p999),
                 m.errors,
                 ratio,
                 m.cpu_per_rt
@@ -120,8 +129,8 @@ struct Load {
 /// Starts a `kind` server with `workers` in a child process, runs `conns` connections of `load`
 /// against it, stops it.
 fn measure(kind: &str, workers: usize, conns: usize, load: &Load) -> Sample {
-    let (mut child, addr) = echo_common::spawn_server(kind, workers);
-    let cpu0 = demo::cpu_time(child.id());
+    let (mut child, addr) = echo::spawn_server(kind, workers);
+    let cpu0 = cpu::cpu_time(child.id());
     let Load {
         duration,
         warmup,
@@ -130,10 +139,10 @@ fn measure(kind: &str, workers: usize, conns: usize, load: &Load) -> Sample {
         ..
     } = *load;
     let r = match load.client.as_str() {
-        "tokio" => echo_common::run_load_tokio(addr, conns, duration, warmup, size, client_workers),
-        _ => echo_common::run_load(addr, conns, duration, warmup, size, client_workers),
+        "tokio" => echo_load::run_load_tokio(addr, conns, duration, warmup, size, client_workers),
+        _ => echo_load::run_load(addr, conns, duration, warmup, size, client_workers),
     };
-    let cpu = demo::cpu_time(child.id()) - cpu0;
+    let cpu = cpu::cpu_time(child.id()) - cpu0;
     let _ = child.kill();
     let _ = child.wait();
     Sample {
@@ -159,13 +168,5 @@ fn median(samples: &[Sample]) -> Sample {
         p999: mid(samples.iter().map(|s| s.p999).collect()),
         errors: samples.iter().map(|s| s.errors).sum(),
         cpu_per_rt: mid(samples.iter().map(|s| s.cpu_per_rt).collect()),
-    }
-}
-
-fn fmt(d: Duration) -> String {
-    if d < Duration::from_millis(1) {
-        format!("{}us", d.as_micros())
-    } else {
-        format!("{:.2}ms", d.as_secs_f64() * 1e3)
     }
 }

@@ -4,11 +4,18 @@
 //!
 //! Accept errors such as `EMFILE` are reported and the accept loop backs off for 50 ms instead of
 //! spinning; a connection reset or broken pipe ends only that connection's fiber.
-mod echo_common;
+use fiber_support::echo;
+use fiber_support::flags::Flags;
+
+const USAGE: &str = "usage: echo_server [--addr HOST:PORT] [--workers N]
+  --addr     where to listen (default 127.0.0.1:7878)
+  --workers  worker threads (default 2)";
 
 fn main() {
-    let addr: String = echo_common::arg("--addr", "127.0.0.1:7878".to_string());
-    let workers: usize = echo_common::arg("--workers", 2);
+    let mut flags = Flags::parse(USAGE, &[]);
+    let addr: String = flags.get("--addr", "127.0.0.1:7878".to_string());
+    let workers: usize = flags.get("--workers", 2);
+    flags.done();
     let rt = fiber::Runtime::builder()
         .worker_threads(workers)
         .build()
@@ -19,6 +26,6 @@ fn main() {
             "echo server on {} ({workers} workers)",
             listener.local_addr().unwrap()
         );
-        echo_common::serve_echo(listener)
+        echo::serve_echo(listener)
     })
 }

@@ -5,10 +5,13 @@
 //! processes together; on a machine with few cores that dominates once N is in the thousands).
 //!
 //! `cargo run --release --example fan_out -- --n 10000 --latency-ms 100`
-mod demo;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use fiber_support::flags::{self, Flags};
+use fiber_support::http_server::ChildServer;
+use fiber_support::{cpu, fdlimit, fmt, http_client};
 
 const USAGE: &str = "usage: fan_out [--n REQUESTS] [--latency-ms MS] [--seq-sample REQUESTS]
   --n           requests per mode (default 10000)
@@ -18,7 +21,7 @@ const USAGE: &str = "usage: fan_out [--n REQUESTS] [--latency-ms MS] [--seq-samp
 
 /// The request every mode makes: plain blocking code, true if the server answered 200.
 fn fetch(addr: SocketAddr, i: usize) -> bool {
-    match demo::get(addr, &format!("/item/{i}"), Some(Duration::from_secs(30))) {
+    match http_client::get(addr, &format!("/item/{i}"), Some(Duration::from_secs(30))) {
         Ok(resp) => resp.status == 200,
         Err(e) => {
             eprintln!("request {i}: {e}");
@@ -63,31 +66,31 @@ fn fibers(addr: SocketAddr, n: usize) -> usize {
 }
 
 fn main() {
-    demo::ChildServer::serve_if_child();
-    let mut args = demo::Args::parse(USAGE);
+    ChildServer::serve_if_child();
+    let mut args = Flags::parse(USAGE, &[]);
     let n: usize = args.get("--n", 10_000);
     let latency_ms: u64 = args.get("--latency-ms", 100);
     let seq_sample: usize = args.get("--seq-sample", 10);
     args.done();
     if n == 0 || seq_sample == 0 {
-        demo::Args::fail(USAGE, "--n and --seq-sample must be at least 1");
+        flags::fail(USAGE, "--n and --seq-sample must be at least 1");
     }
     let seq_sample = seq_sample.min(n);
     // One fd per request in flight (the server, in a child process, has its own budget).
-    let fds = demo::raise_fd_limit(n as u64 + 64);
+    let fds = fdlimit::raise_fd_limit(n as u64 + 64);
     if fds < n as u64 + 64 {
-        demo::Args::fail(USAGE, &format!("open-file limit {fds} too low for --n {n}"));
+        flags::fail(USAGE, &format!("open-file limit {fds} too low for --n {n}"));
     }
 
     // A slow backend: answers every request after `latency`.
     let latency = Duration::from_millis(latency_ms);
-    let server = demo::ChildServer::start(latency);
+    let server = ChildServer::start(latency);
     println!("fan_out: {n} requests per mode, server latency {latency_ms} ms");
     println!(
         "{:<11} {:>8} {:>8} {:>11} {:>11} {:>9} {:>11}",
         "mode", "requests", "ok", "wall time", "latencies", "speed-up", "cpu time"
     );
-    let cpu = || demo::cpu_time(std::process::id()) + server.cpu_time();
+    let cpu = || cpu::cpu_time(std::process::id()) + server.cpu_time();
 
     let mut rows = Vec::new();
     type Mode = fn(SocketAddr, usize) -> usize;
@@ -108,8 +111,8 @@ fn main() {
         let speed_up = seq_all.as_secs_f64() / time.as_secs_f64() * requests as f64 / n as f64;
         println!(
             "{name:<11} {requests:>8} {ok:>8} {:>11} {latencies:>11.1} {speed_up:>8.1}x {:>11}",
-            demo::ms(time),
-            demo::ms(cpu)
+            fmt::ms(time),
+            fmt::ms(cpu)
         );
     }
     if seq_sample < n {

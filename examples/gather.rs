@@ -3,10 +3,13 @@
 //! `Err(payload)` for a fiber that panicked, so a panic is just one more result to report.
 //!
 //! `cargo run --release --example gather -- --jobs 1000`
-mod demo;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use fiber_support::flags::Flags;
+use fiber_support::http_client;
+use fiber_support::http_server::{Reply, Server};
 
 const USAGE: &str = "usage: gather [--jobs N] [--latency-ms MS]
   --jobs        fibers to run (default 1000): job i fails if i % 10 == 3 (the server says 500)
@@ -18,7 +21,7 @@ fn job(addr: SocketAddr, i: u64) -> Result<u64, String> {
     if i % 25 == 7 {
         panic!("invariant broken");
     }
-    let resp = demo::get(addr, &format!("/job/{i}"), Some(Duration::from_secs(30)))
+    let resp = http_client::get(addr, &format!("/job/{i}"), Some(Duration::from_secs(30)))
         .map_err(|e| format!("job {i}: {e}"))?;
     match resp.status {
         200 => resp.body.parse().map_err(|e| format!("job {i}: {e}")),
@@ -34,19 +37,19 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn main() {
-    let mut args = demo::Args::parse(USAGE);
+    let mut args = Flags::parse(USAGE, &[]);
     let jobs: u64 = args.get("--jobs", 1000);
     let latency = Duration::from_millis(args.get("--latency-ms", 50));
     args.done();
-    let server = demo::Server::new(2, move |path| {
+    let server = Server::new(2, move |path| {
         fiber::sleep(latency);
         match path
             .strip_prefix("/job/")
             .and_then(|n| n.parse::<u64>().ok())
         {
-            Some(i) if i % 10 == 3 => demo::Reply::error(500, "backend failure"),
-            Some(i) => demo::Reply::ok((i * 2).to_string()),
-            None => demo::Reply::error(404, "bad path"),
+            Some(i) if i % 10 == 3 => Reply::error(500, "backend failure"),
+            Some(i) => Reply::ok((i * 2).to_string()),
+            None => Reply::error(404, "bad path"),
         }
     });
     // The default hook would print every panic; we report them ourselves below.

@@ -4,7 +4,7 @@
 //! `wrk -t2 -c100 -d10s http://127.0.0.1:8080/`.
 //!
 //! Every valid request gets the same `200 OK` "Hello world" (pipelined requests are answered in
-//! order, one write per batch). The request handling is in `demo/http.rs`, without I/O: heads are
+//! order, one write per batch). The request handling is in `fiber_support::http_parse`, without I/O: heads are
 //! parsed by `httparse`; malformed requests get `400`, heads over 8 KiB `431`, versions other than
 //! HTTP/1.0 and 1.1 `505`, `Transfer-Encoding` `501`, bodies over 1 MiB `413`, each followed by
 //! closing the connection; `Content-Length` bodies are skipped. See docs/patterns.md.
@@ -13,14 +13,15 @@
 //! request (head and body) must arrive in full within `--request-timeout-ms` (10 s) of the answer
 //! to the one before (or of its first byte), else `408` and close — one slow byte at a time does
 //! not hold a connection forever. Writes time out after the idle timeout too.
-mod demo;
-mod echo_common;
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use demo::http::{Conn, Limits, Progress};
 use fiber::net::TcpStream;
+
+use fiber_support::flags::Flags;
+use fiber_support::http_parse::{Conn, Limits, Progress};
+use fiber_support::{fdlimit, http_server};
 
 #[derive(Clone, Copy)]
 struct Timeouts {
@@ -80,7 +81,7 @@ fn serve(mut s: TcpStream, timeouts: Timeouts) {
                     deadline = Some((Instant::now() + timeouts.request, answered));
                 }
             }
-            Progress::Close => return demo::linger(s),
+            Progress::Close => return http_server::linger(s),
         }
     }
 }
@@ -89,7 +90,7 @@ fn serve(mut s: TcpStream, timeouts: Timeouts) {
 fn expire(mut s: TcpStream, conn: &mut Conn, out: &mut Vec<u8>) {
     conn.timed_out(out);
     if s.write_all(out).is_ok() {
-        demo::linger(s);
+        http_server::linger(s);
     }
 }
 
@@ -101,14 +102,23 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+const USAGE: &str = "usage: http_hello [--addr HOST:PORT] [--workers N] [--idle-timeout-ms MS]
+                  [--request-timeout-ms MS]
+  --addr                where to listen (default 127.0.0.1:8080)
+  --workers             worker threads (default 2)
+  --idle-timeout-ms     close a connection idle between requests this long (default 30000)
+  --request-timeout-ms  a request must arrive in full within this (default 10000)";
+
 fn main() {
-    let addr: String = echo_common::arg("--addr", "127.0.0.1:8080".to_string());
-    let workers: usize = echo_common::arg("--workers", 2);
-    let ms = |name, default: u64| Duration::from_millis(echo_common::arg(name, default).max(1));
+    let mut flags = Flags::parse(USAGE, &[]);
+    let addr: String = flags.get("--addr", "127.0.0.1:8080".to_string());
+    let workers: usize = flags.get("--workers", 2);
+    let mut ms = |name, default: u64| Duration::from_millis(flags.get(name, default).max(1));
     let timeouts = Timeouts {
         idle: ms("--idle-timeout-ms", 30_000),
         request: ms("--request-timeout-ms", 10_000),
     };
+    flags.done();
     let rt = fiber::Runtime::builder()
         .worker_threads(workers)
         .build()
@@ -121,9 +131,7 @@ fn main() {
                 Ok((s, _)) => {
                     fiber::spawn(move || serve(s, timeouts));
                 }
-                Err(e) if echo_common::is_fd_exhaustion(&e) => {
-                    fiber::sleep(Duration::from_millis(50))
-                }
+                Err(e) if fdlimit::is_fd_exhaustion(&e) => fiber::sleep(Duration::from_millis(50)),
                 Err(e) => eprintln!("accept: {e}"),
             }
         }

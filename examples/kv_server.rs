@@ -3,20 +3,22 @@
 //! GET, SET, DEL, INCR, MGET, MSET, EXISTS (plus CONFIG GET and COMMAND, answered with an empty
 //! list: clients send them at start-up). Pipelined requests are answered in one write.
 //!
-//! Hostile input is bounded (`demo/resp.rs`: lines 64 KiB, 1M elements, bulk strings 16 MiB,
+//! Hostile input is bounded (`fiber_support::resp`: lines 64 KiB, 1M elements, bulk strings 16 MiB,
 //! 64 MiB per command; parsing in linear time, allocation following the bytes received) and
 //! answered as redis-server does: `-ERR Protocol error: ...`, then the connection is closed.
 //!
 //! `cargo run --release --example kv_server -- --addr 127.0.0.1:6380`, then
 //! `redis-benchmark -p 6380 -q -n 100000 -c 50 -t ping,set,get,incr,mset`
-mod demo;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
-use demo::resp::{put, Limits, Parser, Reply};
 use fiber::net::TcpStream;
 use fiber::sync::Mutex;
+
+use fiber_support::flags::{self, Flags};
+use fiber_support::http_server;
+use fiber_support::resp::{put, Limits, Parser, Reply};
 
 const USAGE: &str = "usage: kv_server [--addr HOST:PORT] [--workers N]
   --addr     where to listen (default 127.0.0.1:6380; port 0 picks a free one)
@@ -131,12 +133,12 @@ fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
         stream.write_all(&out)?;
         out.clear();
     }
-    demo::linger(stream); // after QUIT or a protocol error: let the client read the reply
+    http_server::linger(stream); // after QUIT or a protocol error: let the client read the reply
     Ok(())
 }
 
 fn main() {
-    let mut args = demo::Args::parse(USAGE);
+    let mut args = Flags::parse(USAGE, &[]);
     let addr: std::net::SocketAddr = args.get("--addr", "127.0.0.1:6380".parse().unwrap());
     let workers: usize = args.get("--workers", 2);
     args.done();
@@ -146,10 +148,10 @@ fn main() {
         .expect("runtime");
     let store = Store::default();
     rt.block_on(|| {
-        let listener = demo::listen(addr)
-            .unwrap_or_else(|e| demo::Args::fail(USAGE, &format!("cannot listen on {addr}: {e}")));
+        let listener = http_server::listen(addr)
+            .unwrap_or_else(|e| flags::fail(USAGE, &format!("cannot listen on {addr}: {e}")));
         println!("kv_server listening on {}", listener.local_addr().unwrap());
-        demo::accept_loop(listener, move |stream| {
+        http_server::accept_loop(listener, move |stream| {
             let _ = serve(stream, &store);
         })
     })

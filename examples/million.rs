@@ -11,7 +11,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-mod common;
+use fiber_support::flags::Flags;
+use fiber_support::{crowd, mem};
 
 const USAGE: &str =
     "usage: million [--fibers N] [--threads N] [--sleep-ms MS] [--workers N] [--quiet]
@@ -29,50 +30,21 @@ struct Opts {
     quiet: bool,
 }
 
-fn parse() -> Result<Opts, String> {
-    let mut o = Opts {
-        fibers: 1_000_000,
-        threads: 10_000,
-        sleep_ms: 1000,
-        workers: None,
-        quiet: false,
+fn parse() -> Opts {
+    let mut flags = Flags::parse(USAGE, &["--quiet"]);
+    let o = Opts {
+        fibers: flags.get("--fibers", 1_000_000),
+        threads: flags.get("--threads", 10_000),
+        sleep_ms: flags.get("--sleep-ms", 1000),
+        workers: flags.opt("--workers"),
+        quiet: flags.switch("--quiet"),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| -> Result<u64, String> {
-            let v = args.next().ok_or(format!("{name} needs a value"))?;
-            v.replace('_', "")
-                .parse()
-                .map_err(|_| format!("{name}: not a number: {v}"))
-        };
-        match arg.as_str() {
-            "--fibers" => o.fibers = value("--fibers")? as usize,
-            "--threads" => o.threads = value("--threads")? as usize,
-            "--sleep-ms" => o.sleep_ms = value("--sleep-ms")?,
-            "--workers" => o.workers = Some(value("--workers")? as usize),
-            "--quiet" => o.quiet = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument: {other}")),
-        }
-    }
-    Ok(o)
+    flags.done();
+    o
 }
 
 fn main() -> ExitCode {
-    let o = match parse() {
-        Ok(o) => o,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("million: {msg}");
-            }
-            eprintln!("{USAGE}");
-            return if msg.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
-    };
+    let o = parse();
     let dur = Duration::from_millis(o.sleep_ms);
     let mut builder = fiber::Runtime::builder();
     if let Some(w) = o.workers {
@@ -95,10 +67,10 @@ fn main() -> ExitCode {
         max_maps.trim(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
-    let fibers = common::sleep_fibers(&rt, o.fibers, dur, !o.quiet);
+    let fibers = crowd::sleep_fibers(&rt, o.fibers, dur, !o.quiet);
     drop(rt);
-    common::trim();
-    let threads = (o.threads > 0).then(|| common::sleep_threads(o.threads, dur, !o.quiet));
+    mem::trim();
+    let threads = (o.threads > 0).then(|| crowd::sleep_threads(o.threads, dur, !o.quiet));
 
     println!();
     println!("{:<28} {:>14} {:>14}", "", "fibers", "std threads");

@@ -4,12 +4,15 @@
 //! the results channel closes when the last worker is gone.
 //!
 //! `cargo run --release --example pipeline -- --items 2000 --workers 16 --capacity 32`
-mod demo;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fiber::sync::{mpmc, mpsc};
+
+use fiber_support::flags::{self, Flags};
+use fiber_support::http_client;
+use fiber_support::http_server::{Reply, Server};
 
 const USAGE: &str = "usage: pipeline [--items N] [--workers W] [--capacity C] [--fail-every K] \
 [--latency-ms MS]
@@ -28,7 +31,7 @@ struct Outcome {
 
 /// The work: ask the server for the square of `item`. Any failure becomes an `Err` for this item.
 fn process(addr: SocketAddr, item: u64) -> Result<u64, String> {
-    let resp = demo::get(
+    let resp = http_client::get(
         addr,
         &format!("/square/{item}"),
         Some(Duration::from_secs(10)),
@@ -41,7 +44,7 @@ fn process(addr: SocketAddr, item: u64) -> Result<u64, String> {
 }
 
 fn main() {
-    let mut args = demo::Args::parse(USAGE);
+    let mut args = Flags::parse(USAGE, &[]);
     let items: u64 = args.get("--items", 2000);
     let workers: usize = args.get("--workers", 16);
     let capacity: usize = args.get("--capacity", 32);
@@ -49,17 +52,17 @@ fn main() {
     let latency = Duration::from_millis(args.get("--latency-ms", 10));
     args.done();
     if workers == 0 {
-        demo::Args::fail(USAGE, "--workers must be at least 1");
+        flags::fail(USAGE, "--workers must be at least 1");
     }
-    let server = demo::Server::new(2, move |path| {
+    let server = Server::new(2, move |path| {
         fiber::sleep(latency);
         match path
             .strip_prefix("/square/")
             .and_then(|n| n.parse::<u64>().ok())
         {
-            Some(i) if fail_every > 0 && i % fail_every == 0 => demo::Reply::error(500, "rejected"),
-            Some(i) => demo::Reply::ok((i * i).to_string()),
-            None => demo::Reply::error(404, "bad path"),
+            Some(i) if fail_every > 0 && i % fail_every == 0 => Reply::error(500, "rejected"),
+            Some(i) => Reply::ok((i * i).to_string()),
+            None => Reply::error(404, "bad path"),
         }
     });
     let addr = server.addr;

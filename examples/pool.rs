@@ -4,15 +4,17 @@
 //! connections are reused (HTTP keep-alive), a broken one is dropped instead of returned.
 //!
 //! `cargo run --release --example pool -- --fibers 10000 --size 50 --latency-ms 5`
-mod demo;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use demo::HttpConn;
 use fiber::sync::{Mutex, Semaphore, SemaphorePermit};
+
+use fiber_support::flags::{self, Flags};
+use fiber_support::http_client::HttpConn;
+use fiber_support::http_server::{Reply, Server};
 
 const USAGE: &str =
     "usage: pool [--fibers F] [--size S] [--latency-ms MS] [--checkout-timeout-ms MS]
@@ -105,18 +107,18 @@ fn one_request(pool: &Pool, i: usize, checkout_timeout: Duration) -> io::Result<
 }
 
 fn main() {
-    let mut args = demo::Args::parse(USAGE);
+    let mut args = Flags::parse(USAGE, &[]);
     let fibers: usize = args.get("--fibers", 10_000);
     let size: usize = args.get("--size", 50);
     let latency = Duration::from_millis(args.get("--latency-ms", 5));
     let checkout_timeout = Duration::from_millis(args.get("--checkout-timeout-ms", 10_000));
     args.done();
     if size == 0 {
-        demo::Args::fail(USAGE, "--size must be at least 1");
+        flags::fail(USAGE, "--size must be at least 1");
     }
-    let server = demo::Server::new(2, move |_path| {
+    let server = Server::new(2, move |_path| {
         fiber::sleep(latency);
-        demo::Reply::ok("row")
+        Reply::ok("row")
     });
     println!(
         "pool: {fibers} fibers, {size} connections, latency {latency:?}, \

@@ -3,7 +3,6 @@
 //! window under K and sleeps until then: no polling, one sleep per call.
 //!
 //! `cargo run --release --example rate_limit -- --fibers 1000 --calls 2 --rate 500`
-mod demo;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -11,6 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber::sync::Mutex;
+
+use fiber_support::flags::{self, Flags};
+use fiber_support::http_client;
+use fiber_support::http_server::{Reply, Server};
 
 const USAGE: &str = "usage: rate_limit [--fibers F] [--calls C] [--rate K] [--window-ms MS]
   --fibers     callers sharing the limiter (default 1000)
@@ -68,21 +71,21 @@ fn busiest_window(times: &mut [Instant], window: Duration) -> usize {
 }
 
 fn main() {
-    let mut args = demo::Args::parse(USAGE);
+    let mut args = Flags::parse(USAGE, &[]);
     let fibers: usize = args.get("--fibers", 1000);
     let calls: usize = args.get("--calls", 2);
     let rate: usize = args.get("--rate", 500);
     let window = Duration::from_millis(args.get("--window-ms", 1000));
     args.done();
     if rate == 0 || window.is_zero() {
-        demo::Args::fail(USAGE, "--rate and --window-ms must be at least 1");
+        flags::fail(USAGE, "--rate and --window-ms must be at least 1");
     }
     // The server logs when each call arrives, to check the limit from the other side too.
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let log = arrivals.clone();
-    let server = demo::Server::new(2, move |_path| {
+    let server = Server::new(2, move |_path| {
         log.lock().unwrap().push(Instant::now());
-        demo::Reply::ok("ok")
+        Reply::ok("ok")
     });
     println!(
         "rate_limit: {fibers} fibers x {calls} calls, at most {rate} per {window:?} (sliding window)"
@@ -98,7 +101,7 @@ fn main() {
                 for _ in 0..calls {
                     let at = limiter.acquire();
                     granted.lock().unwrap().push(at);
-                    let ok = demo::get(server.addr, "/api", Some(Duration::from_secs(10)));
+                    let ok = http_client::get(server.addr, "/api", Some(Duration::from_secs(10)));
                     if !matches!(ok, Ok(r) if r.status == 200) {
                         failed.fetch_add(1, Relaxed);
                     }

@@ -4,7 +4,6 @@
 //! client's timeout and by answering 503. All items are fetched concurrently, one fiber each.
 //!
 //! `cargo run --release --example retry -- --items 20 --max-attempts 4 --timeout-ms 200`
-mod demo;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber::sync::Mutex;
+
+use fiber_support::flags::{self, Flags};
+use fiber_support::http_client;
+use fiber_support::http_server::{Reply, Server};
 
 const USAGE: &str =
     "usage: retry [--items N] [--max-attempts A] [--timeout-ms MS] [--backoff-ms MS]
@@ -43,7 +46,7 @@ fn fetch_with_retry(addr: SocketAddr, item: u64, policy: &Policy) -> Outcome {
     let mut backoff = policy.first_backoff;
     let mut failures = Vec::new();
     for attempt in 1..=policy.max_attempts {
-        match demo::get(addr, &format!("/item/{item}"), Some(policy.timeout)) {
+        match http_client::get(addr, &format!("/item/{item}"), Some(policy.timeout)) {
             Ok(resp) if resp.status == 200 => return (Ok(resp.body), failures),
             Ok(resp) => failures.push(format!("HTTP {}", resp.status)),
             Err(e) => failures.push(e.to_string()), // "timed out" when the server hangs
@@ -58,7 +61,7 @@ fn fetch_with_retry(addr: SocketAddr, item: u64, policy: &Policy) -> Outcome {
 }
 
 fn main() {
-    let mut args = demo::Args::parse(USAGE);
+    let mut args = Flags::parse(USAGE, &[]);
     let items: u64 = args.get("--items", 20);
     let policy = Policy {
         max_attempts: args.get("--max-attempts", 4),
@@ -67,19 +70,19 @@ fn main() {
     };
     args.done();
     if policy.max_attempts == 0 || policy.timeout.is_zero() {
-        demo::Args::fail(USAGE, "--max-attempts and --timeout-ms must be at least 1");
+        flags::fail(USAGE, "--max-attempts and --timeout-ms must be at least 1");
     }
 
     // The flaky server: counts attempts per item; item i fails its first i % 5.
     let seen: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
     let log = seen.clone();
     let hang = policy.timeout * 10;
-    let server = demo::Server::new(2, move |path| {
+    let server = Server::new(2, move |path| {
         let Some(item) = path
             .strip_prefix("/item/")
             .and_then(|i| i.parse::<u64>().ok())
         else {
-            return demo::Reply::error(404, "no such item");
+            return Reply::error(404, "no such item");
         };
         let attempt = {
             let mut seen = log.lock().unwrap();
@@ -88,12 +91,12 @@ fn main() {
             *n - 1
         };
         if u64::from(attempt) >= item % 5 {
-            demo::Reply::ok(format!("item {item}"))
+            Reply::ok(format!("item {item}"))
         } else if attempt % 2 == 0 {
             fiber::sleep(hang); // longer than the client waits
-            demo::Reply::ok("too late")
+            Reply::ok("too late")
         } else {
-            demo::Reply::error(503, "busy, try again")
+            Reply::error(503, "busy, try again")
         }
     });
 

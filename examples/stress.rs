@@ -18,16 +18,15 @@
 //! Each stage shows a progress bar on stderr (off with `--quiet` or when stderr is not a terminal);
 //! the results go to stdout.
 use std::process::ExitCode;
-
-use indicatif::ProgressBar;
 use std::time::{Duration, Instant};
 
-mod common;
-mod demo;
-#[path = "echo_common/mod.rs"]
-mod echo_common;
-#[path = "../benches/workloads/mod.rs"]
-mod workloads;
+use fiber_support::compare::Table;
+use fiber_support::crowd::{self, CrowdReport};
+use fiber_support::flags::Flags;
+use fiber_support::http_server::ChildServer;
+use fiber_support::progress::ProgressBar;
+use fiber_support::workloads::switch;
+use fiber_support::{echo, echo_load, fdlimit, http_client, mem, progress, rates, rt};
 
 /// Command-line options shared by the stages.
 struct Opts {
@@ -81,70 +80,6 @@ const STAGES: &[Stage] = &[
     },
 ];
 
-/// One row of the final table: a figure for fibers, std threads and tokio (lower is better).
-struct Row {
-    stage: &'static str,
-    metric: String,
-    unit: &'static str,
-    fiber: Option<f64>,
-    thread: Option<f64>,
-    tokio: Option<f64>,
-}
-
-#[derive(Default)]
-struct Table(Vec<Row>);
-
-impl Table {
-    fn add(
-        &mut self,
-        stage: &'static str,
-        metric: impl Into<String>,
-        unit: &'static str,
-        fiber: Option<f64>,
-        thread: Option<f64>,
-        tokio: Option<f64>,
-    ) {
-        self.0.push(Row {
-            stage,
-            metric: metric.into(),
-            unit,
-            fiber,
-            thread,
-            tokio,
-        });
-    }
-
-    fn print(&self) {
-        let cell = |v: Option<f64>| match v {
-            Some(v) if v >= 100.0 => format!("{v:.0}"),
-            Some(v) => format!("{v:.2}"),
-            None => "-".into(),
-        };
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-            _ => "-".into(),
-        };
-        println!(
-            "\n{:<8} {:<34} {:>10} {:>10} {:>10} {:>13} {:>13}",
-            "stage", "metric", "fiber", "std", "tokio", "fiber/tokio", "fiber/std"
-        );
-        println!("{}", "-".repeat(104));
-        for r in &self.0 {
-            println!(
-                "{:<8} {:<34} {:>10} {:>10} {:>10} {:>13} {:>13}",
-                r.stage,
-                format!("{} ({})", r.metric, r.unit),
-                cell(r.fiber),
-                cell(r.thread),
-                cell(r.tokio),
-                ratio(r.fiber, r.tokio),
-                ratio(r.fiber, r.thread),
-            );
-        }
-        println!("(lower is better except for counts; a ratio below 1 means fibers win)");
-    }
-}
-
 fn stage_million(o: &Opts, table: &mut Table) {
     let dur = Duration::from_millis(o.sleep_ms);
     let tokio_n = o.tokio.unwrap_or(o.fibers);
@@ -152,28 +87,28 @@ fn stage_million(o: &Opts, table: &mut Table) {
         "[million] {} fibers, {} std threads, {} tokio tasks; each sleeps {} ms",
         o.fibers, o.threads, tokio_n, o.sleep_ms
     );
-    let rt = fiber_runtime(o.workers);
-    let f = common::sleep_fibers(&rt, o.fibers, dur, !o.quiet);
+    let rt = rt::fiber_rt(o.workers);
+    let f = crowd::sleep_fibers(&rt, o.fibers, dur, !o.quiet);
     drop(rt);
     f.print();
-    common::trim();
-    let t = (o.threads > 0).then(|| common::sleep_threads(o.threads, dur, !o.quiet));
+    mem::trim();
+    let t = (o.threads > 0).then(|| crowd::sleep_threads(o.threads, dur, !o.quiet));
     if let Some(t) = &t {
         t.print();
     }
-    common::trim();
+    mem::trim();
     let k = (tokio_n > 0).then(|| {
-        let rt = tokio_runtime(o.workers);
-        common::sleep_tokio(&rt, tokio_n, dur, !o.quiet)
+        let rt = rt::tokio_rt(o.workers);
+        crowd::sleep_tokio(&rt, tokio_n, dur, !o.quiet)
     });
     if let Some(k) = &k {
         k.print();
     }
-    common::trim();
-    let secs = |r: &common::CrowdReport| r.wall.as_secs_f64();
-    let per = |r: &common::CrowdReport| r.rss_per_sleeper_kib();
-    let asleep = |r: &common::CrowdReport| r.peak_asleep as f64;
-    let peak = |r: &common::CrowdReport| r.peak_rss as f64 / 1024.0;
+    mem::trim();
+    let secs = |r: &CrowdReport| r.wall.as_secs_f64();
+    let per = |r: &CrowdReport| r.rss_per_sleeper_kib();
+    let asleep = |r: &CrowdReport| r.peak_asleep as f64;
+    let peak = |r: &CrowdReport| r.peak_rss as f64 / 1024.0;
     table.add(
         "million",
         format!("wall for a {} ms sleep", o.sleep_ms),
@@ -224,15 +159,15 @@ fn stage_spawn(o: &Opts, table: &mut Table) {
     println!(
         "[spawn] spawn + join: {n} fibers, {n} tokio tasks, {threads_n} std threads (best of 3)"
     );
-    let bar = common::bar("spawn", 3, !o.quiet);
-    let f = common::step(&bar, "fibers", || {
-        common::spawn_rate_fiber(&fiber_runtime(o.workers), n, 3)
+    let bar = progress::bar("spawn", 3, !o.quiet);
+    let f = progress::step(&bar, "fibers", || {
+        rates::spawn_rate_fiber(&rt::fiber_rt(o.workers), n, 3)
     });
-    let k = common::step(&bar, "tokio tasks", || {
-        common::spawn_rate_tokio(&tokio_runtime(o.workers), n, 3)
+    let k = progress::step(&bar, "tokio tasks", || {
+        rates::spawn_rate_tokio(&rt::tokio_rt(o.workers), n, 3)
     });
-    let t = common::step(&bar, "std threads", || {
-        common::spawn_rate_threads(threads_n, 3)
+    let t = progress::step(&bar, "std threads", || {
+        rates::spawn_rate_threads(threads_n, 3)
     });
     bar.finish_with_message("done");
     println!("  fiber {f:.0} ns, tokio {k:.0} ns, std thread {t:.0} ns per spawn + join");
@@ -245,21 +180,19 @@ fn stage_switch(o: &Opts, table: &mut Table) {
     println!(
         "[switch] {per_side} yields per side (fiber, tokio), {thread_side} handoffs per side (std threads pinned to one CPU); best of 3"
     );
-    let bar = common::bar("switch", 3, !o.quiet);
+    let bar = progress::bar("switch", 3, !o.quiet);
     // The same bodies as `cargo bench --bench switch` (benches/workloads/switch.rs).
     let switches = 2 * per_side;
-    let f = common::step(&bar, "fibers", || {
-        let rt = fiber_runtime(1);
-        common::best_of(3, || workloads::switch::fiber(&rt, switches)) / switches as f64
+    let f = progress::step(&bar, "fibers", || {
+        let rt = rt::fiber_rt(1);
+        rates::best_of(3, || switch::fiber(&rt, switches)) / switches as f64
     });
-    let k = common::step(&bar, "tokio tasks", || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("tokio runtime");
-        common::best_of(3, || workloads::switch::tokio(&rt, switches)) / switches as f64
+    let k = progress::step(&bar, "tokio tasks", || {
+        let rt = rt::tokio_current_thread();
+        rates::best_of(3, || switch::tokio(&rt, switches)) / switches as f64
     });
-    let t = common::step(&bar, "std threads", || {
-        common::switch_threads(thread_side, 3)
+    let t = progress::step(&bar, "std threads", || {
+        rates::switch_threads(thread_side, 3)
     });
     bar.finish_with_message("done");
     println!("  fiber {f:.1} ns, tokio {k:.1} ns, std thread {t:.1} ns per switch");
@@ -276,11 +209,11 @@ fn stage_echo(o: &Opts, table: &mut Table) {
         warmup.as_millis(),
         o.workers
     );
-    let bar = common::bar("echo", 3, !o.quiet);
+    let bar = progress::bar("echo", 3, !o.quiet);
     let run = |kind: &str| {
-        let r = common::step(&bar, &format!("{kind} server"), || {
-            let (mut child, addr) = echo_common::spawn_server(kind, o.workers);
-            let r = echo_common::run_load(addr, conns, duration, warmup, 64, o.workers);
+        let r = progress::step(&bar, &format!("{kind} server"), || {
+            let (mut child, addr) = echo::spawn_server(kind, o.workers);
+            let r = echo_load::run_load(addr, conns, duration, warmup, 64, o.workers);
             let _ = child.kill();
             let _ = child.wait();
             r
@@ -297,8 +230,8 @@ fn stage_echo(o: &Opts, table: &mut Table) {
     };
     let (f, t, k) = (run("fiber"), run("std"), run("tokio"));
     bar.finish_with_message("done");
-    let per_rt = |r: &echo_common::Report| Some(1e6 / r.per_sec().max(1.0));
-    let p99 = |r: &echo_common::Report| Some(r.p99.as_secs_f64() * 1e3);
+    let per_rt = |r: &echo_load::Report| Some(1e6 / r.per_sec().max(1.0));
+    let p99 = |r: &echo_load::Report| Some(r.p99.as_secs_f64() * 1e3);
     let metric = format!("time per round trip, {conns} conns");
     table.add("echo", metric, "µs", per_rt(&f), per_rt(&t), per_rt(&k));
     table.add("echo", "p99 latency", "ms", p99(&f), p99(&t), p99(&k));
@@ -307,17 +240,17 @@ fn stage_echo(o: &Opts, table: &mut Table) {
 fn stage_fanout(o: &Opts, table: &mut Table) {
     let n = o.fanout;
     let latency = Duration::from_millis(100);
-    if demo::raise_fd_limit(n as u64 + 64) < n as u64 + 64 {
+    if fdlimit::raise_fd_limit(n as u64 + 64) < n as u64 + 64 {
         println!("[fanout] skipped: the open-file limit is too low for {n} requests");
         return;
     }
-    let server = demo::ChildServer::start(latency);
+    let server = ChildServer::start(latency);
     let addr = server.addr;
     println!("[fanout] {n} requests to a server that answers after 100 ms, each mode");
-    let bar = common::bar("fanout", 2 * n as u64, !o.quiet);
+    let bar = progress::bar("fanout", 2 * n as u64, !o.quiet);
     // The same blocking request in both modes; true if the server answered 200.
     let fetch = move |bar: ProgressBar, i: usize| {
-        let ok = demo::get(addr, &format!("/item/{i}"), Some(Duration::from_secs(30)))
+        let ok = http_client::get(addr, &format!("/item/{i}"), Some(Duration::from_secs(30)))
             .is_ok_and(|r| r.status == 200);
         bar.inc(1);
         ok
@@ -339,7 +272,7 @@ fn stage_fanout(o: &Opts, table: &mut Table) {
         .filter(|&ok| ok)
         .count();
     let thread_time = t.elapsed();
-    let rt = fiber_runtime(o.workers);
+    let rt = rt::fiber_rt(o.workers);
     bar.set_message("fibers");
     let t = Instant::now();
     let fibers_ok = rt.block_on(|| {
@@ -373,21 +306,6 @@ fn stage_fanout(o: &Opts, table: &mut Table) {
     );
 }
 
-fn fiber_runtime(workers: usize) -> fiber::Runtime {
-    fiber::Runtime::builder()
-        .worker_threads(workers)
-        .build()
-        .expect("fiber runtime")
-}
-
-fn tokio_runtime(workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn usage() -> String {
     let mut s = String::from(
         "usage: stress [--stage NAME]... [--fibers N] [--threads N] [--tokio N] [--sleep-ms MS]
@@ -413,74 +331,38 @@ stages:
     s
 }
 
-fn parse() -> Result<Opts, String> {
-    let mut o = Opts {
-        stages: Vec::new(),
-        fibers: 1_000_000,
-        threads: 10_000,
-        tokio: None,
-        sleep_ms: 1000,
-        spawn: 100_000,
-        switches: 1_000_000,
-        fanout: 2000,
-        echo_conns: 1000,
-        echo_secs: 2,
-        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        quiet: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| -> Result<String, String> {
-            args.next().ok_or(format!("{name} needs a value"))
-        };
-        let number = |name: &str, v: String| -> Result<u64, String> {
-            v.replace('_', "")
-                .parse()
-                .map_err(|_| format!("{name}: not a number: {v}"))
-        };
-        match arg.as_str() {
-            "--stage" => {
-                let name = value("--stage")?;
-                if !STAGES.iter().any(|s| s.name == name) {
-                    return Err(format!("unknown stage: {name}"));
-                }
-                o.stages.push(name);
-            }
-            "--fibers" => o.fibers = number(&arg, value(&arg)?)? as usize,
-            "--threads" => o.threads = number(&arg, value(&arg)?)? as usize,
-            "--tokio" => o.tokio = Some(number(&arg, value(&arg)?)? as usize),
-            "--sleep-ms" => o.sleep_ms = number(&arg, value(&arg)?)?,
-            "--spawn" => o.spawn = number(&arg, value(&arg)?)?.max(1),
-            "--switches" => o.switches = number(&arg, value(&arg)?)?.max(1),
-            "--fanout" => o.fanout = (number(&arg, value(&arg)?)? as usize).max(1),
-            "--echo-conns" => o.echo_conns = (number(&arg, value(&arg)?)? as usize).max(1),
-            "--echo-secs" => o.echo_secs = number(&arg, value(&arg)?)?.max(1),
-            "--workers" => o.workers = (number(&arg, value(&arg)?)? as usize).max(1),
-            "--quiet" => o.quiet = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument: {other}")),
-        }
+fn parse() -> Opts {
+    let mut flags = Flags::parse(usage(), &["--quiet"]);
+    echo::serve_if_asked(&mut flags); // a child process of the echo stage
+    let stages: Vec<String> = flags.all("--stage");
+    if let Some(bad) = stages
+        .iter()
+        .find(|s| !STAGES.iter().any(|st| st.name == *s))
+    {
+        flags.fail(&format!("unknown stage: {bad}"));
     }
-    Ok(o)
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let o = Opts {
+        stages,
+        fibers: flags.get("--fibers", 1_000_000),
+        threads: flags.get("--threads", 10_000),
+        tokio: flags.opt("--tokio"),
+        sleep_ms: flags.get("--sleep-ms", 1000),
+        spawn: flags.get("--spawn", 100_000u64).max(1),
+        switches: flags.get("--switches", 1_000_000u64).max(1),
+        fanout: flags.get("--fanout", 2000usize).max(1),
+        echo_conns: flags.get("--echo-conns", 1000usize).max(1),
+        echo_secs: flags.get("--echo-secs", 2u64).max(1),
+        workers: flags.get("--workers", cpus).max(1),
+        quiet: flags.switch("--quiet"),
+    };
+    flags.done();
+    o
 }
 
 fn main() -> ExitCode {
-    demo::ChildServer::serve_if_child();
-    if let Some(kind) = std::env::args().skip_while(|a| a != "--serve").nth(1) {
-        // A child process of the echo stage.
-        echo_common::serve(&kind, echo_common::arg("--workers", 2));
-    }
-    let o = match parse() {
-        Ok(o) => o,
-        Err(msg) if msg.is_empty() => {
-            print!("{}", usage());
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("stress: {msg}\n{}", usage());
-            return ExitCode::from(2);
-        }
-    };
+    ChildServer::serve_if_child();
+    let o = parse();
     println!(
         "stress: {} CPUs, {} workers per runtime, vm.max_map_count = {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -2,19 +2,11 @@
 //! over bytes: a short deterministic fuzz run (seeded mutations of a small corpus of valid and
 //! hostile inputs, the same checks as the `fuzz/` targets: no panic, consumed ≤ input, bounded
 //! buffering, the same outcome however the stream is split), plus direct checks of the limits.
-#[path = "../fuzz/checks.rs"]
-mod checks;
-#[allow(dead_code)]
-#[path = "../examples/demo/http.rs"]
-mod http;
-#[allow(dead_code)]
-#[path = "../examples/demo/resp.rs"]
-mod resp;
 mod support;
 
-use checks::{chunks, encode, http_feed, resp_feed, statuses};
-use http::{Head, Progress};
-use resp::{Limits, Parser};
+use fiber_support::fuzz_checks::{self as checks, chunks, encode, http_feed, resp_feed, statuses};
+use fiber_support::http_parse::{self as http, Head, Progress};
+use fiber_support::resp::{self, Limits, Parser};
 
 /// xorshift64*: a reproducible stream of pseudo-random numbers.
 struct Rng(u64);

@@ -1,4 +1,4 @@
-//! The soak (`examples/soak.rs`) as part of `cargo test`: a 20-second run of the random mix must
+//! The soak (`examples/soak/main.rs`) as part of `cargo test`: a 20-second run of the random mix must
 //! exit 0 with every total matched, and each of its failure checks (a wrong total, a leaked fd,
 //! RSS growth, a hung round) must make it exit non-zero with a message naming the failure.
 //!

@@ -16,14 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-#[path = "../../benches/common/mod.rs"]
-mod common;
-#[path = "../echo_common/mod.rs"]
-mod echo_common;
-#[path = "../common/mod.rs"]
-mod measure;
-#[path = "../../benches/workloads/mod.rs"]
-mod workloads;
+use fiber_support::{echo, flags};
 
 mod chart;
 mod child;
@@ -34,44 +27,83 @@ mod plan;
 mod point;
 mod run;
 
-const USAGE: &str = "usage: bench_report [--quick] [--out DIR]";
+const USAGE: &str = "usage: bench_report [--quick] [--out DIR]
+  --quick  tiny sizes and one round: a smoke test, not a measurement
+  --out    write DIR/benchmarks.md and DIR/benchmarks/*.svg (default: the crate's docs/)";
+
+/// What this run of the program is.
+enum Mode {
+    /// The report (the parent).
+    Report { out: PathBuf, quick: bool },
+    /// A child measuring one cell: `--point SERIES PEER SIZE [--quick]`.
+    Point {
+        series: String,
+        peer: String,
+        x: u64,
+        quick: bool,
+    },
+    /// A child serving echo: `--serve KIND [--workers N]` (see `fiber_support::echo`).
+    Serve { kind: String, workers: usize },
+}
+
+/// The command line, on lexopt (`--point` takes three values, which `fiber_support::flags` does
+/// not do).
+fn parse() -> Result<Mode, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_env();
+    let mut out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/docs"));
+    let (mut quick, mut point, mut serve, mut workers) = (false, None, None, 2);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("quick") => quick = true,
+            Long("out") => out = p.value()?.into(),
+            Long("point") => {
+                let v: Vec<String> = p.values()?.map(|v| v.string()).collect::<Result<_, _>>()?;
+                let [series, peer, x] = <[String; 3]>::try_from(v)
+                    .map_err(|_| "--point takes SERIES PEER SIZE".to_string())?;
+                let x = x.parse().map_err(|_| format!("--point: bad size `{x}`"))?;
+                point = Some((series, peer, x));
+            }
+            Long("serve") => serve = Some(p.value()?.string()?),
+            Long("workers") => workers = p.value()?.parse()?,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(match (point, serve) {
+        (Some((series, peer, x)), _) => Mode::Point {
+            series,
+            peer,
+            x,
+            quick,
+        },
+        (None, Some(kind)) => Mode::Serve { kind, workers },
+        (None, None) => Mode::Report { out, quick },
+    })
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().any(|a| a == name);
-    match args.first().map(String::as_str) {
-        Some("--serve") => {
+    let mode = parse().unwrap_or_else(|e| flags::fail(USAGE, &e.to_string()));
+    let (out, quick) = match mode {
+        Mode::Serve { kind, workers } => {
             child::set_up();
-            echo_common::serve(&args[1], echo_common::arg("--workers", 2));
+            echo::serve(&kind, workers);
         }
-        Some("--point") if args.len() >= 4 => {
+        Mode::Point {
+            series,
+            peer,
+            x,
+            quick,
+        } => {
             child::set_up();
-            let x = args[3].parse().expect("--point SERIES PEER SIZE");
-            point::run(&args[1], &args[2], x, flag("--quick"));
+            point::run(&series, &peer, x, quick);
             return ExitCode::SUCCESS;
         }
-        _ => {}
-    }
-    let mut out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/docs"));
-    let mut quick = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match (a.as_str(), it.clone().next()) {
-            ("--quick", _) => quick = true,
-            ("--out", Some(dir)) => {
-                out = PathBuf::from(dir);
-                it.next();
-            }
-            ("--help" | "-h", _) => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            _ => {
-                eprintln!("unknown argument {a}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
+        Mode::Report { out, quick } => (out, quick),
+    };
     match report(&out, quick) {
         Ok(page) => {
             println!("wrote {}", page.display());

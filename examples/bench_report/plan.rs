@@ -1,7 +1,7 @@
 //! The benchmarks of the report: what each measures, at which sizes, and how long a child may
 //! take. The measurement bodies are in `point.rs`.
 
-use crate::workloads::skynet;
+use fiber_support::workloads::skynet;
 
 /// One figure a benchmark's child reports (a benchmark can report several, e.g. echo).
 pub(crate) struct Metric {

@@ -1,15 +1,16 @@
 //! The child side: one measurement of one peer at one size, printed for the parent (see
-//! `child.rs`). Bodies come from benches/workloads (the same code the criterion benches run),
-//! examples/common (sleeping crowds, the std switch) and examples/echo_common (echo servers and
-//! load generator).
+//! `child.rs`). Bodies come from `fiber_support`: `workloads` (the same code the criterion benches
+//! run), `crowd` and `rates` (sleeping crowds, the std switch), `echo` and `echo_load` (echo servers
+//! and load generator).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fiber_support::workloads::{self, channel, mutex, skynet, spawn, switch};
+use fiber_support::{cpu, crowd, echo, echo_load, mem, rates, rt};
+
 use crate::child::{emit, note};
-use crate::workloads::{channel, mutex, skynet, spawn, switch};
-use crate::{common, echo_common, measure};
 
 /// Runs `series` for `kind` at `x` and prints the result; panics on failure (the parent reports
 /// the panic message as the reason the peer cannot run this size).
@@ -41,20 +42,20 @@ fn timed(f: impl FnOnce()) -> Duration {
 /// One warm-up run (stack pools, allocator, thread caches), then the best of `reps`, in ns.
 fn best_ns(reps: u32, mut f: impl FnMut() -> Duration) -> f64 {
     f();
-    measure::best_of(reps, f)
+    rates::best_of(reps, f)
 }
 
 /// The runtime each peer runs on in a 2-worker measurement.
 fn fiber_rt(workers: usize) -> fiber::Runtime {
-    common::fiber_rt(workers)
+    rt::fiber_rt(workers)
 }
 
 /// tokio with `workers` workers; one worker means a current-thread runtime.
 fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
     if workers == 1 {
-        common::tokio_current_thread()
+        rt::tokio_current_thread()
     } else {
-        common::tokio_rt(workers)
+        rt::tokio_rt(workers)
     }
 }
 
@@ -123,7 +124,7 @@ fn per_op(target: Duration, reps: u32, mut run: impl FnMut(u64) -> Duration) -> 
         let scale = target.as_secs_f64() / took.as_secs_f64().max(1e-6);
         n = (n as f64 * scale.clamp(2.0, 100.0)) as u64;
     }
-    measure::best_of(reps, || run(n)) / n as f64
+    rates::best_of(reps, || run(n)) / n as f64
 }
 
 fn op_target(quick: bool) -> Duration {
@@ -137,9 +138,9 @@ fn memory(kind: &str, n: usize, quick: bool) {
     let base = Duration::from_millis(if quick { 200 } else { 1_000 });
     let dur = base + Duration::from_micros(4 * n as u64);
     let r = match kind {
-        "fiber" => measure::sleep_fibers(&fiber_rt(2), n, dur, false),
-        "tokio" => measure::sleep_tokio(&tokio_rt(2), n, dur, false),
-        "std" => measure::sleep_threads(n, dur, false),
+        "fiber" => crowd::sleep_fibers(&fiber_rt(2), n, dur, false),
+        "tokio" => crowd::sleep_tokio(&tokio_rt(2), n, dur, false),
+        "std" => crowd::sleep_threads(n, dur, false),
         "may" => return may_sleepers(n, dur),
         other => panic!("unknown peer {other}"),
     };
@@ -159,16 +160,16 @@ fn memory(kind: &str, n: usize, quick: bool) {
     emit(&[("kib", r.rss_per_sleeper_kib())]);
 }
 
-/// As `measure::sleep_threads` for may coroutines (may has no sleeping-crowd helper there).
+/// As `crowd::sleep_threads` for may coroutines (may has no sleeping-crowd helper there).
 fn may_sleepers(n: usize, dur: Duration) {
     may::config().set_workers(2);
-    let counters = Arc::new(measure::Counters::default());
-    assert!(measure::reset_peak(), "cannot reset VmHWM");
-    let base = measure::mem();
+    let counters = Arc::new(crowd::Counters::default());
+    assert!(mem::reset_peak(), "cannot reset VmHWM");
+    let base = mem::mem();
     let handles: Vec<_> = (0..n)
         .map(|_| {
             let c = counters.clone();
-            crate::workloads::may_go(move || {
+            workloads::may_go(move || {
                 c.falling_asleep();
                 may::coroutine::sleep(dur);
                 c.sleeping.fetch_sub(1, Ordering::Relaxed);
@@ -177,7 +178,7 @@ fn may_sleepers(n: usize, dur: Duration) {
         .collect();
     handles.into_iter().for_each(|h| h.join().unwrap());
     let asleep = counters.max_sleeping.load(Ordering::Relaxed).max(1);
-    let grown = measure::mem().hwm.saturating_sub(base.rss);
+    let grown = mem::mem().hwm.saturating_sub(base.rss);
     emit(&[("kib", grown as f64 / asleep as f64)]);
 }
 
@@ -210,7 +211,7 @@ fn switch(kind: &str, quick: bool, reps: u32) {
         }
         "std" => per_op(target, reps, |n| {
             // switch_threads times one round of `n` switches; convert back to a duration.
-            let per = measure::switch_threads(n.div_ceil(2), 1);
+            let per = rates::switch_threads(n.div_ceil(2), 1);
             Duration::from_nanos((per * n as f64) as u64)
         }),
         other => panic!("unknown peer {other}"),
@@ -237,7 +238,7 @@ fn pingpong(kind: &str, workers: usize, quick: bool, reps: u32) {
         "std" => {
             if workers == 1 {
                 // The threads spawned from here inherit the single-CPU mask.
-                measure::pin_to_cpu0();
+                cpu::pin_to_cpu0();
             }
             per_op(target, reps, channel::std)
         }
@@ -278,8 +279,8 @@ fn echo(kind: &str, conns: usize, quick: bool) {
     } else {
         (Duration::from_secs(2), Duration::from_millis(500))
     };
-    let (mut server, addr) = echo_common::spawn_server(kind, 2);
-    let r = echo_common::run_load(addr, conns, duration, warmup, 64, 2);
+    let (mut server, addr) = echo::spawn_server(kind, 2);
+    let r = echo_load::run_load(addr, conns, duration, warmup, 64, 2);
     let _ = server.kill();
     let _ = server.wait();
     assert!(r.round_trips > 0, "no round trip completed");

@@ -1,13 +1,5 @@
-//! RESP parser of `kv_server`: see `fuzz/checks.rs` for what is checked.
+//! RESP parser of `kv_server`:
+//! see `fiber_support::fuzz_checks` (`support/src/fuzz_checks.rs`) for what is checked.
 #![no_main]
 
-#[path = "../checks.rs"]
-mod checks;
-#[allow(dead_code)]
-#[path = "../../examples/demo/http.rs"]
-mod http;
-#[allow(dead_code)]
-#[path = "../../examples/demo/resp.rs"]
-mod resp;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::resp_check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fiber_support::fuzz_checks::resp_check(data));

@@ -1,121 +1,45 @@
-//! Shared by the `million` and `stress` examples: memory figures from `/proc/self`, progress
-//! bars, and the measured phases (sleeping crowds, spawn rate, switch cost) for fibers,
-//! std threads and tokio tasks.
-#![allow(dead_code)]
+//! Crowds of sleepers (fibers, std threads, tokio tasks), measured: wall time, peak RSS, page
+//! tables and memory maps per sleeper (`million`, `stress`, `bench_report`).
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Memory figures of this process, in KiB, from `/proc/self/status`.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Mem {
-    /// Resident set now (`VmRSS`).
-    pub(crate) rss: u64,
-    /// Peak resident set since start or the last [`reset_peak`] (`VmHWM`).
-    pub(crate) hwm: u64,
-    /// Page tables (`VmPTE`): kernel memory, not part of the RSS.
-    pub(crate) pte: u64,
-    /// Memory maps in use (lines of `/proc/self/maps`); only filled by [`mem_with_maps`].
-    pub(crate) maps: u64,
-}
-
-/// Reads [`Mem`] (without the map count, which is slow to read with many maps).
-pub(crate) fn mem() -> Mem {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    Mem {
-        rss: field("VmRSS:"),
-        hwm: field("VmHWM:"),
-        pte: field("VmPTE:"),
-        maps: 0,
-    }
-}
-
-/// [`mem`] plus the number of memory maps.
-pub(crate) fn mem_with_maps() -> Mem {
-    let maps = std::fs::read("/proc/self/maps")
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-        .unwrap_or(0);
-    Mem { maps, ..mem() }
-}
-
-/// Resets `VmHWM` to the current RSS (Linux `clear_refs` value 5); false if not allowed.
-pub(crate) fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
+use crate::mem::{mem, mem_with_maps, reset_peak, Mem};
+use crate::progress::bar;
 
 /// Counters a crowd of sleepers updates, read by the progress line.
 #[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) spawned: AtomicUsize,
-    pub(crate) sleeping: AtomicUsize,
-    pub(crate) done: AtomicUsize,
+pub struct Counters {
+    /// Sleepers spawned so far.
+    pub spawned: AtomicUsize,
+    /// Sleepers asleep now.
+    pub sleeping: AtomicUsize,
+    /// Sleepers that woke up and finished.
+    pub done: AtomicUsize,
     /// The most sleepers that were asleep at the same time.
-    pub(crate) max_sleeping: AtomicUsize,
+    pub max_sleeping: AtomicUsize,
 }
 
 impl Counters {
     /// Called by a sleeper just before it goes to sleep.
-    pub(crate) fn falling_asleep(&self) {
+    pub fn falling_asleep(&self) {
         let now = self.sleeping.fetch_add(1, Ordering::Relaxed) + 1;
         self.max_sleeping.fetch_max(now, Ordering::Relaxed);
     }
 }
 
-/// A progress bar on stderr (indicatif): `name`, the elapsed time, a bar with its position out of
-/// `len`, and a message (cut to the terminal's width). Hidden unless `show` and stderr is a
-/// terminal.
-pub(crate) fn bar(name: &str, len: u64, show: bool) -> ProgressBar {
-    let target = if show {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let style =
-        ProgressStyle::with_template("{prefix:<15} {elapsed:>3} [{bar:20}] {pos}/{len} {wide_msg}")
-            .expect("progress template")
-            .progress_chars("=> ");
-    let bar = ProgressBar::with_draw_target(Some(len), target)
-        .with_style(style)
-        .with_prefix(name.to_owned());
-    if !bar.is_hidden() {
-        // Keeps the elapsed time moving while the position does not.
-        bar.enable_steady_tick(Duration::from_millis(100));
-    }
-    bar
-}
-
-/// Runs one step of a stage: shows `name` on `bar`, runs `f`, advances the bar by one.
-pub(crate) fn step<T>(bar: &ProgressBar, name: &str, f: impl FnOnce() -> T) -> T {
-    bar.set_message(name.to_owned());
-    let r = f();
-    bar.inc(1);
-    r
-}
-
 /// A thread that samples the RSS every 10 ms (a fallback for the peak where `VmHWM` cannot be
 /// reset) and shows a crowd on a progress bar: sleepers done out of all, then RSS, asleep, spawned.
-pub(crate) struct Progress {
+pub struct Progress {
     stop: Arc<AtomicBool>,
     max_rss: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Progress {
-    pub(crate) fn start(
-        label: &str,
-        total: usize,
-        counters: Arc<Counters>,
-        show: bool,
-    ) -> Progress {
+    /// Starts sampling and showing the crowd `label` of `total` sleepers (the bar only if `show`).
+    pub fn start(label: &str, total: usize, counters: Arc<Counters>, show: bool) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
         let max_rss = Arc::new(AtomicU64::new(0));
         let (stop2, max2) = (stop.clone(), max_rss.clone());
@@ -145,7 +69,7 @@ impl Progress {
     }
 
     /// Stops the bar; returns the highest RSS sampled, in KiB.
-    pub(crate) fn finish(mut self) -> u64 {
+    pub fn finish(mut self) -> u64 {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -156,45 +80,50 @@ impl Progress {
 
 /// What one crowd of sleepers cost.
 #[derive(Debug, Clone)]
-pub(crate) struct CrowdReport {
-    pub(crate) kind: &'static str,
-    pub(crate) n: usize,
+pub struct CrowdReport {
+    /// What slept: `fibers`, `std threads`, `tokio`.
+    pub kind: &'static str,
+    /// How many.
+    pub n: usize,
     /// Workers that failed to start or join.
-    pub(crate) failed: usize,
+    pub failed: usize,
     /// From the first spawn until all were spawned.
-    pub(crate) spawn: Duration,
+    pub spawn: Duration,
     /// From the first spawn until all were joined.
-    pub(crate) wall: Duration,
-    pub(crate) base: Mem,
+    pub wall: Duration,
+    /// The figures before the first spawn.
+    pub base: Mem,
     /// Peak RSS in KiB (`VmHWM` after a reset, else the sampled maximum).
-    pub(crate) peak_rss: u64,
+    pub peak_rss: u64,
     /// Peak of page tables seen while all were asleep, in KiB.
-    pub(crate) peak_pte: u64,
+    pub peak_pte: u64,
     /// Memory maps while all were asleep (if sampled).
-    pub(crate) maps: u64,
+    pub maps: u64,
     /// The first error, if any.
-    pub(crate) error: Option<String>,
+    pub error: Option<String>,
     /// The most that were asleep at the same time (all `n` unless starting them lagged behind).
-    pub(crate) peak_asleep: usize,
+    pub peak_asleep: usize,
 }
 
 impl CrowdReport {
     /// (peak − baseline) / n, in KiB.
-    pub(crate) fn rss_per_worker_kib(&self) -> f64 {
+    pub fn rss_per_worker_kib(&self) -> f64 {
         self.peak_rss.saturating_sub(self.base.rss) as f64 / self.n.max(1) as f64
     }
 
     /// (peak − baseline) / the most asleep at once, in KiB: the cost of one sleeper even when
     /// not all `n` were asleep together (then it also carries the not-yet-started ones).
-    pub(crate) fn rss_per_sleeper_kib(&self) -> f64 {
+    pub fn rss_per_sleeper_kib(&self) -> f64 {
         self.peak_rss.saturating_sub(self.base.rss) as f64 / self.peak_asleep.max(1) as f64
     }
 
-    pub(crate) fn pte_per_worker_kib(&self) -> f64 {
+    /// (page-table peak − baseline) / n, in KiB.
+    pub fn pte_per_worker_kib(&self) -> f64 {
         self.peak_pte.saturating_sub(self.base.pte) as f64 / self.n.max(1) as f64
     }
 
-    pub(crate) fn print(&self) {
+    /// Prints the report on one line.
+    pub fn print(&self) {
         println!(
             "  {:<12} n={:<9} asleep at once {:<9} wall {:>8.3} s (spawning {:.3} s)  peak RSS {:>8.1} MiB  RSS/worker {:>6.2} KiB  RSS/sleeper {:>6.2} KiB  page tables/worker {:.2} KiB{}{}",
             self.kind,
@@ -269,12 +198,7 @@ fn end(
 }
 
 /// `n` fibers that each sleep `dur`, spawned from a fiber of `rt` and joined.
-pub(crate) fn sleep_fibers(
-    rt: &fiber::Runtime,
-    n: usize,
-    dur: Duration,
-    show: bool,
-) -> CrowdReport {
+pub fn sleep_fibers(rt: &fiber::Runtime, n: usize, dur: Duration, show: bool) -> CrowdReport {
     let counters = Arc::new(Counters::default());
     let (base, reset) = begin();
     let progress = Progress::start("fibers", n, counters.clone(), show);
@@ -322,7 +246,7 @@ pub(crate) fn sleep_fibers(
 }
 
 /// `n` std threads that each sleep `dur`, spawned from the main thread and joined.
-pub(crate) fn sleep_threads(n: usize, dur: Duration, show: bool) -> CrowdReport {
+pub fn sleep_threads(n: usize, dur: Duration, show: bool) -> CrowdReport {
     let counters = Arc::new(Counters::default());
     let (base, reset) = begin();
     let progress = Progress::start("threads", n, counters.clone(), show);
@@ -371,7 +295,7 @@ pub(crate) fn sleep_threads(n: usize, dur: Duration, show: bool) -> CrowdReport 
 }
 
 /// `n` tokio tasks that each `tokio::time::sleep(dur)`, spawned from a task of `rt` and joined.
-pub(crate) fn sleep_tokio(
+pub fn sleep_tokio(
     rt: &tokio::runtime::Runtime,
     n: usize,
     dur: Duration,
@@ -424,142 +348,9 @@ pub(crate) fn sleep_tokio(
     )
 }
 
-/// Hands freed heap memory back to the OS between phases, so that one phase's leftovers do not
-/// serve (and hide) the next phase's allocations.
-pub(crate) fn trim() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 fn panic_message(e: &Box<dyn std::any::Any + Send>) -> String {
     e.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| e.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
-}
-
-// ---- spawn rate ---------------------------------------------------------------------------------
-
-/// Nanoseconds per spawn + join of `n` trivial fibers (spawned from a fiber; all spawned, then all
-/// joined). Best of `rounds`.
-pub(crate) fn spawn_rate_fiber(rt: &fiber::Runtime, n: u64, rounds: u32) -> f64 {
-    best_of(rounds, || {
-        rt.block_on(|| {
-            let start = Instant::now();
-            let hs: Vec<_> = (0..n).map(|i| fiber::spawn(move || i)).collect();
-            let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-            assert_eq!(sum, n * (n - 1) / 2);
-            start.elapsed()
-        })
-    }) / n as f64
-}
-
-/// As [`spawn_rate_fiber`] for tokio tasks (spawned from a task).
-pub(crate) fn spawn_rate_tokio(rt: &tokio::runtime::Runtime, n: u64, rounds: u32) -> f64 {
-    best_of(rounds, || {
-        rt.block_on(async move {
-            tokio::spawn(async move {
-                let start = Instant::now();
-                let hs: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
-                let mut sum = 0;
-                for h in hs {
-                    sum += h.await.unwrap();
-                }
-                assert_eq!(sum, n * (n - 1) / 2);
-                start.elapsed()
-            })
-            .await
-            .unwrap()
-        })
-    }) / n as f64
-}
-
-/// As [`spawn_rate_fiber`] for std threads.
-pub(crate) fn spawn_rate_threads(n: u64, rounds: u32) -> f64 {
-    best_of(rounds, || {
-        let start = Instant::now();
-        let hs: Vec<_> = (0..n).map(|i| std::thread::spawn(move || i)).collect();
-        let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-        assert_eq!(sum, n * (n - 1) / 2);
-        start.elapsed()
-    }) / n as f64
-}
-
-// ---- switch cost --------------------------------------------------------------------------------
-
-/// Nanoseconds per switch between two std threads pinned to one CPU, handing a turn back and
-/// forth with park/unpark (each handoff is one kernel context switch). total / (2 × `per_side`).
-pub(crate) fn switch_threads(per_side: u64, rounds: u32) -> f64 {
-    best_of(rounds, || {
-        let turn = Arc::new(AtomicU64::new(0));
-        let limit = 2 * per_side;
-        let main = std::thread::current();
-        let t2 = turn.clone();
-        let partner = std::thread::spawn(move || {
-            pin_to_cpu0();
-            loop {
-                let t = t2.load(Ordering::Acquire);
-                if t >= limit {
-                    return;
-                }
-                if t % 2 == 1 {
-                    t2.store(t + 1, Ordering::Release);
-                    main.unpark();
-                } else {
-                    std::thread::park();
-                }
-            }
-        });
-        let other = partner.thread().clone();
-        let restore = pin_to_cpu0();
-        let start = Instant::now();
-        loop {
-            let t = turn.load(Ordering::Acquire);
-            if t >= limit {
-                break;
-            }
-            if t % 2 == 0 {
-                turn.store(t + 1, Ordering::Release);
-                other.unpark();
-            } else {
-                std::thread::park();
-            }
-        }
-        let elapsed = start.elapsed();
-        partner.join().unwrap();
-        restore_affinity(restore);
-        elapsed
-    }) / (2 * per_side) as f64
-}
-
-/// Pins the calling thread to CPU 0; returns the previous mask.
-pub(crate) fn pin_to_cpu0() -> Option<libc::cpu_set_t> {
-    // SAFETY: cpu_set_t is plain data; the calls only read/write the sets passed by pointer.
-    unsafe {
-        let mut old: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) != 0 {
-            return None;
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        Some(old)
-    }
-}
-
-fn restore_affinity(old: Option<libc::cpu_set_t>) {
-    if let Some(old) = old {
-        // SAFETY: as in `pin_to_cpu0`.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
-    }
-}
-
-/// The shortest of `rounds` runs of `f`, in nanoseconds.
-pub(crate) fn best_of(rounds: u32, mut f: impl FnMut() -> Duration) -> f64 {
-    (0..rounds.max(1))
-        .map(|_| f().as_nanos() as f64)
-        .fold(f64::INFINITY, f64::min)
 }

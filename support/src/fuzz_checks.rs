@@ -1,16 +1,14 @@
-//! The properties the fuzz targets check, shared with the deterministic run in
-//! `tests/demo_parsers.rs` (both include this file with `#[path]`, next to
-//! `examples/demo/resp.rs` and `examples/demo/http.rs` as the modules `resp` and `http`).
+//! The properties the fuzz targets (`fuzz/`) check of [`crate::resp`] and [`crate::http_parse`],
+//! shared with the deterministic run in `tests/demo_parsers.rs`.
 //!
 //! Input layout for both: the first two bytes seed the split points (how the stream is cut into
 //! reads), the rest is the stream a client sends.
-#![allow(dead_code)]
 
-use crate::http::{self, Conn, Head, Progress};
+use crate::http_parse::{self as http, Conn, Head, Progress};
 use crate::resp::{self, Parser};
 
 /// Small RESP limits, so that short inputs reach every limit.
-pub(crate) const SMALL_RESP: resp::Limits = resp::Limits {
+pub const SMALL_RESP: resp::Limits = resp::Limits {
     max_line: 40,
     max_args: 6,
     max_bulk: 50,
@@ -18,13 +16,13 @@ pub(crate) const SMALL_RESP: resp::Limits = resp::Limits {
 };
 
 /// Small HTTP limits, likewise.
-pub(crate) const SMALL_HTTP: http::Limits = http::Limits {
+pub const SMALL_HTTP: http::Limits = http::Limits {
     max_head: 200,
     max_body: 100,
 };
 
 /// Cuts `data` into reads of 1 to `max` bytes, sizes drawn from `seed`.
-pub(crate) fn chunks(data: &[u8], seed: u16, max: usize) -> Vec<&[u8]> {
+pub fn chunks(data: &[u8], seed: u16, max: usize) -> Vec<&[u8]> {
     let mut state = u32::from(seed) | 1 << 16;
     let mut out = Vec::new();
     let mut rest = data;
@@ -42,14 +40,16 @@ pub(crate) fn chunks(data: &[u8], seed: u16, max: usize) -> Vec<&[u8]> {
 
 /// What a RESP stream parses to: the commands, then the error if one ended it.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct RespOutcome {
-    pub(crate) commands: Vec<resp::Command>,
-    pub(crate) error: Option<&'static str>,
+pub struct RespOutcome {
+    /// The commands parsed, in order.
+    pub commands: Vec<resp::Command>,
+    /// The protocol error that ended the stream, if one did.
+    pub error: Option<&'static str>,
 }
 
 /// Feeds `reads` to a parser the way `kv_server` does (append, parse until `None`, drop the
 /// consumed bytes) and checks the invariants on the way.
-pub(crate) fn resp_feed(reads: &[&[u8]], limits: resp::Limits) -> RespOutcome {
+pub fn resp_feed(reads: &[&[u8]], limits: resp::Limits) -> RespOutcome {
     let mut parser = Parser::new(limits);
     let mut buf: Vec<u8> = Vec::new();
     let mut outcome = RespOutcome {
@@ -98,7 +98,7 @@ pub(crate) fn resp_feed(reads: &[&[u8]], limits: resp::Limits) -> RespOutcome {
 
 /// The RESP property: never a panic, consumed ≤ input, at most a line buffered, and the same
 /// commands and error whether the stream comes in one read or cut anywhere.
-pub(crate) fn resp_check(input: &[u8]) {
+pub fn resp_check(input: &[u8]) {
     let (seed, data) = split_seed(input);
     for limits in [SMALL_RESP, resp::Limits::DEFAULT] {
         let whole = resp_feed(&[data], limits);
@@ -125,7 +125,7 @@ pub(crate) fn resp_check(input: &[u8]) {
 }
 
 /// A command as a RESP array of bulk strings.
-pub(crate) fn encode(cmd: &[Vec<u8>]) -> Vec<u8> {
+pub fn encode(cmd: &[Vec<u8>]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", cmd.len()).into_bytes();
     for arg in cmd {
         out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
@@ -137,14 +137,17 @@ pub(crate) fn encode(cmd: &[Vec<u8>]) -> Vec<u8> {
 
 /// What a connection makes of an HTTP stream: the bytes it sends, and its last state.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct HttpOutcome {
-    pub(crate) sent: Vec<u8>,
-    pub(crate) progress: Progress,
-    pub(crate) answered: u64,
+pub struct HttpOutcome {
+    /// Every byte the connection sent.
+    pub sent: Vec<u8>,
+    /// Its state after the last read.
+    pub progress: Progress,
+    /// Requests answered.
+    pub answered: u64,
 }
 
 /// Feeds `reads` to a [`Conn`] as `http_hello` does, until it says `Close`.
-pub(crate) fn http_feed(reads: &[&[u8]], limits: http::Limits) -> HttpOutcome {
+pub fn http_feed(reads: &[&[u8]], limits: http::Limits) -> HttpOutcome {
     let mut conn = Conn::new(limits);
     let mut sent = Vec::new();
     let mut progress = Progress::Idle;
@@ -162,7 +165,7 @@ pub(crate) fn http_feed(reads: &[&[u8]], limits: http::Limits) -> HttpOutcome {
 }
 
 /// The statuses of the responses in `sent`, checking that each is well formed.
-pub(crate) fn statuses(mut sent: &[u8]) -> Vec<u16> {
+pub fn statuses(mut sent: &[u8]) -> Vec<u16> {
     let mut out = Vec::new();
     while !sent.is_empty() {
         let mut headers = [httparse::EMPTY_HEADER; 8];
@@ -201,7 +204,7 @@ pub(crate) fn statuses(mut sent: &[u8]) -> Vec<u16> {
 /// The HTTP property: never a panic; the same responses and state whether the stream comes in
 /// one read or cut anywhere; responses well formed, errors only last and followed by `Close`;
 /// and [`http::parse_head`] agrees with itself on prefixes.
-pub(crate) fn http_check(input: &[u8]) {
+pub fn http_check(input: &[u8]) {
     let (seed, data) = split_seed(input);
     for limits in [SMALL_HTTP, http::Limits::DEFAULT] {
         let whole = http_feed(&[data], limits);

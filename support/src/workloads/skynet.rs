@@ -7,7 +7,7 @@ use std::pin::Pin;
 use super::may_go;
 
 /// Total number of workers in a tree of `leaves` leaves (1M leaves: 1,111,111).
-pub(crate) fn workers(leaves: u64) -> u64 {
+pub fn workers(leaves: u64) -> u64 {
     let mut total = 0;
     let mut level = leaves;
     while level >= 1 {
@@ -28,7 +28,8 @@ fn node<H>(num: u64, size: u64, spawn: impl Fn(u64, u64) -> H, join: impl Fn(H) 
     children.into_iter().map(join).sum()
 }
 
-pub(crate) fn fiber(rt: &fiber::Runtime, leaves: u64) -> u64 {
+/// The fiber body.
+pub fn fiber(rt: &fiber::Runtime, leaves: u64) -> u64 {
     rt.block_on(|| fiber_node(0, leaves))
 }
 
@@ -41,7 +42,8 @@ fn fiber_node(num: u64, size: u64) -> u64 {
     )
 }
 
-pub(crate) fn tokio(rt: &tokio::runtime::Runtime, leaves: u64) -> u64 {
+/// The tokio body.
+pub fn tokio(rt: &tokio::runtime::Runtime, leaves: u64) -> u64 {
     rt.block_on(async move { tokio::spawn(tokio_node(0, leaves)).await })
         .unwrap()
 }
@@ -64,7 +66,7 @@ fn tokio_node(num: u64, size: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> 
 }
 
 /// may must be configured (workers) before its first use.
-pub(crate) fn may(leaves: u64) -> u64 {
+pub fn may(leaves: u64) -> u64 {
     may_go(move || may_node(0, leaves)).join().unwrap()
 }
 
@@ -78,7 +80,7 @@ fn may_node(num: u64, size: u64) -> u64 {
 }
 
 /// One OS thread per tree node.
-pub(crate) fn std(leaves: u64) -> u64 {
+pub fn std(leaves: u64) -> u64 {
     std_node(0, leaves)
 }
 

@@ -1,19 +1,18 @@
-//! Workload bodies shared by the criterion benches and the `bench_report` example (included with
-//! `#[path]` by both, so the report measures exactly what the benches measure). Each submodule has
+//! Workload bodies shared by the criterion benches and the `bench_report` example (so the report
+//! measures exactly what the benches measure). Each submodule has
 //! one body per peer: fiber, tokio, may and, where it makes sense, std threads.
-#![allow(dead_code)] // each bench uses a different subset
 
-pub(crate) mod channel;
-pub(crate) mod mutex;
-pub(crate) mod skynet;
-pub(crate) mod spawn;
-pub(crate) mod switch;
+pub mod channel;
+pub mod mutex;
+pub mod skynet;
+pub mod spawn;
+pub mod switch;
 
 /// Spawns a may coroutine.
 ///
 /// may 0.3 marks spawning unsafe because a coroutine that uses thread-locals or blocks its OS
 /// thread misbehaves; every closure passed here does neither.
-pub(crate) fn may_go<F, T>(f: F) -> may::coroutine::JoinHandle<T>
+pub fn may_go<F, T>(f: F) -> may::coroutine::JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,

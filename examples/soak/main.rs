@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release --example soak -- --seconds 600`
 //!
-//! Each round runs 3-8 scenarios at once on one runtime (`soak_mix/mod.rs`): spawn/join trees
+//! Each round runs 3-8 scenarios at once on one runtime (`mix.rs`): spawn/join trees
 //! (`Builder` names and stack sizes), park/unpark pairs, sleeps and `park_timeout`, `mpsc` and
 //! `mpmc` channels (unbounded, bounded, zero capacity; every send and receive flavour, `select!`
 //! with timeouts and `default`), `Mutex`, `RwLock`, `Condvar`, `Semaphore`, `Barrier`,
@@ -22,7 +22,7 @@
 //! still running. Once a second it prints a `SAMPLE` line (RSS, VmSize, fds, threads, rounds).
 //! The plan of every round follows from `--seed` (printed at the start), so a failure can be
 //! replayed with the same plan; the interleaving is the scheduler's.
-mod soak_mix;
+mod mix;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -30,7 +30,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use soak_mix::{payload_text, Ctx, Kind, Report, Rng, INJECTED, KINDS};
+use fiber_support::flags::Flags;
+use fiber_support::mem;
+use fiber_support::rng::{splitmix, Rng};
+
+use mix::{payload_text, Ctx, Kind, Report, INJECTED, KINDS};
 
 const USAGE: &str = "usage: soak [--seconds N] [--workers N] [--seed S] [--load F] [--hang-secs N]
             [--warmup-secs N] [--rss-growth-mib N] [--rss-bound-mib N] [--only KIND,...]
@@ -68,96 +72,57 @@ struct Opts {
     only: Vec<Kind>,
 }
 
-fn fail_usage(msg: &str) -> ! {
-    eprintln!("error: {msg}\n{USAGE}");
-    std::process::exit(2)
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
-    v.parse()
-        .unwrap_or_else(|_| fail_usage(&format!("bad value for `{flag}`: `{v}`")))
-}
-
 fn parse_opts() -> Opts {
-    let mut seconds = 60;
-    let mut workers = None;
-    let mut seed = None;
-    let mut load = None;
-    let mut hang = 60;
-    let mut warmup = None;
-    let mut growth_mib = 64;
-    let mut bound_mib = 1024;
-    let mut inject = None;
-    let mut only = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--with-known-bugs" => fail_usage(
-                "`--with-known-bugs` is gone: the defects it kept apart are fixed, and what it \
-                 added is part of the normal mix",
-            ),
-            _ => {}
+    let mut flags = Flags::parse(USAGE, &["--with-known-bugs"]);
+    if flags.switch("--with-known-bugs") {
+        flags.fail(
+            "`--with-known-bugs` is gone: the defects it kept apart are fixed, and what it added \
+             is part of the normal mix",
+        );
+    }
+    let seconds = flags.get("--seconds", 60);
+    let workers: Option<usize> = flags.opt("--workers");
+    if workers.is_some_and(|n| n == 0 || n > fiber::MAX_WORKER_THREADS) {
+        flags.fail("`--workers` must be between 1 and 1024");
+    }
+    let seed = flags.opt::<String>("--seed").map(|v| {
+        let hex = v.strip_prefix("0x").map(|h| u64::from_str_radix(h, 16));
+        match hex.unwrap_or_else(|| v.parse()) {
+            Ok(seed) => seed,
+            Err(_) => flags.fail(&format!("bad value for `--seed`: `{v}`")),
         }
-        let Some(v) = args.next() else {
-            fail_usage(&format!("missing value for `{flag}`"))
-        };
-        match flag.as_str() {
-            "--seconds" => seconds = parse_num(&flag, &v),
-            "--workers" => {
-                let n: usize = parse_num(&flag, &v);
-                if n == 0 || n > fiber::MAX_WORKER_THREADS {
-                    fail_usage("`--workers` must be between 1 and 1024");
-                }
-                workers = Some(n);
+    });
+    let load: Option<f64> = flags.opt("--load");
+    if load.is_some_and(|f| !(f > 0.0 && f <= 100.0)) {
+        flags.fail("`--load` must be in (0, 100]");
+    }
+    let hang = flags.get("--hang-secs", 60u64).max(1);
+    let warmup: Option<u64> = flags.opt("--warmup-secs");
+    let growth_mib = flags.get("--rss-growth-mib", 64);
+    let bound_mib = flags.get("--rss-bound-mib", 1024);
+    let inject = flags.opt::<String>("--inject").map(|v| match v.as_str() {
+        "mismatch" => Inject::Mismatch,
+        "hang" => Inject::Hang,
+        "fd" => Inject::Fd,
+        "rss" => Inject::Rss,
+        _ => flags.fail(&format!("bad value for `--inject`: `{v}`")),
+    });
+    let mut only = Vec::new();
+    for list in flags.all::<String>("--only") {
+        for name in list.split(',') {
+            match KINDS.iter().find(|k| k.name() == name) {
+                Some(k) => only.push(*k),
+                None => flags.fail(&format!("unknown scenario kind `{name}`")),
             }
-            "--seed" => {
-                seed = Some(match v.strip_prefix("0x") {
-                    Some(hex) => u64::from_str_radix(hex, 16)
-                        .unwrap_or_else(|_| fail_usage(&format!("bad value for `--seed`: `{v}`"))),
-                    None => parse_num(&flag, &v),
-                })
-            }
-            "--load" => {
-                let f: f64 = parse_num(&flag, &v);
-                if !(f > 0.0 && f <= 100.0) {
-                    fail_usage("`--load` must be in (0, 100]");
-                }
-                load = Some(f);
-            }
-            "--hang-secs" => hang = parse_num::<u64>(&flag, &v).max(1),
-            "--warmup-secs" => warmup = Some(parse_num(&flag, &v)),
-            "--rss-growth-mib" => growth_mib = parse_num(&flag, &v),
-            "--rss-bound-mib" => bound_mib = parse_num(&flag, &v),
-            "--inject" => {
-                inject = Some(match v.as_str() {
-                    "mismatch" => Inject::Mismatch,
-                    "hang" => Inject::Hang,
-                    "fd" => Inject::Fd,
-                    "rss" => Inject::Rss,
-                    _ => fail_usage(&format!("bad value for `--inject`: `{v}`")),
-                })
-            }
-            "--only" => {
-                for name in v.split(',') {
-                    match KINDS.iter().find(|k| k.name() == name) {
-                        Some(k) => only.push(*k),
-                        None => fail_usage(&format!("unknown scenario kind `{name}`")),
-                    }
-                }
-            }
-            _ => fail_usage(&format!("unknown flag `{flag}`")),
         }
     }
+    flags.done();
     let seed = seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1);
-        soak_mix::splitmix(t ^ std::process::id() as u64)
+        splitmix(t ^ std::process::id() as u64)
     });
     Opts {
         seconds,
@@ -186,21 +151,6 @@ struct Sample {
     rounds: u64,
 }
 
-fn status_field(status: &str, name: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Open fds of this process (the directory handle itself included, a constant offset).
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count() as u64)
-        .unwrap_or(0)
-}
-
 /// Shared between the rounds and the monitor thread.
 struct Monitor {
     start: Instant,
@@ -218,13 +168,13 @@ struct Monitor {
 impl Monitor {
     fn sample(&self) -> Sample {
         let _turn = self.proc_lock.lock().unwrap();
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let m = mem::mem();
         Sample {
             secs: self.start.elapsed().as_secs(),
-            rss_kib: status_field(&status, "VmRSS:"),
-            vmsize_kib: status_field(&status, "VmSize:"),
-            threads: status_field(&status, "Threads:"),
-            fds: open_fds(),
+            rss_kib: m.rss,
+            vmsize_kib: m.size,
+            threads: m.threads,
+            fds: mem::open_fds(),
             rounds: self.rounds.load(Ordering::SeqCst),
         }
     }
@@ -498,7 +448,7 @@ fn main() -> ExitCode {
         }
         let fds = {
             let _turn = monitor.proc_lock.lock().unwrap();
-            open_fds()
+            mem::open_fds()
         };
         match fd_base {
             None => fd_base = Some(fds),

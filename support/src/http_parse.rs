@@ -31,21 +31,21 @@
 use std::mem::MaybeUninit;
 
 /// Most headers a request may have (the size of `httparse`'s header array).
-pub(crate) const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
 
 /// What a client may send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// Longest request head (request line, headers and the blank line), in bytes.
-    pub(crate) max_head: usize,
+    pub max_head: usize,
     /// Longest request body (`Content-Length`), in bytes; the body is read and discarded.
-    pub(crate) max_body: u64,
+    pub max_body: u64,
 }
 
 impl Limits {
     /// `http_hello`'s limits: an 8 KiB head (nginx's `large_client_header_buffers` and most
     /// servers' default), 1 MiB of body.
-    pub(crate) const DEFAULT: Limits = Limits {
+    pub const DEFAULT: Limits = Limits {
         max_head: 8 * 1024,
         max_body: 1024 * 1024,
     };
@@ -53,22 +53,22 @@ impl Limits {
 
 /// A valid request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Request {
+pub struct Request {
     /// Bytes of the head, up to and including its blank line.
-    pub(crate) len: usize,
+    pub len: usize,
     /// Bytes of body that follow it.
-    pub(crate) body: u64,
+    pub body: u64,
     /// HTTP/1.0 (1.1 otherwise).
-    pub(crate) http10: bool,
+    pub http10: bool,
     /// The connection closes after the response.
-    pub(crate) close: bool,
+    pub close: bool,
     /// A `HEAD` request: the response has no body.
-    pub(crate) head_only: bool,
+    pub head_only: bool,
 }
 
 /// What [`parse_head`] makes of the front of a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Head {
+pub enum Head {
     /// No complete head yet, and nothing wrong so far.
     Partial,
     /// A valid head.
@@ -79,7 +79,7 @@ pub(crate) enum Head {
 
 /// Parses the request head at the front of `buf` (only its first [`Limits::max_head`] bytes
 /// count). A pure function: the same bytes give the same answer.
-pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Head {
+pub fn parse_head(buf: &[u8], limits: &Limits) -> Head {
     let window = &buf[..buf.len().min(limits.max_head)];
     // Uninitialised: filling 64 empty headers per request would cost more than parsing them.
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -166,7 +166,7 @@ fn content_length(value: &[u8]) -> Option<u64> {
 
 /// What the connection should do after [`Conn::received`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Progress {
+pub enum Progress {
     /// Between requests: wait for the next one (the idle timeout applies).
     Idle,
     /// Inside a request (part of its head or body is here): its deadline applies.
@@ -176,12 +176,12 @@ pub(crate) enum Progress {
 }
 
 /// The body of every successful response.
-pub(crate) const HELLO: &[u8] = b"Hello world\n";
+pub const HELLO: &[u8] = b"Hello world\n";
 const OK_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n";
 
 /// One connection's request handling (see the module docs).
 #[derive(Debug)]
-pub(crate) struct Conn {
+pub struct Conn {
     limits: Limits,
     /// Received and not consumed: the front is the start of the next request head.
     buf: Vec<u8>,
@@ -195,7 +195,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// A new connection's state.
-    pub(crate) fn new(limits: Limits) -> Conn {
+    pub fn new(limits: Limits) -> Conn {
         Conn {
             limits,
             buf: Vec::new(),
@@ -207,13 +207,13 @@ impl Conn {
     }
 
     /// Requests answered so far (a request's deadline starts when the one before is answered).
-    pub(crate) fn answered(&self) -> u64 {
+    pub fn answered(&self) -> u64 {
         self.answered
     }
 
     /// Takes `data`, just received; appends to `out` the responses to every request it
     /// completes, in order.
-    pub(crate) fn received(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Progress {
+    pub fn received(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Progress {
         if self.closed {
             return Progress::Close;
         }
@@ -263,7 +263,7 @@ impl Conn {
     }
 
     /// The current request missed its deadline: `408` if one was under way, then close.
-    pub(crate) fn timed_out(&mut self, out: &mut Vec<u8>) -> Progress {
+    pub fn timed_out(&mut self, out: &mut Vec<u8>) -> Progress {
         if !self.closed && (!self.buf.is_empty() || self.pending.is_some()) {
             error_response(408, out);
         }
@@ -306,7 +306,7 @@ impl Conn {
 }
 
 /// Appends a complete error response with `Connection: close`.
-pub(crate) fn error_response(status: u16, out: &mut Vec<u8>) {
+pub fn error_response(status: u16, out: &mut Vec<u8>) {
     let reason = match status {
         400 => "Bad Request",
         408 => "Request Timeout",

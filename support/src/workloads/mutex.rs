@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::may_go;
 
 /// Fibers on `rt` with `fiber::sync::Mutex`.
-pub(crate) fn fiber(rt: &fiber::Runtime, tasks: usize, increments: usize) {
+pub fn fiber(rt: &fiber::Runtime, tasks: usize, increments: usize) {
     let m = fiber::sync::Mutex::new(0usize);
     rt.block_on(|| {
         fiber::scope(|s| {
@@ -23,7 +23,7 @@ pub(crate) fn fiber(rt: &fiber::Runtime, tasks: usize, increments: usize) {
 }
 
 /// Tasks on `rt` with `tokio::sync::Mutex` (FIFO, async).
-pub(crate) fn tokio(rt: &tokio::runtime::Runtime, tasks: usize, increments: usize) {
+pub fn tokio(rt: &tokio::runtime::Runtime, tasks: usize, increments: usize) {
     let m = Arc::new(tokio::sync::Mutex::new(0usize));
     rt.block_on(async {
         let hs: Vec<_> = (0..tasks)
@@ -44,7 +44,7 @@ pub(crate) fn tokio(rt: &tokio::runtime::Runtime, tasks: usize, increments: usiz
 }
 
 /// may coroutines with `may::sync::Mutex` (may's workers are configured by the caller).
-pub(crate) fn may(tasks: usize, increments: usize) {
+pub fn may(tasks: usize, increments: usize) {
     let m = Arc::new(may::sync::Mutex::new(0usize));
     let hs: Vec<_> = (0..tasks)
         .map(|_| {
@@ -61,7 +61,7 @@ pub(crate) fn may(tasks: usize, increments: usize) {
 }
 
 /// OS threads with `std::sync::Mutex`.
-pub(crate) fn std(threads: usize, increments: usize) {
+pub fn std(threads: usize, increments: usize) {
     let m = std::sync::Mutex::new(0usize);
     std::thread::scope(|s| {
         for _ in 0..threads {

@@ -10,7 +10,8 @@ use corosensei::Coroutine;
 
 use super::may_go;
 
-pub(crate) fn fiber(rt: &fiber::Runtime, switches: u64) -> Duration {
+/// The fiber body.
+pub fn fiber(rt: &fiber::Runtime, switches: u64) -> Duration {
     let per_side = switches.div_ceil(2);
     rt.block_on(|| {
         let start = Instant::now();
@@ -27,7 +28,8 @@ pub(crate) fn fiber(rt: &fiber::Runtime, switches: u64) -> Duration {
     })
 }
 
-pub(crate) fn tokio(rt: &tokio::runtime::Runtime, switches: u64) -> Duration {
+/// The tokio body.
+pub fn tokio(rt: &tokio::runtime::Runtime, switches: u64) -> Duration {
     let per_side = switches.div_ceil(2);
     rt.block_on(async move {
         let start = Instant::now();
@@ -46,7 +48,7 @@ pub(crate) fn tokio(rt: &tokio::runtime::Runtime, switches: u64) -> Duration {
 }
 
 /// may must be configured with one worker before its first use.
-pub(crate) fn may(switches: u64) -> Duration {
+pub fn may(switches: u64) -> Duration {
     let per_side = switches.div_ceil(2);
     let outer = may_go(move || {
         let start = Instant::now();
@@ -65,7 +67,7 @@ pub(crate) fn may(switches: u64) -> Duration {
 }
 
 /// The floor: one `resume` + `suspend` of a raw corosensei coroutine per switch.
-pub(crate) fn corosensei(switches: u64) -> Duration {
+pub fn corosensei(switches: u64) -> Duration {
     let mut co = Coroutine::new(|yielder, mut x: u64| loop {
         x = yielder.suspend(black_box(x));
     });

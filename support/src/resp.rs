@@ -18,19 +18,24 @@
 //!   sends as `-ERR ...` before closing the connection, as redis-server does.
 
 /// A command and its arguments.
-pub(crate) type Command = Vec<Vec<u8>>;
+pub type Command = Vec<Vec<u8>>;
 
 /// One RESP reply (see [`put`]).
-pub(crate) enum Reply<'a> {
+pub enum Reply<'a> {
+    /// `+OK`.
     Simple(&'a str),
+    /// `-ERR message`.
     Error(&'a str),
+    /// `:42`.
     Int(i64),
+    /// A bulk string, or nil.
     Bulk(Option<&'a [u8]>),
-    Array(usize), // header only; the elements follow
+    /// The header of an array of this many elements (they follow).
+    Array(usize),
 }
 
 /// Appends `reply` to `out`, encoded.
-pub(crate) fn put(out: &mut Vec<u8>, reply: Reply<'_>) {
+pub fn put(out: &mut Vec<u8>, reply: Reply<'_>) {
     match reply {
         Reply::Simple(s) => out.extend_from_slice(format!("+{s}\r\n").as_bytes()),
         Reply::Error(s) => out.extend_from_slice(format!("-ERR {s}\r\n").as_bytes()),
@@ -49,21 +54,21 @@ pub(crate) fn put(out: &mut Vec<u8>, reply: Reply<'_>) {
 /// (`PROTO_INLINE_MAX_SIZE`), 1,048,576 array elements, bulk strings 512 MB
 /// (`proto-max-bulk-len`), 1 GB of unparsed query (`client-query-buffer-limit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// Longest line, in bytes before its `\n`: an inline command, or an array or bulk header.
-    pub(crate) max_line: usize,
+    pub max_line: usize,
     /// Most elements in one command array.
-    pub(crate) max_args: usize,
+    pub max_args: usize,
     /// Longest bulk string.
-    pub(crate) max_bulk: usize,
+    pub max_bulk: usize,
     /// Most bytes one command array may take on the wire (headers, data and line ends).
-    pub(crate) max_command: usize,
+    pub max_command: usize,
 }
 
 impl Limits {
     /// The defaults of `kv_server`: redis-server's line and element limits, smaller bulk and
     /// command limits (16 MiB and 64 MiB: a demo should not let one client take half a gigabyte).
-    pub(crate) const DEFAULT: Limits = Limits {
+    pub const DEFAULT: Limits = Limits {
         max_line: 64 * 1024,
         max_args: 1024 * 1024,
         max_bulk: 16 * 1024 * 1024,
@@ -79,10 +84,10 @@ impl Default for Limits {
 
 /// An argument vector starts with room for at most this many arguments, whatever the array
 /// header declares; it grows as arguments arrive.
-pub(crate) const PREALLOC_ARGS: usize = 64;
+pub const PREALLOC_ARGS: usize = 64;
 /// A bulk string's buffer starts at most this large (or as large as the part already received);
 /// it grows as its data arrives.
-pub(crate) const PREALLOC_BULK: usize = 64 * 1024;
+pub const PREALLOC_BULK: usize = 64 * 1024;
 
 const BAD_COUNT: &str = "Protocol error: invalid multibulk length";
 const LONG_COUNT: &str = "Protocol error: too big mbulk count string";
@@ -108,7 +113,7 @@ enum State {
 
 /// An incremental RESP2 command parser for one connection (see the module docs).
 #[derive(Debug)]
-pub(crate) struct Parser {
+pub struct Parser {
     limits: Limits,
     state: State,
     /// How many bytes at the front of the pending input are known to hold no `\n` (the unfinished
@@ -122,7 +127,7 @@ pub(crate) struct Parser {
 
 impl Parser {
     /// A parser for a new connection.
-    pub(crate) fn new(limits: Limits) -> Parser {
+    pub fn new(limits: Limits) -> Parser {
         Parser {
             limits,
             state: State::Start,
@@ -141,7 +146,7 @@ impl Parser {
     /// the rest, followed by whatever arrived since (it never changes bytes it passed before).
     /// It calls again after each command, without reading, until it gets `None`. After an error
     /// the connection cannot be resynchronised: answer with the message and close.
-    pub(crate) fn parse(&mut self, input: &[u8]) -> Result<(usize, Option<Command>), &'static str> {
+    pub fn parse(&mut self, input: &[u8]) -> Result<(usize, Option<Command>), &'static str> {
         let result = self.parse_inner(input);
         if let Err(e) = result {
             self.state = State::Failed(e);

@@ -4,14 +4,16 @@
 
 use super::may_go;
 
-pub(crate) fn fiber(rt: &fiber::Runtime, n: u64) -> u64 {
+/// The fiber body.
+pub fn fiber(rt: &fiber::Runtime, n: u64) -> u64 {
     rt.block_on(|| {
         let handles: Vec<_> = (0..n).map(|i| fiber::spawn(move || i)).collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     })
 }
 
-pub(crate) fn tokio(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
+/// The tokio body.
+pub fn tokio(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
     rt.block_on(async move {
         // Spawn from a worker task, as the fiber and may variants do.
         tokio::spawn(async move {
@@ -27,7 +29,8 @@ pub(crate) fn tokio(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
     })
 }
 
-pub(crate) fn may(n: u64) -> u64 {
+/// The may body.
+pub fn may(n: u64) -> u64 {
     let outer = may_go(move || {
         let handles: Vec<_> = (0..n).map(|i| may_go(move || i)).collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
@@ -35,7 +38,8 @@ pub(crate) fn may(n: u64) -> u64 {
     outer.join().unwrap()
 }
 
-pub(crate) fn std(n: u64) -> u64 {
+/// The std threads body.
+pub fn std(n: u64) -> u64 {
     let handles: Vec<_> = (0..n).map(|i| std::thread::spawn(move || i)).collect();
     handles.into_iter().map(|h| h.join().unwrap()).sum()
 }

@@ -18,7 +18,7 @@ fn drive(iters: u64, mut send: impl FnMut(u64), mut recv: impl FnMut() -> u64) -
 }
 
 /// Two fibers on `rt` with `fiber::sync::mpsc`.
-pub(crate) fn fiber(rt: &fiber::Runtime, iters: u64) -> Duration {
+pub fn fiber(rt: &fiber::Runtime, iters: u64) -> Duration {
     rt.block_on(|| {
         let (tx1, rx1) = fiber::sync::mpsc::channel::<u64>();
         let (tx2, rx2) = fiber::sync::mpsc::channel::<u64>();
@@ -31,7 +31,7 @@ pub(crate) fn fiber(rt: &fiber::Runtime, iters: u64) -> Duration {
 }
 
 /// Two tasks on `rt` with `tokio::sync::mpsc` (the driver runs on a task too, as with fibers).
-pub(crate) fn tokio(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+pub fn tokio(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
     rt.block_on(async {
         let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel::<u64>();
@@ -56,7 +56,7 @@ pub(crate) fn tokio(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
 }
 
 /// Two OS threads with `std::sync::mpsc`.
-pub(crate) fn std(iters: u64) -> Duration {
+pub fn std(iters: u64) -> Duration {
     let (tx1, rx1) = std::sync::mpsc::channel::<u64>();
     let (tx2, rx2) = std::sync::mpsc::channel::<u64>();
     let echo = std::thread::spawn(move || rx1.iter().for_each(|v| tx2.send(v).unwrap()));
@@ -67,7 +67,7 @@ pub(crate) fn std(iters: u64) -> Duration {
 }
 
 /// Two may coroutines with `may::sync::mpsc` (may's workers are configured by the caller).
-pub(crate) fn may(iters: u64) -> Duration {
+pub fn may(iters: u64) -> Duration {
     let (tx1, rx1) = may::sync::mpsc::channel::<u64>();
     let (tx2, rx2) = may::sync::mpsc::channel::<u64>();
     let echo = may_go(move || rx1.iter().for_each(|v| tx2.send(v).unwrap()));

@@ -1,4 +1,4 @@
-//! The scenarios of the soak (`examples/soak.rs`). Each one draws its whole plan (sizes, modes,
+//! The scenarios of the soak (`examples/soak/main.rs`). Each one draws its whole plan (sizes, modes,
 //! which fibers panic and where) from its own seeded generator *before* it starts a fiber, computes
 //! what the totals must be from the plan alone, runs the plan on fibers, and returns a [`Report`]
 //! of `(what, expected, actual)` checks. The interleaving is up to the scheduler; the plan and the
@@ -20,64 +20,12 @@ use std::time::{Duration, Instant};
 use fiber::net::{TcpListener, TcpStream};
 use fiber::sync::{mpmc, mpsc, Barrier, Condvar, Mutex, RwLock, Semaphore, WaitGroup};
 
+use fiber_support::rng::{splitmix, Rng};
+
 /// Prefix of every injected panic's payload; the soak's panic hook keeps these quiet.
 pub(crate) const INJECTED: &str = "soak-injected";
 
 // ---- plumbing ----------------------------------------------------------------------------------
-
-/// xorshift64* seeded through splitmix64: a deterministic choice sequence, no dependency.
-#[derive(Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    /// A generator whose sequence depends only on `seed`.
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(splitmix(seed) | 1)
-    }
-
-    /// The next 64 random bits.
-    pub(crate) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `lo..hi` (`hi > lo`).
-    pub(crate) fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo) as u64) as usize
-    }
-
-    /// True with probability `pct` percent.
-    pub(crate) fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
-    }
-
-    /// One of `xs`.
-    pub(crate) fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.range(0, xs.len())]
-    }
-
-    /// A generator for a sub-task, drawn from this one.
-    pub(crate) fn fork(&mut self) -> Rng {
-        Rng::new(self.next())
-    }
-
-    /// A duration of `lo..hi` milliseconds.
-    fn ms(&mut self, lo: usize, hi: usize) -> Duration {
-        Duration::from_millis(self.range(lo, hi) as u64)
-    }
-}
-
-/// splitmix64's finaliser: a good 64-bit mix.
-pub(crate) fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// What the scenarios need to know about the run.
 pub(crate) struct Ctx {
@@ -404,7 +352,7 @@ fn tree(ctx: &Ctx, mut rng: Rng) -> Report {
     let mut r = Report::new("tree");
     let depth = rng.range(1, if ctx.load >= 1.0 { 5 } else { 4 }) as u32;
     let fan = rng.range(2, 5) as u64;
-    let seed = rng.next();
+    let seed = rng.next_u64();
     let (want_sum, want_nodes, want_panics) = expect_tree(seed, 1, depth, fan);
     let st = Arc::new(TreeStats::default());
     let st2 = st.clone();
@@ -1637,7 +1585,7 @@ fn scope(ctx: &Ctx, mut rng: Rng) -> Report {
     let mut r = Report::new("scope");
     let len = ctx.n(&mut rng, 100, 20_000);
     let chunks = rng.range(1, 16);
-    let data: Vec<u64> = (0..len).map(|_| rng.next() >> 32).collect();
+    let data: Vec<u64> = (0..len).map(|_| rng.next_u64() >> 32).collect();
     let mut out = vec![0u64; len];
     let size = len.div_ceil(chunks);
     let nchunks = len.div_ceil(size);

@@ -1,0 +1,70 @@
+//! The comparison table of the `stress` demo: one row per figure, a column each for fibers, std
+//! threads and tokio, and the fiber ÷ peer ratios.
+
+/// One row of the final table: a figure for fibers, std threads and tokio (lower is better).
+struct Row {
+    stage: &'static str,
+    metric: String,
+    unit: &'static str,
+    fiber: Option<f64>,
+    thread: Option<f64>,
+    tokio: Option<f64>,
+}
+
+/// The rows, in the order they were added.
+#[derive(Default)]
+pub struct Table(Vec<Row>);
+
+impl Table {
+    /// Adds a row: `metric` of `stage` in `unit`, for each peer that was measured.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        stage: &'static str,
+        metric: impl Into<String>,
+        unit: &'static str,
+        fiber: Option<f64>,
+        thread: Option<f64>,
+        tokio: Option<f64>,
+    ) {
+        self.0.push(Row {
+            stage,
+            metric: metric.into(),
+            unit,
+            fiber,
+            thread,
+            tokio,
+        });
+    }
+
+    /// Prints the table on stdout.
+    pub fn print(&self) {
+        let cell = |v: Option<f64>| match v {
+            Some(v) if v >= 100.0 => format!("{v:.0}"),
+            Some(v) => format!("{v:.2}"),
+            None => "-".into(),
+        };
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        };
+        println!(
+            "\n{:<8} {:<34} {:>10} {:>10} {:>10} {:>13} {:>13}",
+            "stage", "metric", "fiber", "std", "tokio", "fiber/tokio", "fiber/std"
+        );
+        println!("{}", "-".repeat(104));
+        for r in &self.0 {
+            println!(
+                "{:<8} {:<34} {:>10} {:>10} {:>10} {:>13} {:>13}",
+                r.stage,
+                format!("{} ({})", r.metric, r.unit),
+                cell(r.fiber),
+                cell(r.thread),
+                cell(r.tokio),
+                ratio(r.fiber, r.tokio),
+                ratio(r.fiber, r.thread),
+            );
+        }
+        println!("(lower is better except for counts; a ratio below 1 means fibers win)");
+    }
+}
