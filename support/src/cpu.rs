@@ -20,17 +20,20 @@ pub fn cpu_time(pid: u32) -> Duration {
 
 /// Pins the calling thread to CPU 0; returns the previous mask.
 pub fn pin_to_cpu0() -> Option<libc::cpu_set_t> {
-    // SAFETY: cpu_set_t is plain data; the calls only read/write the sets passed by pointer.
-    unsafe {
-        let mut old: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) != 0 {
-            return None;
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        Some(old)
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: cpu_set_t is plain data, for which all zeroes is a valid (empty) set.
+    let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the call writes at most `size` bytes into `old`, which is that large.
+    if unsafe { libc::sched_getaffinity(0, size, &mut old) } != 0 {
+        return None;
     }
+    // SAFETY: as above.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU 0 is within the set's bounds.
+    unsafe { libc::CPU_SET(0, &mut set) };
+    // SAFETY: the call only reads `size` bytes of `set`.
+    unsafe { libc::sched_setaffinity(0, size, &set) };
+    Some(old)
 }
 
 /// Restores the CPU mask [`pin_to_cpu0`] returned.

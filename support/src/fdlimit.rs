@@ -9,20 +9,21 @@ pub fn raise_fd_limit(wanted: u64) -> u64 {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_cur < wanted {
-            let raised = libc::rlimit {
-                rlim_cur: wanted,
-                rlim_max: lim.rlim_max.max(wanted),
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-                lim.rlim_cur = lim.rlim_max; // unprivileged: go as far as the hard limit
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            }
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    // SAFETY: getrlimit only writes the struct we pass.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if lim.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: lim.rlim_max.max(wanted),
+        };
+        // SAFETY: setrlimit only reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            lim.rlim_cur = lim.rlim_max; // unprivileged: go as far as the hard limit
+                                         // SAFETY: as above.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
         }
+        // SAFETY: as the first call.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     }
     lim.rlim_cur
 }
