@@ -181,7 +181,7 @@ fn stage_switch(o: &Opts, table: &mut Table) {
         "[switch] {per_side} yields per side (fiber, tokio), {thread_side} handoffs per side (std threads pinned to one CPU); best of 3"
     );
     let bar = progress::bar("switch", 3, !o.quiet);
-    // The same bodies as `cargo bench --bench switch` (benches/workloads/switch.rs).
+    // The same bodies as `cargo bench --bench switch` (fiber_support::workloads::switch).
     let switches = 2 * per_side;
     let f = progress::step(&bar, "fibers", || {
         let rt = rt::fiber_rt(1);

@@ -169,7 +169,7 @@ pub(crate) const SPECS: &[Spec] = &[
         title: "Echo",
         about: "64-byte echo round trips over loopback TCP at N connections. Each server (2 \
                 workers; std: a thread per connection) runs in its own process, driven by the \
-                same fiber load generator (2 workers, examples/echo_common); client and server \
+                same fiber load generator (2 workers, fiber_support::echo_load); client and server \
                 share the machine's cores. 0.5 s warm-up, then 2 s measured; two rounds over all \
                 servers, the better run by throughput kept (its p99 is the one shown).",
         x_name: "connections",
