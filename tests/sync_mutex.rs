@@ -99,15 +99,9 @@ fn const_static_and_debug() {
 fn send_sync_as_std() {
     fn send_sync<T: Send + Sync>() {}
     fn sync<T: Sync>() {}
-    // Ambiguous (does not compile) if `T: Send`, as `static_assertions::assert_not_impl_any`.
-    trait AmbiguousIfSend<A> {
-        fn check() {}
-    }
-    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
     send_sync::<Mutex<std::cell::Cell<u32>>>();
     sync::<MutexGuard<'static, u32>>();
-    <MutexGuard<'static, u32> as AmbiguousIfSend<_>>::check();
+    support::assert_not_send::<MutexGuard<'static, u32>, _>();
 }
 
 #[test]

@@ -237,17 +237,11 @@ fn read_guard_covariance() {
 fn send_sync_as_std() {
     fn send_sync<T: Send + Sync>() {}
     fn sync<T: Sync>() {}
-    // Ambiguous (does not compile) if `T: Send`, as `static_assertions::assert_not_impl_any`.
-    trait AmbiguousIfSend<A> {
-        fn check() {}
-    }
-    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
     send_sync::<RwLock<u32>>();
     sync::<RwLockReadGuard<'static, u32>>();
     sync::<RwLockWriteGuard<'static, u32>>();
-    <RwLockReadGuard<'static, u32> as AmbiguousIfSend<_>>::check();
-    <RwLockWriteGuard<'static, u32> as AmbiguousIfSend<_>>::check();
+    support::assert_not_send::<RwLockReadGuard<'static, u32>, _>();
+    support::assert_not_send::<RwLockWriteGuard<'static, u32>, _>();
 }
 
 #[test]

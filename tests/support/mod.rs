@@ -264,3 +264,11 @@ pub(crate) fn spawn_parked(
     rt.block_on(|| ());
     handle
 }
+
+/// Ambiguous for `T: Send`, unambiguous otherwise (the trick of `static_assertions`).
+pub(crate) trait AmbiguousIfSend<A> {}
+impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+
+/// Compiles only if `T` is not `Send`: call as `assert_not_send::<T, _>()`.
+pub(crate) fn assert_not_send<T: ?Sized + AmbiguousIfSend<A>, A>() {}
