@@ -29,6 +29,8 @@ mod blocking;
 mod coro;
 pub(crate) mod driver;
 pub mod fs;
+#[cfg(feature = "hook")]
+pub mod hook;
 pub mod net;
 pub mod os;
 pub mod runtime;

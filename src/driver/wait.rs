@@ -59,6 +59,24 @@ pub fn sleep(dur: Duration) {
     }
 }
 
+/// Puts the calling fiber to sleep until `deadline`, as [`sleep`], but a cancellation is reported
+/// (`Err`), not unwound: for sleeps inside an `extern "C"` frame (the libc interposition), which
+/// unwinding cannot cross. `None` if the caller is not a fiber.
+#[cfg(feature = "hook")]
+pub(crate) fn sleep_until_reporting(deadline: Instant) -> Option<Result<(), context::Cancelled>> {
+    context::with_task(|task| {
+        let me = context::task().expect("called on a fiber");
+        let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
+        // As in `sleep`: only the timer requeues a sleeping fiber; any other resume (or a
+        // cancellation already pending, which does not suspend) leaves the timer behind.
+        let slept = context::suspend_reporting(task, Suspend::Wait).map(|_| ());
+        if slept.is_err() {
+            timer::with(|t| t.cancel(key));
+        }
+        slept
+    })
+}
+
 /// Parks the calling fiber (or thread) until `ready()` holds, or `deadline` passes: true if ready.
 /// `ready` is re-checked after every wake-up, so spurious wake-ups are harmless. This is the one
 /// park loop of the crate; the wait lists, the readiness slots and `select!` all wait here.

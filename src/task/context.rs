@@ -52,12 +52,36 @@ pub(crate) fn task() -> Option<Arc<Task>> {
 /// Switches the running fiber out to its worker. Returns when the worker resumes it; if it is
 /// resumed to be cancelled (runtime shutdown) this unwinds the fiber, unless it is unwinding
 /// already, in which case it returns and the caller treats it as a spurious wake-up.
+///
+/// A cancellation that arrived earlier where the fiber could not unwind (`cancel_pending`, see
+/// [`suspend_reporting`]) unwinds here at once, without suspending.
 pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
+    if task.cancel_pending.get() && !std::thread::panicking() {
+        std::panic::resume_unwind(Box::new(Cancelled));
+    }
     let msg = suspend_uncancellable(task, reason);
     if msg == Resume::Cancel && !std::thread::panicking() {
         std::panic::resume_unwind(Box::new(Cancelled));
     }
     msg
+}
+
+/// As [`suspend`], for a fiber that must not unwind here (it runs inside an `extern "C"` frame,
+/// which unwinding cannot cross): a cancellation is reported as `Err(Cancelled)` and remembered,
+/// so that the fiber's next cancellable suspension unwinds, and until then every reporting
+/// suspension fails at once instead of waiting.
+#[cfg(feature = "hook")]
+pub(crate) fn suspend_reporting(task: &Task, reason: Suspend) -> Result<Resume, Cancelled> {
+    if task.cancel_pending.get() {
+        return Err(Cancelled);
+    }
+    match suspend_uncancellable(task, reason) {
+        Resume::Cancel => {
+            task.cancel_pending.set(true);
+            Err(Cancelled)
+        }
+        msg => Ok(msg),
+    }
 }
 
 /// As [`suspend`], but a cancellation is returned, not unwound: for waits that must not end early

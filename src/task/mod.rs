@@ -82,6 +82,9 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// Index of the home worker; `u32::MAX` until started (at most `MAX_WORKER_THREADS`).
     pub(crate) home: AtomicU32,
     pub(crate) stage: Cell<Stage>,
+    /// A cancellation arrived while the fiber could not unwind (inside an interposed libc call,
+    /// which returned an error instead): the next cancellable suspension unwinds at once.
+    pub(crate) cancel_pending: Cell<bool>,
     pub(crate) coro: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, set when the body starts.
     pub(crate) yielder: Cell<*const Yielder>,
@@ -125,6 +128,7 @@ impl<J> Task<J> {
             park: ParkState::new(),
             home: AtomicU32::new(u32::MAX),
             stage: Cell::new(Stage::Unstarted),
+            cancel_pending: Cell::new(false),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             locals: LocalMap::default(),

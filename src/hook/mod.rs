@@ -1,0 +1,87 @@
+//! `fiber::hook`: libc's blocking calls, interposed, so that unchanged blocking code parks only
+//! the fiber that makes them (docs/hook.md).
+//!
+//! With the cargo feature `hook` on Linux/glibc, this crate defines `#[no_mangle]` functions named
+//! as libc's (`nanosleep`, ...). The linker resolves the binary's own calls (std's included) to
+//! them, and exports them to the shared libraries it links, so C libraries' calls land here too.
+//! Each one first asks whether the calling thread is running a fiber (one thread-local read). On
+//! any other thread, and in a fiber when the hooks are switched off (`FIBER_HOOK=0`), it calls
+//! the real function (found with `dlsym(RTLD_NEXT)`), so plain threads see libc exactly.
+//!
+//! Status (phase 1): the sleep family is interposed (`nanosleep`, `clock_nanosleep`, `usleep`,
+//! `sleep`). Sockets, readiness (`poll`, `select`, `epoll_wait`), DNS and fd bookkeeping are not
+//! yet; they block the carrier as before. The feature is off by default until they are.
+//!
+//! A fiber cannot be unwound through an `extern "C"` frame. A fiber cancelled (runtime shutdown)
+//! inside a hooked call gets `ECANCELED` from it, and unwinds at its next runtime park or yield;
+//! until then every hooked wait fails at once with `ECANCELED`.
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
+mod real;
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
+mod sleep;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+const UNKNOWN: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Whether the interposed functions park fibers: true on Linux/glibc (dynamically linked) unless
+/// the environment variable `FIBER_HOOK` is `0`, read once, on the first call that needs it.
+/// Where the hooks are compiled out (other targets, a static build) it is false.
+pub fn is_active() -> bool {
+    if !cfg!(all(
+        target_os = "linux",
+        target_env = "gnu",
+        not(target_feature = "crt-static")
+    )) {
+        return false;
+    }
+    match STATE.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => {
+            let on = std::env::var_os("FIBER_HOOK").is_none_or(|v| v != "0");
+            STATE.store(if on { ON } else { OFF }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Should a hooked call made now park the fiber (instead of calling libc)? The fiber test comes
+/// first: on a plain thread this is one thread-local read, and the environment is never read.
+#[inline]
+#[cfg_attr(
+    not(all(
+        target_os = "linux",
+        target_env = "gnu",
+        not(target_feature = "crt-static")
+    )),
+    allow(dead_code)
+)]
+fn in_hooked_fiber() -> bool {
+    crate::task::context::task_ptr().is_some() && is_active()
+}
+
+/// Sets the calling thread's `errno`.
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
+fn set_errno(e: libc::c_int) {
+    // SAFETY: no preconditions; it returns this thread's errno slot.
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: the slot is valid and only this thread's, for the thread's life.
+    unsafe { *slot = e };
+}
