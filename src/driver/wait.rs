@@ -38,10 +38,12 @@ pub fn park_timeout(dur: Duration) {
 pub fn sleep(dur: Duration) {
     let slept = context::with_task(|task| {
         let Some(deadline) = Instant::now().checked_add(dur) else {
-            // Longer than the clock can represent: sleep in representable steps.
-            loop {
+            // Longer than the clock can represent: sleep in representable steps (until a
+            // cancellation the fiber cannot unwind for ends it, see `context::suspend`).
+            while !context::cancel_pending() {
                 sleep(Duration::from_secs(u32::MAX as u64));
             }
+            return;
         };
         if dur.is_zero() {
             return;
@@ -59,24 +61,6 @@ pub fn sleep(dur: Duration) {
     }
 }
 
-/// Puts the calling fiber to sleep until `deadline`, as [`sleep`], but a cancellation is reported
-/// (`Err`), not unwound: for sleeps inside an `extern "C"` frame (the libc interposition), which
-/// unwinding cannot cross. `None` if the caller is not a fiber.
-#[cfg(feature = "hook")]
-pub(crate) fn sleep_until_reporting(deadline: Instant) -> Option<Result<(), context::Cancelled>> {
-    context::with_task(|task| {
-        let me = context::task().expect("called on a fiber");
-        let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
-        // As in `sleep`: only the timer requeues a sleeping fiber; any other resume (or a
-        // cancellation already pending, which does not suspend) leaves the timer behind.
-        let slept = context::suspend_reporting(task, Suspend::Wait).map(|_| ());
-        if slept.is_err() {
-            timer::with(|t| t.cancel(key));
-        }
-        slept
-    })
-}
-
 /// Parks the calling fiber (or thread) until `ready()` holds, or `deadline` passes: true if ready.
 /// `ready` is re-checked after every wake-up, so spurious wake-ups are harmless. This is the one
 /// park loop of the crate; the wait lists, the readiness slots and `select!` all wait here.
@@ -84,6 +68,11 @@ pub(crate) fn park_while_not(mut ready: impl FnMut() -> bool, deadline: Option<I
     loop {
         if ready() {
             return true;
+        }
+        // A cancellation the fiber cannot unwind for (`task::context::without_unwinding`): it
+        // cannot wait any longer.
+        if context::cancel_pending() {
+            return false;
         }
         match deadline {
             None => park(),

@@ -7,7 +7,7 @@ use libc::{c_int, c_uint, clockid_t, timespec, useconds_t};
 
 use super::real::real;
 use super::{in_hooked_fiber, set_errno};
-use crate::driver::wait::sleep_until_reporting;
+use crate::task::context::without_unwinding;
 
 real!(
     REAL_NANOSLEEP,
@@ -157,19 +157,12 @@ pub(crate) unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
 
 /// Sleeps the calling fiber for `dur`; `Err(time left)` if it was cancelled.
 fn sleep_for(dur: Duration) -> Result<(), Duration> {
-    if dur.is_zero() {
-        return Ok(());
-    }
-    let Some(deadline) = Instant::now().checked_add(dur) else {
-        // Longer than the clock can represent: sleep in representable steps, forever in effect.
-        loop {
-            sleep_for(Duration::from_secs(u64::from(u32::MAX))).map_err(|_| dur)?;
-        }
-    };
-    match sleep_until_reporting(deadline) {
-        Some(Ok(())) => Ok(()),
-        // `None` (not a fiber) cannot happen: the caller checked.
-        Some(Err(_)) | None => Err(deadline.saturating_duration_since(Instant::now())),
+    let deadline = Instant::now().checked_add(dur);
+    let ((), cancelled) = without_unwinding(|| crate::sleep(dur));
+    if cancelled {
+        Err(deadline.map_or(dur, |d| d.saturating_duration_since(Instant::now())))
+    } else {
+        Ok(())
     }
 }
 

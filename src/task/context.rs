@@ -53,35 +53,55 @@ pub(crate) fn task() -> Option<Arc<Task>> {
 /// resumed to be cancelled (runtime shutdown) this unwinds the fiber, unless it is unwinding
 /// already, in which case it returns and the caller treats it as a spurious wake-up.
 ///
-/// A cancellation that arrived earlier where the fiber could not unwind (`cancel_pending`, see
-/// [`suspend_reporting`]) unwinds here at once, without suspending.
+/// Inside [`without_unwinding`] a cancellation is recorded instead (`cancel_pending`) and
+/// `Resume::Cancel` returned; while one is pending, this returns at once without suspending,
+/// and the first suspension outside such a region unwinds.
 pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
-    if task.cancel_pending.get() && !std::thread::panicking() {
-        std::panic::resume_unwind(Box::new(Cancelled));
-    }
-    let msg = suspend_uncancellable(task, reason);
+    let msg = if task.cancel_pending.get() {
+        Resume::Cancel
+    } else {
+        suspend_uncancellable(task, reason)
+    };
     if msg == Resume::Cancel && !std::thread::panicking() {
-        std::panic::resume_unwind(Box::new(Cancelled));
+        if task.no_unwind.get() {
+            task.cancel_pending.set(true);
+        } else {
+            task.cancel_pending.set(false);
+            std::panic::resume_unwind(Box::new(Cancelled));
+        }
     }
     msg
 }
 
-/// As [`suspend`], for a fiber that must not unwind here (it runs inside an `extern "C"` frame,
-/// which unwinding cannot cross): a cancellation is reported as `Err(Cancelled)` and remembered,
-/// so that the fiber's next cancellable suspension unwinds, and until then every reporting
-/// suspension fails at once instead of waiting.
+/// Is a cancellation pending that the running fiber could not unwind for (see [`suspend`])?
+/// Waits inside [`without_unwinding`] give up when it is: they cannot wait any longer.
+#[inline]
+pub(crate) fn cancel_pending() -> bool {
+    with_task(|task| task.cancel_pending.get()).unwrap_or(false)
+}
+
+/// Runs `f` on the current fiber with cancellation recorded instead of unwound (for code inside
+/// an `extern "C"` frame, which unwinding cannot cross); returns `f`'s result and whether a
+/// cancellation is now pending. The fiber unwinds at its first suspension after the region. On
+/// a plain thread, just runs `f`.
 #[cfg(feature = "hook")]
-pub(crate) fn suspend_reporting(task: &Task, reason: Suspend) -> Result<Resume, Cancelled> {
-    if task.cancel_pending.get() {
-        return Err(Cancelled);
-    }
-    match suspend_uncancellable(task, reason) {
-        Resume::Cancel => {
-            task.cancel_pending.set(true);
-            Err(Cancelled)
+pub(crate) fn without_unwinding<R>(f: impl FnOnce() -> R) -> (R, bool) {
+    let Some(ptr) = task_ptr() else {
+        return (f(), false);
+    };
+    // SAFETY: as in `with_task`: the running task, alive while it runs; `f` runs on it.
+    let task = unsafe { ptr.as_ref() };
+    // Restores the outer state however `f` ends (a panic in `f` ends the region too).
+    struct Restore<'a>(&'a Task, bool);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.no_unwind.set(self.1);
         }
-        msg => Ok(msg),
     }
+    let restore = Restore(task, task.no_unwind.replace(true));
+    let value = f();
+    drop(restore);
+    (value, task.cancel_pending.get())
 }
 
 /// As [`suspend`], but a cancellation is returned, not unwound: for waits that must not end early

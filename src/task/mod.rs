@@ -85,6 +85,9 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// A cancellation arrived while the fiber could not unwind (inside an interposed libc call,
     /// which returned an error instead): the next cancellable suspension unwinds at once.
     pub(crate) cancel_pending: Cell<bool>,
+    /// The fiber runs inside an `extern "C"` frame (an interposed libc call) that unwinding
+    /// cannot cross: cancellations are recorded in `cancel_pending` instead (`context::suspend`).
+    pub(crate) no_unwind: Cell<bool>,
     pub(crate) coro: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, set when the body starts.
     pub(crate) yielder: Cell<*const Yielder>,
@@ -129,6 +132,7 @@ impl<J> Task<J> {
             home: AtomicU32::new(u32::MAX),
             stage: Cell::new(Stage::Unstarted),
             cancel_pending: Cell::new(false),
+            no_unwind: Cell::new(false),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             locals: LocalMap::default(),
