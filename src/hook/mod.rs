@@ -20,6 +20,12 @@
     target_env = "gnu",
     not(target_feature = "crt-static")
 ))]
+mod fds;
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
 mod real;
 #[cfg(all(
     target_os = "linux",
@@ -27,6 +33,12 @@ mod real;
     not(target_feature = "crt-static")
 ))]
 mod sleep;
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
+mod socket;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -71,6 +83,19 @@ pub fn is_active() -> bool {
 )]
 fn in_hooked_fiber() -> bool {
     crate::task::context::task_ptr().is_some() && is_active()
+}
+
+/// The calling thread's `errno`.
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
+fn errno() -> libc::c_int {
+    // SAFETY: no preconditions; it returns this thread's errno slot.
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: the slot is valid and only this thread's, for the thread's life.
+    unsafe { *slot }
 }
 
 /// Sets the calling thread's `errno`.

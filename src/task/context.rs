@@ -54,23 +54,38 @@ pub(crate) fn task() -> Option<Arc<Task>> {
 /// already, in which case it returns and the caller treats it as a spurious wake-up.
 ///
 /// Inside [`without_unwinding`] a cancellation is recorded instead (`cancel_pending`) and
-/// `Resume::Cancel` returned; while one is pending, this returns at once without suspending,
-/// and the first suspension outside such a region unwinds.
+/// `Resume::Cancel` returned; while one is pending, this returns at once without suspending
+/// ([`pending_cancel`]), and the first suspension outside such a region unwinds.
 pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
-    let msg = if task.cancel_pending.get() {
-        Resume::Cancel
-    } else {
-        suspend_uncancellable(task, reason)
-    };
+    // A parking caller checked before it entered the park state (`pending_cancel`): switching out
+    // with `Park` hands the worker's reference to that state, which must happen for real.
+    if reason != Suspend::Park && pending_cancel(task) {
+        return Resume::Cancel;
+    }
+    let msg = suspend_uncancellable(task, reason);
     if msg == Resume::Cancel && !std::thread::panicking() {
         if task.no_unwind.get() {
             task.cancel_pending.set(true);
         } else {
-            task.cancel_pending.set(false);
             std::panic::resume_unwind(Box::new(Cancelled));
         }
     }
     msg
+}
+
+/// Acts on a cancellation recorded earlier (see [`suspend`]): outside a no-unwind region it
+/// unwinds now; inside one it returns true, and the caller must not wait. False if none pending.
+/// A caller that changes state before suspending (parking) asks this first.
+#[inline]
+pub(crate) fn pending_cancel(task: &Task) -> bool {
+    if !task.cancel_pending.get() {
+        return false;
+    }
+    if task.no_unwind.get() || std::thread::panicking() {
+        return true;
+    }
+    task.cancel_pending.set(false);
+    std::panic::resume_unwind(Box::new(Cancelled))
 }
 
 /// Is a cancellation pending that the running fiber could not unwind for (see [`suspend`])?

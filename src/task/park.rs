@@ -62,6 +62,11 @@ pub fn yield_now() {
 /// until unparked. The state returns to `EMPTY` however the suspension ends, including a
 /// cancellation unwinding through here, so that a later park (say, in a destructor) starts clean.
 pub(crate) fn park_fiber(task: &Task, cancellable: bool) {
+    // Before the park state changes: a pending cancellation unwinds (or, where the fiber cannot
+    // unwind, ends the park) without switching out.
+    if cancellable && context::pending_cancel(task) {
+        return;
+    }
     if !task.park.begin_park() {
         return;
     }

@@ -39,6 +39,12 @@ impl Options {
         }
     }
 
+    /// The user-visible non-blocking mode.
+    #[cfg(feature = "hook")]
+    pub(crate) fn nonblocking(&self) -> bool {
+        self.nonblocking.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) {
         self.nonblocking.store(nonblocking, Ordering::Relaxed);
     }
