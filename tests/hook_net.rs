@@ -316,3 +316,38 @@ fn refused_connects_report_the_error() {
         assert_eq!(in_fiber, on_thread);
     });
 }
+
+#[test]
+fn poll_on_one_socket_parks_only_the_fiber() {
+    watchdog(30, || {
+        let rt = runtime(1, "hook-net-poll");
+        rt.block_on(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (s, _) = listener.accept().unwrap();
+            let fd = s.as_raw_fd();
+            // Nothing arrives: a time-out after at least 100 ms, 0 ready.
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let t0 = Instant::now();
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, 100) };
+            assert_eq!(r, 0);
+            assert!(t0.elapsed() >= Duration::from_millis(100));
+            // Another fiber on the one worker writes while this one polls.
+            let writer = fiber::spawn(move || {
+                fiber::sleep(Duration::from_millis(50));
+                c.write_all(b"x").unwrap();
+                c
+            });
+            // SAFETY: as above.
+            let r = unsafe { libc::poll(&mut pfd, 1, 5_000) };
+            assert_eq!(r, 1);
+            assert_ne!(pfd.revents & libc::POLLIN, 0);
+            let _c = writer.join().unwrap();
+        });
+    });
+}

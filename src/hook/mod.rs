@@ -26,6 +26,12 @@ mod fds;
     target_env = "gnu",
     not(target_feature = "crt-static")
 ))]
+mod poll;
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
 mod real;
 #[cfg(all(
     target_os = "linux",

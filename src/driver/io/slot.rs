@@ -18,6 +18,12 @@ impl Interest {
     pub(crate) const READ: Interest = Interest(READABLE | READ_CLOSED);
     /// Writable (also: write side closed, error).
     pub(crate) const WRITE: Interest = Interest(WRITABLE);
+
+    /// Either of `self` and `other`.
+    #[cfg(feature = "hook")]
+    pub(crate) const fn or(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
 }
 
 pub(super) const READABLE: usize = 0b001;
