@@ -351,3 +351,64 @@ fn poll_on_one_socket_parks_only_the_fiber() {
         });
     });
 }
+
+/// A minimal HTTP/1.1 server on std only: each request gets `body` after `delay`.
+fn std_http_server(delay: Duration) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    fiber::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            fiber::spawn(move || {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 512];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                std::thread::sleep(delay);
+                let body = b"hello from std";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(body);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn ureq_unchanged_in_fibers() {
+    // ureq 2 blocking client, unchanged: 200 GETs to a server that answers after 100 ms, all on
+    // one worker (without the hooks the first GET would block the server's fibers: a deadlock).
+    watchdog(60, || {
+        let rt = runtime(1, "hook-ureq");
+        let t0 = Instant::now();
+        let ok = rt.block_on(|| {
+            let addr = std_http_server(Duration::from_millis(100));
+            let url = format!("http://{addr}/");
+            let hs: Vec<_> = (0..200)
+                .map(|_| {
+                    let url = url.clone();
+                    fiber::spawn(move || ureq::get(&url).call().unwrap().into_string().unwrap())
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|body| body == "hello from std")
+                .count()
+        });
+        assert_eq!(ok, 200);
+        let took = t0.elapsed();
+        // Sequential would be 200 × 100 ms = 20 s.
+        assert!(
+            took < Duration::from_secs(10),
+            "200 GETs of 100 ms took {took:?}"
+        );
+    });
+}
