@@ -1,0 +1,120 @@
+//! What the libc hooks cost a plain OS thread: each call measured through the hooked symbol (what
+//! every caller in the binary reaches) and through libc's own (found with `dlsym(RTLD_NEXT)`), in
+//! the same run, alternating, best of several rounds. Needs `--features hook`. (`nanosleep(0)`
+//! still sleeps the thread's timer slack, about 50-100 µs, in both.)
+//!
+//! `cargo run --release --features hook --example hook_cost`
+use std::ffi::CStr;
+use std::hint::black_box;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use libc::{c_int, c_void, size_t, ssize_t, timespec};
+
+type Nanosleep = unsafe extern "C" fn(*const timespec, *mut timespec) -> c_int;
+type Read = unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t;
+type Write = unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t;
+
+fn libc_symbol(name: &CStr) -> usize {
+    // SAFETY: a NUL-terminated name; RTLD_NEXT from the executable finds libc's definition.
+    let addr = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+    assert_ne!(addr, 0, "libc has no {name:?}");
+    addr
+}
+
+/// Best time per call of `f` over rounds of `n` calls, in ns.
+fn per_call(n: u32, mut f: impl FnMut()) -> f64 {
+    (0..7)
+        .map(|_| {
+            let t0 = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t0.elapsed().as_nanos() as f64 / f64::from(n)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn row(name: &str, hooked: f64, real: f64) {
+    println!(
+        "{name:<34} {hooked:>9.1} {real:>9.1} {:>8.3}×",
+        hooked / real
+    );
+}
+
+fn main() {
+    assert!(!fiber::is_fiber());
+    // SAFETY: the addresses are libc's definitions of these symbols, with these C signatures.
+    let real_nanosleep: Nanosleep = unsafe { std::mem::transmute(libc_symbol(c"nanosleep")) };
+    // SAFETY: as above.
+    let real_read: Read = unsafe { std::mem::transmute(libc_symbol(c"read")) };
+    // SAFETY: as above.
+    let real_write: Write = unsafe { std::mem::transmute(libc_symbol(c"write")) };
+
+    let zero = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_nonblocking(true).expect("nonblocking");
+    let fd = sock.as_raw_fd();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let nfd = null.as_raw_fd();
+    let mut buf = [0u8; 64];
+
+    println!("plain-thread cost, ns per call (best of 7 rounds)");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9}",
+        "call", "hooked", "libc", "ratio"
+    );
+    for _ in 0..2 {
+        let n = 200_000;
+        // SAFETY (all four closures): valid arguments; the calls only read and write them.
+        let hooked = per_call(n / 100, || {
+            sink(black_box(unsafe {
+                libc::nanosleep(&zero, std::ptr::null_mut())
+            }))
+        });
+        // SAFETY: as above.
+        let real = per_call(n / 100, || {
+            sink(black_box(unsafe {
+                real_nanosleep(&zero, std::ptr::null_mut())
+            }))
+        });
+        row("nanosleep(0)", hooked, real);
+        // SAFETY: as above (an empty non-blocking UDP socket: EAGAIN).
+        let hooked = per_call(n, || {
+            sink(black_box(unsafe {
+                libc::read(fd, buf.as_mut_ptr().cast(), 64)
+            }))
+        });
+        // SAFETY: as above.
+        let real = per_call(n, || {
+            sink(black_box(unsafe {
+                real_read(fd, buf.as_mut_ptr().cast(), 64)
+            }))
+        });
+        row("read, socket EAGAIN", hooked, real);
+        // SAFETY: as above.
+        let hooked = per_call(n, || {
+            sink(black_box(unsafe {
+                libc::write(nfd, buf.as_ptr().cast(), 64)
+            }))
+        });
+        // SAFETY: as above.
+        let real = per_call(n, || {
+            sink(black_box(unsafe {
+                real_write(nfd, buf.as_ptr().cast(), 64)
+            }))
+        });
+        row("write, /dev/null", hooked, real);
+    }
+}
+
+/// Consumes a value the optimizer must not see through.
+fn sink<T>(v: T) {
+    black_box(v);
+}
