@@ -14,6 +14,8 @@ use libc::{c_int, c_void, size_t, ssize_t, timespec};
 type Nanosleep = unsafe extern "C" fn(*const timespec, *mut timespec) -> c_int;
 type Read = unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t;
 type Write = unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t;
+/// A call's name, calls per round, the hooked call and libc's.
+type Measured<'a> = (&'a str, u32, Box<dyn Fn() + 'a>, Box<dyn Fn() + 'a>);
 
 fn libc_symbol(name: &CStr) -> usize {
     // SAFETY: a NUL-terminated name; RTLD_NEXT from the executable finds libc's definition.
@@ -70,47 +72,43 @@ fn main() {
         "{:<34} {:>9} {:>9} {:>9}",
         "call", "hooked", "libc", "ratio"
     );
+    let null_ts = std::ptr::null_mut();
+    let buf = buf.as_mut_ptr().cast::<c_void>();
+    // Each pair: the hooked symbol, then libc's. SAFETY (every call below): valid arguments
+    // (a zero timespec, an empty non-blocking UDP socket that says EAGAIN, /dev/null); the calls
+    // only read and write them.
+    let calls: [Measured; 3] = [
+        (
+            "nanosleep(0)",
+            2_000,
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { libc::nanosleep(&zero, null_ts) })),
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { real_nanosleep(&zero, null_ts) })),
+        ),
+        (
+            "read, socket EAGAIN",
+            200_000,
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { libc::read(fd, buf, 64) })),
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { real_read(fd, buf, 64) })),
+        ),
+        (
+            "write, /dev/null",
+            200_000,
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { libc::write(nfd, buf, 64) })),
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { real_write(nfd, buf, 64) })),
+        ),
+    ];
     for _ in 0..2 {
-        let n = 200_000;
-        // SAFETY (all four closures): valid arguments; the calls only read and write them.
-        let hooked = per_call(n / 100, || {
-            sink(black_box(unsafe {
-                libc::nanosleep(&zero, std::ptr::null_mut())
-            }))
-        });
-        // SAFETY: as above.
-        let real = per_call(n / 100, || {
-            sink(black_box(unsafe {
-                real_nanosleep(&zero, std::ptr::null_mut())
-            }))
-        });
-        row("nanosleep(0)", hooked, real);
-        // SAFETY: as above (an empty non-blocking UDP socket: EAGAIN).
-        let hooked = per_call(n, || {
-            sink(black_box(unsafe {
-                libc::read(fd, buf.as_mut_ptr().cast(), 64)
-            }))
-        });
-        // SAFETY: as above.
-        let real = per_call(n, || {
-            sink(black_box(unsafe {
-                real_read(fd, buf.as_mut_ptr().cast(), 64)
-            }))
-        });
-        row("read, socket EAGAIN", hooked, real);
-        // SAFETY: as above.
-        let hooked = per_call(n, || {
-            sink(black_box(unsafe {
-                libc::write(nfd, buf.as_ptr().cast(), 64)
-            }))
-        });
-        // SAFETY: as above.
-        let real = per_call(n, || {
-            sink(black_box(unsafe {
-                real_write(nfd, buf.as_ptr().cast(), 64)
-            }))
-        });
-        row("write, /dev/null", hooked, real);
+        for (name, n, hooked, real) in &calls {
+            let hooked_ns = per_call(*n, hooked);
+            let real_ns = per_call(*n, real);
+            row(name, hooked_ns, real_ns);
+        }
     }
 }
 
