@@ -56,14 +56,22 @@ pub(crate) fn task() -> Option<Arc<Task>> {
 /// A cancellation that arrived earlier where the fiber could not unwind (`cancel_pending`, see
 /// [`suspend_reporting`]) unwinds here at once, without suspending.
 pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
-    if task.cancel_pending.get() && !std::thread::panicking() {
-        std::panic::resume_unwind(Box::new(Cancelled));
-    }
+    unwind_if_cancel_pending(task);
     let msg = suspend_uncancellable(task, reason);
     if msg == Resume::Cancel && !std::thread::panicking() {
         std::panic::resume_unwind(Box::new(Cancelled));
     }
     msg
+}
+
+/// Unwinds the fiber now if a cancellation is pending (see [`suspend_reporting`]), unless it is
+/// unwinding already. A cancellable suspension point calls it before it changes any state that
+/// the suspension would hand over (the park state's run token, see `park_fiber`).
+#[inline]
+pub(crate) fn unwind_if_cancel_pending(task: &Task) {
+    if task.cancel_pending.get() && !std::thread::panicking() {
+        std::panic::resume_unwind(Box::new(Cancelled));
+    }
 }
 
 /// As [`suspend`], for a fiber that must not unwind here (it runs inside an `extern "C"` frame,
