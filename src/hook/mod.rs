@@ -20,6 +20,12 @@
     target_env = "gnu",
     not(target_feature = "crt-static")
 ))]
+mod dns;
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
 mod real;
 #[cfg(all(
     target_os = "linux",

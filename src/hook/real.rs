@@ -42,7 +42,7 @@ impl Real {
 /// Declares the real function `$name` with its C signature, as a safe-to-name static `$real` and
 /// an `unsafe fn $call(args) -> ret` that calls it (or fails with `ENOSYS` if libc lacks it).
 macro_rules! real {
-    ($real:ident, $call:ident, $name:literal, fn($($arg:ident: $ty:ty),*) -> $ret:ty, $enosys:expr) => {
+    ($real:ident, $call:ident, $name:literal, fn($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty, $enosys:expr) => {
         static $real: $crate::hook::real::Real = $crate::hook::real::Real::new($name);
 
         /// Calls the real libc function.
