@@ -24,10 +24,8 @@ fn ts(sec: i64, nsec: i64) -> libc::timespec {
 fn monotonic_now() -> Duration {
     let mut now = ts(0, 0);
     // SAFETY: `now` is a valid, writable timespec.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) },
-        0
-    );
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    assert_eq!(rc, 0);
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
