@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 use support::{runtime, watchdog, DropCounter};
 
+/// One test at a time: the thread-count bound counts the whole process, which other tests'
+/// runtimes would inflate.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Threads of this process, and how many of them are blocking-pool threads.
 fn threads() -> (usize, usize) {
     let mut all = 0;
@@ -79,6 +87,7 @@ fn raw_getaddrinfo(host: &str, service: &str) -> (i32, i32, Vec<String>) {
 
 #[test]
 fn localhost_resolves_as_on_a_thread() {
+    let _serial = serial();
     watchdog(60, || {
         let (thread, fiber) =
             thread_and_fiber(|| sorted("localhost:80".to_socket_addrs().unwrap()));
@@ -141,6 +150,7 @@ fn gethostbyname_r_matches_a_thread() {
         }
         (rc, h_errno, addrs)
     }
+    let _serial = serial();
     watchdog(60, || {
         let (thread, fiber) = thread_and_fiber(lookup);
         assert_eq!(thread.0, 0, "localhost has an entry");
@@ -151,6 +161,7 @@ fn gethostbyname_r_matches_a_thread() {
 
 #[test]
 fn an_unknown_host_fails_as_on_a_thread() {
+    let _serial = serial();
     watchdog(60, || {
         let (thread, fiber) = thread_and_fiber(|| {
             let e = "no-such-host.invalid:80".to_socket_addrs().unwrap_err();
@@ -196,6 +207,7 @@ fn getnameinfo_matches_a_thread() {
         };
         (rc, text(&host), text(&serv))
     }
+    let _serial = serial();
     watchdog(60, || {
         let (thread, fiber) = thread_and_fiber(|| name_of_loopback(0));
         assert_eq!(thread.0, 0);
@@ -210,6 +222,7 @@ fn getnameinfo_matches_a_thread() {
 
 #[test]
 fn a_thousand_lookups_use_few_threads() {
+    let _serial = serial();
     watchdog(120, || {
         let expected = sorted(("localhost", 0).to_socket_addrs().unwrap());
         let rt = runtime(2, "dns-many");
@@ -260,6 +273,7 @@ fn a_thousand_lookups_use_few_threads() {
 #[test]
 fn a_runtime_dropped_mid_lookup_unwinds_its_fibers() {
     const FIBERS: usize = 1000;
+    let _serial = serial();
     watchdog(120, || {
         let rt = runtime(2, "dns-drop");
         let unwound = DropCounter::new();
