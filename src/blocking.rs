@@ -156,6 +156,140 @@ where
     }
 }
 
+/// A bound on the blocking pool for one kind of job: at most `limit` of its jobs run at once; the
+/// others wait, in FIFO order, in the lane's own queue, holding no thread. A pool thread that
+/// finishes a lane job runs the lane's next queued one, so a burst of jobs occupies `limit`
+/// threads, however long the queue.
+#[cfg(feature = "hook")]
+pub(crate) struct Lane {
+    limit: usize,
+    state: Mutex<LaneState>,
+}
+
+#[cfg(feature = "hook")]
+struct LaneState {
+    running: usize,
+    queue: VecDeque<Job>,
+}
+
+#[cfg(feature = "hook")]
+impl Lane {
+    pub(crate) const fn new(limit: usize) -> Lane {
+        assert!(limit > 0, "a lane runs at least one job");
+        Lane {
+            limit,
+            state: Mutex::new(LaneState {
+                running: 0,
+                queue: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn submit(&'static self, job: Job) {
+        let mut st = self.state.lock();
+        if st.running == self.limit {
+            st.queue.push_back(job);
+            return;
+        }
+        st.running += 1;
+        drop(st);
+        pool().execute(Box::new(move || self.run(job)));
+    }
+
+    fn run(&self, mut job: Job) {
+        loop {
+            job(); // never unwinds: lane jobs catch their own panics
+            let mut st = self.state.lock();
+            match st.queue.pop_front() {
+                Some(next) => job = next,
+                None => {
+                    st.running -= 1;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A lane job's state: the caller withdraws it (`QUEUED → WITHDRAWN`) or the pool thread starts
+/// it (`QUEUED → STARTED`), whichever comes first.
+#[cfg(feature = "hook")]
+const QUEUED: u8 = 0;
+#[cfg(feature = "hook")]
+const STARTED: u8 = 1;
+#[cfg(feature = "hook")]
+const WITHDRAWN: u8 = 2;
+
+/// Runs `job` on the blocking pool through `lane` and parks the calling fiber until it has
+/// returned its value; on a plain thread, `job` runs inline. For jobs that use memory the
+/// caller's frame owns (raw pointers into a fiber's stack, in the libc interposition), so the
+/// wait neither unwinds nor ends before the job is done: runtime shutdown is remembered
+/// (`cancel_pending`: the fiber unwinds at its next cancellable park) and the value returned as
+/// usual. Only a job still queued in the lane is withdrawn on cancellation (it never runs):
+/// `Err(Cancelled)`, as when a cancellation is pending already (the job is not submitted).
+/// A panic in `job` resumes in the caller, which aborts in an `extern "C"` frame: such jobs must
+/// not panic.
+#[cfg(feature = "hook")]
+pub(crate) fn run_on_pool_uncancellable<F, T>(
+    lane: &'static Lane,
+    job: F,
+) -> Result<T, crate::task::context::Cancelled>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use crate::driver::wait::park_while_not_uncancellable;
+    use crate::task::context;
+
+    let Some(pending) = context::with_task(|task| task.cancel_pending.get()) else {
+        return Ok(job());
+    };
+    if pending {
+        return Err(context::Cancelled);
+    }
+    struct Handoff<T> {
+        state: AtomicU8,
+        result: Mutex<Option<thread::Result<T>>>,
+    }
+    let done = Arc::new(Handoff {
+        state: AtomicU8::new(QUEUED),
+        result: Mutex::new(None),
+    });
+    let done2 = done.clone();
+    let waiter = crate::current();
+    lane.submit(Box::new(move || {
+        if done2
+            .state
+            .compare_exchange(QUEUED, STARTED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // withdrawn: the caller has returned, its memory must not be touched
+        }
+        let result = panic::catch_unwind(AssertUnwindSafe(job));
+        // Published under the lock: everything the job wrote happens before the caller's take.
+        *done2.result.lock() = Some(result);
+        waiter.unpark();
+    }));
+    let mut result = None;
+    park_while_not_uncancellable(
+        || {
+            result = done.result.lock().take();
+            result.is_some()
+        },
+        || {
+            done.state
+                .compare_exchange(QUEUED, WITHDRAWN, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        },
+    )?;
+    match result.expect("park_while_not_uncancellable returns once ready") {
+        Ok(value) => Ok(value),
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
 /// Number of blocking-pool threads alive right now (for tests).
 #[cfg(test)]
 pub(crate) fn pool_threads() -> usize {
@@ -201,5 +335,88 @@ mod tests {
             let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
             assert_eq!(sum, (0..32u64).map(|i| i * 2).sum());
         });
+    }
+
+    /// Runtime shutdown while one fiber's lane job runs and another's is queued behind it: the
+    /// queued job is withdrawn (never runs, `Err`), the running one completes and its value is
+    /// returned, and both fibers unwind at their next park, not inside the wait.
+    #[cfg(feature = "hook")]
+    #[test]
+    fn uncancellable_wait_completes_or_withdraws() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+        static LANE: Lane = Lane::new(1);
+        let _serial = crate::driver::io::test_support::FD_TESTS.lock();
+        let rt = crate::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let started = Arc::new(AtomicBool::new(false));
+        let withdrawn = Arc::new(AtomicBool::new(false));
+        let second_ran = Arc::new(AtomicBool::new(false));
+        let first_value = Arc::new(AtomicUsize::new(0));
+        let unwound = Arc::new(AtomicUsize::new(0));
+        struct Unwound(Arc<AtomicUsize>);
+        impl Drop for Unwound {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        {
+            let (started, withdrawn, first_value) =
+                (started.clone(), withdrawn.clone(), first_value.clone());
+            let unwound = Unwound(unwound.clone());
+            rt.spawn(move || {
+                let _unwound = unwound;
+                let value = run_on_pool_uncancellable(&LANE, move || {
+                    started.store(true, Ordering::SeqCst);
+                    // Holds the lane until the queued job has been withdrawn, which only the
+                    // shutdown does: the cancellation reaches this fiber while its job runs.
+                    while !withdrawn.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    7
+                });
+                first_value.store(value.unwrap_or(0), Ordering::SeqCst);
+                crate::park();
+                unreachable!("the cancellation is pending: the park unwinds");
+            });
+        }
+        while !started.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(1));
+        }
+        {
+            let (withdrawn, second_ran) = (withdrawn.clone(), second_ran.clone());
+            let unwound = Unwound(unwound.clone());
+            rt.spawn(move || {
+                let _unwound = unwound;
+                let r = run_on_pool_uncancellable(&LANE, move || {
+                    second_ran.store(true, Ordering::SeqCst)
+                });
+                assert!(r.is_err(), "a queued job is withdrawn");
+                withdrawn.store(true, Ordering::SeqCst);
+                crate::yield_now();
+                unreachable!("the cancellation is pending: the yield unwinds");
+            });
+        }
+        // Let the second fiber queue its job behind the first.
+        while LANE.state.lock().queue.is_empty() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        drop(rt);
+        assert_eq!(
+            first_value.load(Ordering::SeqCst),
+            7,
+            "the started job completed"
+        );
+        assert_eq!(unwound.load(Ordering::SeqCst), 2, "both fibers unwound");
+        // The withdrawn job is popped (and skipped) once the first one is done.
+        while !LANE.state.lock().queue.is_empty() || LANE.state.lock().running > 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            !second_ran.load(Ordering::SeqCst),
+            "a withdrawn job never runs"
+        );
     }
 }

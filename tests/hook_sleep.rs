@@ -24,8 +24,8 @@ fn ts(sec: i64, nsec: i64) -> libc::timespec {
 fn monotonic_now() -> Duration {
     let mut now = ts(0, 0);
     // SAFETY: `now` is a valid, writable timespec.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    assert_eq!(r, 0);
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    assert_eq!(rc, 0);
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
@@ -238,12 +238,36 @@ fn a_runtime_dropped_mid_sleep_cancels_the_call() {
                 std::thread::sleep(Duration::from_secs(3600));
             });
         }
+        let parker_unwound = Arc::new(AtomicBool::new(false));
+        {
+            // Cancelled in the call, then parking: the park unwinds before it takes the park
+            // state (it used to release a run token it was never given: a use after free).
+            let parker_unwound = parker_unwound.clone();
+            rt.spawn(move || {
+                struct Flag(Arc<AtomicBool>);
+                impl Drop for Flag {
+                    fn drop(&mut self) {
+                        self.0.store(true, Ordering::SeqCst);
+                    }
+                }
+                let _flag = Flag(parker_unwound);
+                // SAFETY: no pointer arguments.
+                let r = unsafe { libc::usleep(3_600_000_000) };
+                assert_eq!((r, errno()), (-1, libc::ECANCELED));
+                fiber::park();
+                unreachable!("the fiber was cancelled");
+            });
+        }
         while !entered.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_millis(50));
         let t0 = Instant::now();
         drop(rt);
+        assert!(
+            parker_unwound.load(Ordering::SeqCst),
+            "the parker was not unwound"
+        );
         assert!(t0.elapsed() < Duration::from_secs(30));
         assert_eq!(result.load(Ordering::SeqCst), libc::ECANCELED);
         assert!(unwound.load(Ordering::SeqCst), "the fiber was not unwound");

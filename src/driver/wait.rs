@@ -61,6 +61,37 @@ pub fn sleep(dur: Duration) {
     }
 }
 
+/// Parks the calling fiber until `ready()` holds, as [`park_while_not`] without a deadline, but
+/// runtime shutdown neither unwinds the fiber nor ends the wait by itself: for a wait inside an
+/// `extern "C"` frame (the libc interposition) whose arguments another thread may still be using.
+/// Each time shutdown resumes the fiber, the cancellation is remembered (`cancel_pending`: the
+/// fiber unwinds at its first cancellable suspension outside the hook) and `withdraw()` says
+/// whether the wait may end now (true: `Err(Cancelled)`). On a plain thread, parks the thread
+/// (nothing cancels it).
+#[cfg(feature = "hook")]
+pub(crate) fn park_while_not_uncancellable(
+    mut ready: impl FnMut() -> bool,
+    mut withdraw: impl FnMut() -> bool,
+) -> Result<(), context::Cancelled> {
+    let parked = context::with_task(|task| {
+        while !ready() {
+            if park_fiber(task, false) == Resume::Cancel {
+                task.cancel_pending.set(true);
+                if withdraw() {
+                    return Err(context::Cancelled);
+                }
+            }
+        }
+        Ok(())
+    });
+    parked.unwrap_or_else(|| {
+        while !ready() {
+            std::thread::park();
+        }
+        Ok(())
+    })
+}
+
 /// Parks the calling fiber (or thread) until `ready()` holds, or `deadline` passes: true if ready.
 /// `ready` is re-checked after every wake-up, so spurious wake-ups are harmless. This is the one
 /// park loop of the crate; the wait lists, the readiness slots and `select!` all wait here.

@@ -8,13 +8,27 @@
 //! any other thread, and in a fiber when the hooks are switched off (`FIBER_HOOK=0`), it calls
 //! the real function (found with `dlsym(RTLD_NEXT)`), so plain threads see libc exactly.
 //!
-//! Status (phase 1): the sleep family is interposed (`nanosleep`, `clock_nanosleep`, `usleep`,
-//! `sleep`). Sockets, readiness (`poll`, `select`, `epoll_wait`), DNS and fd bookkeeping are not
-//! yet; they block the carrier as before. The feature is off by default until they are.
+//! | module   | interposes                                                                  |
+//! |----------|-----------------------------------------------------------------------------|
+//! | `sleep`  | `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`                            |
+//! | `socket` | socket data calls, `connect`, `accept*`, and the fd bookkeeping of `fds`     |
+//! | `poll`   | `poll` on one socket                                                        |
+//! | `dns`    | `getaddrinfo`, `getnameinfo`, `gethostbyname_r`, on a bounded pool lane      |
+//! | `fds`    | (no symbols) the fd-keyed table of sockets and their user-visible mode      |
+//! | `real`   | (no symbols) libc's definitions, through `dlsym(RTLD_NEXT)`                 |
+//!
+//! Not yet: `poll` on several fds, `ppoll`, `select`, `epoll_wait`. The feature is off by default
+//! until they are (docs/hook.md).
 //!
 //! A fiber cannot be unwound through an `extern "C"` frame. A fiber cancelled (runtime shutdown)
 //! inside a hooked call gets `ECANCELED` from it, and unwinds at its next runtime park or yield;
 //! until then every hooked wait fails at once with `ECANCELED`.
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
+mod dns;
 #[cfg(all(
     target_os = "linux",
     target_env = "gnu",

@@ -5,7 +5,7 @@ use std::cell::Cell;
 
 use super::context;
 use super::{Fiber, FiberId, Task};
-use crate::coro::Suspend;
+use crate::coro::{Resume, Suspend};
 
 /// The handle of the calling fiber; on a plain OS thread, a handle standing for that thread.
 pub fn current() -> Fiber {
@@ -61,14 +61,16 @@ pub fn yield_now() {
 /// The fiber side of the park protocol (src/task/state.rs): consume a token, or switch out
 /// until unparked. The state returns to `EMPTY` however the suspension ends, including a
 /// cancellation unwinding through here, so that a later park (say, in a destructor) starts clean.
-pub(crate) fn park_fiber(task: &Task, cancellable: bool) {
+/// Returns how the fiber was resumed (`Run` when a token was consumed without switching out); an
+/// uncancellable park returns `Cancel` when runtime shutdown resumed it.
+pub(crate) fn park_fiber(task: &Task, cancellable: bool) -> Resume {
     // Before the park state changes: a pending cancellation unwinds (or, where the fiber cannot
     // unwind, ends the park) without switching out.
     if cancellable && context::pending_cancel(task) {
-        return;
+        return Resume::Cancel;
     }
     if !task.park.begin_park() {
-        return;
+        return Resume::Run;
     }
     struct EndPark<'a>(&'a Task);
     impl Drop for EndPark<'_> {
@@ -80,8 +82,8 @@ pub(crate) fn park_fiber(task: &Task, cancellable: bool) {
     }
     let _end = EndPark(task);
     if cancellable {
-        context::suspend(task, Suspend::Park);
+        context::suspend(task, Suspend::Park)
     } else {
-        context::suspend_uncancellable(task, Suspend::Park);
+        context::suspend_uncancellable(task, Suspend::Park)
     }
 }
