@@ -102,7 +102,8 @@ pub(crate) fn park_while_not(mut ready: impl FnMut() -> bool, deadline: Option<I
         }
         // A cancellation the fiber cannot unwind for (`task::context::without_unwinding`): it
         // cannot wait any longer.
-        if context::cancel_pending() {
+        // (Only the hooks set it: without them, no load on every wait.)
+        if cfg!(feature = "hook") && context::cancel_pending() {
             return false;
         }
         match deadline {

@@ -237,6 +237,20 @@ fn transfer(fd: c_int, interest: Interest, mut f: impl FnMut() -> ssize_t) -> ss
     }
 }
 
+/// As [`transfer`] for a call with `MSG_*` flags: with `MSG_DONTWAIT` the caller asked not to
+/// wait, so the call goes straight to libc.
+fn transfer_flags(
+    fd: c_int,
+    interest: Interest,
+    flags: c_int,
+    mut f: impl FnMut() -> ssize_t,
+) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 {
+        return f();
+    }
+    transfer(fd, interest, f)
+}
+
 /// The one loop over a libc call; sets errno on failure. (A 1-tuple keeps the result apart from
 /// the `bool` `without_unwinding` adds.)
 fn looped(
@@ -310,7 +324,7 @@ pub(crate) unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -
     transfer(fd, Interest::WRITE, || unsafe { real_writev(fd, iov, n) })
 }
 
-/// `recv(2)`. With `MSG_DONTWAIT` the caller asked not to wait: straight to libc.
+/// `recv(2)`.
 ///
 /// # Safety
 /// As libc's.
@@ -321,12 +335,8 @@ pub(crate) unsafe extern "C" fn recv(
     n: size_t,
     flags: c_int,
 ) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT != 0 {
-        // SAFETY: as in `read`.
-        return unsafe { real_recv(fd, buf, n, flags) };
-    }
     // SAFETY: as in `read`.
-    transfer(fd, Interest::READ, || unsafe {
+    transfer_flags(fd, Interest::READ, flags, || unsafe {
         real_recv(fd, buf, n, flags)
     })
 }
@@ -344,12 +354,8 @@ pub(crate) unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT != 0 {
-        // SAFETY: as in `read`.
-        return unsafe { real_recvfrom(fd, buf, n, flags, addr, len) };
-    }
     // SAFETY: as in `read`.
-    transfer(fd, Interest::READ, || unsafe {
+    transfer_flags(fd, Interest::READ, flags, || unsafe {
         real_recvfrom(fd, buf, n, flags, addr, len)
     })
 }
@@ -360,12 +366,8 @@ pub(crate) unsafe extern "C" fn recvfrom(
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT != 0 {
-        // SAFETY: as in `read`.
-        return unsafe { real_recvmsg(fd, msg, flags) };
-    }
     // SAFETY: as in `read`.
-    transfer(fd, Interest::READ, || unsafe {
+    transfer_flags(fd, Interest::READ, flags, || unsafe {
         real_recvmsg(fd, msg, flags)
     })
 }
@@ -381,12 +383,8 @@ pub(crate) unsafe extern "C" fn send(
     n: size_t,
     flags: c_int,
 ) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT != 0 {
-        // SAFETY: as in `read`.
-        return unsafe { real_send(fd, buf, n, flags) };
-    }
     // SAFETY: as in `read`.
-    transfer(fd, Interest::WRITE, || unsafe {
+    transfer_flags(fd, Interest::WRITE, flags, || unsafe {
         real_send(fd, buf, n, flags)
     })
 }
@@ -404,12 +402,8 @@ pub(crate) unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT != 0 {
-        // SAFETY: as in `read`.
-        return unsafe { real_sendto(fd, buf, n, flags, addr, len) };
-    }
     // SAFETY: as in `read`.
-    transfer(fd, Interest::WRITE, || unsafe {
+    transfer_flags(fd, Interest::WRITE, flags, || unsafe {
         real_sendto(fd, buf, n, flags, addr, len)
     })
 }
@@ -420,12 +414,8 @@ pub(crate) unsafe extern "C" fn sendto(
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT != 0 {
-        // SAFETY: as in `read`.
-        return unsafe { real_sendmsg(fd, msg, flags) };
-    }
     // SAFETY: as in `read`.
-    transfer(fd, Interest::WRITE, || unsafe {
+    transfer_flags(fd, Interest::WRITE, flags, || unsafe {
         real_sendmsg(fd, msg, flags)
     })
 }
