@@ -243,7 +243,7 @@ where
     use crate::driver::wait::park_while_not_uncancellable;
     use crate::task::context;
 
-    let Some(pending) = context::with_task(|task| task.cancel_pending.get()) else {
+    let Some(pending) = context::with_task(context::is_cancel_pending) else {
         return Ok(job());
     };
     if pending {

@@ -366,3 +366,73 @@ fn runtime_shutdown_passes_a_wake_up_on() {
         assert_eq!(*g, 1);
     });
 }
+
+/// Sleeps in its destructor: a fiber unwinding past one parks mid-unwind. Raises `parked` first.
+struct ParksWhileUnwinding<'a>(&'a AtomicBool);
+
+impl Drop for ParksWhileUnwinding<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+        fiber::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `a` and, beside it on the same (only) carrier, a fiber that panics and parks in a
+/// destructor during its unwind; `a` gets the flag raised once that fiber is parked.
+fn beside_a_fiber_parked_while_unwinding(a: impl FnOnce(&AtomicBool) + Send) {
+    let rt = sync_runtime(1);
+    let parked = AtomicBool::new(false);
+    rt.block_on(|| {
+        fiber::scope(|s| {
+            let parked = &parked;
+            let b = s.spawn(move || {
+                let _d = ParksWhileUnwinding(parked);
+                panic!("unwinds through a destructor that parks");
+            });
+            s.spawn(move || a(parked)).join().unwrap();
+            assert!(b.join().is_err());
+        });
+    });
+}
+
+/// The soak's condvar flake (2026-12-03): `std::thread::panicking()` is per OS thread, so while one
+/// fiber was parked mid-unwind every other fiber on its carrier looked as if it were panicking, and
+/// a guard it had taken before and dropped then poisoned the mutex.
+#[test]
+fn a_neighbour_parked_while_unwinding_does_not_poison() {
+    watchdog(20, || {
+        let m = Mutex::new(0);
+        beside_a_fiber_parked_while_unwinding(|parked| {
+            let mut g = m.lock().unwrap();
+            while !parked.load(Ordering::SeqCst) {
+                fiber::yield_now();
+            }
+            *g += 1;
+            drop(g);
+            // Taken and dropped entirely inside the neighbour's unwind.
+            *m.lock().unwrap() += 1;
+        });
+        assert!(!m.is_poisoned(), "a guard dropped by a fiber that did not panic poisoned");
+        assert_eq!(m.into_inner().unwrap(), 2);
+    });
+}
+
+/// The other half: a fiber that panics holding a guard poisons, even while a neighbour on its
+/// carrier is parked mid-unwind (std's per-thread answer said "already panicking at lock time").
+#[test]
+fn a_panic_beside_a_fiber_parked_while_unwinding_still_poisons() {
+    watchdog(20, || {
+        let m = Mutex::new(0);
+        beside_a_fiber_parked_while_unwinding(|parked| {
+            while !parked.load(Ordering::SeqCst) {
+                fiber::yield_now();
+            }
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _g = m.lock().unwrap();
+                panic!("poisons");
+            }));
+            assert!(r.is_err());
+        });
+        assert!(m.is_poisoned(), "a panic while holding the guard did not poison");
+    });
+}

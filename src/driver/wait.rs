@@ -76,7 +76,7 @@ pub(crate) fn park_while_not_uncancellable(
     let parked = context::with_task(|task| {
         while !ready() {
             if park_fiber(task, false) == Resume::Cancel {
-                task.cancel_pending.set(true);
+                context::record_cancel(task);
                 if withdraw() {
                     return Err(context::Cancelled);
                 }

@@ -11,6 +11,7 @@ pub(crate) fn install() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            crate::task::context::note_panic();
             if crate::task::park::is_fiber() {
                 let fiber = crate::task::park::current();
                 match fiber.name() {

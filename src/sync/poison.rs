@@ -5,7 +5,6 @@
 //! `TryLockResult`), re-exported from `fiber::sync`, so code that matches on them keeps compiling
 //! unchanged when it switches from `std::sync` to `fiber::sync`.
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
@@ -29,7 +28,7 @@ impl Flag {
     pub(crate) fn guard(&self) -> Guard<'_> {
         Guard {
             flag: self,
-            panicking: thread::panicking(),
+            panicking: crate::task::context::panicking(),
         }
     }
 
@@ -64,7 +63,7 @@ impl<'a> Guard<'a> {
 impl Drop for Guard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.panicking && thread::panicking() {
+        if !self.panicking && crate::task::context::panicking() {
             self.flag.0.store(true, Ordering::Relaxed);
         }
     }

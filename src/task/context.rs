@@ -8,11 +8,13 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::Task;
+use super::{Own, Task};
 use crate::coro::{Resume, Suspend};
 
 thread_local! {
     static TASK: Cell<Option<NonNull<Task>>> = const { Cell::new(None) };
+    /// How many fibers are switched out on this thread in the middle of an unwind.
+    static PARKED_UNWINDING: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Marker payload used to unwind a fiber cancelled by runtime shutdown.
@@ -63,14 +65,52 @@ pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
         return Resume::Cancel;
     }
     let msg = suspend_uncancellable(task, reason);
-    if msg == Resume::Cancel && !std::thread::panicking() {
-        if task.no_unwind.get() {
-            task.cancel_pending.set(true);
+    if msg == Resume::Cancel && !panicking() {
+        if task.own.get(Own::NoUnwind) {
+            record_cancel(task);
         } else {
-            std::panic::resume_unwind(Box::new(Cancelled));
+            unwind_cancelled(task);
         }
     }
     msg
+}
+
+/// Unwinds the running fiber with the shutdown marker. `resume_unwind` runs no panic hook, so
+/// the fiber notes its own unwind (see [`panicking`]).
+fn unwind_cancelled(task: &Task) -> ! {
+    task.own.set(Own::Unwinding, true);
+    std::panic::resume_unwind(Box::new(Cancelled))
+}
+
+/// `std::thread::panicking()`, answered for the running fiber rather than for its carrier.
+///
+/// std counts panics per OS thread, so while one fiber is switched out mid-unwind (a destructor
+/// that locks, sleeps or does I/O) every other fiber on its carrier would look as if it were
+/// panicking: a guard it dropped would poison its lock, and a guard it took would not poison
+/// when it really panicked. Each switch-out records whether the fiber was unwinding
+/// ([`suspend_uncancellable`]); while no fiber of this thread is switched out mid-unwind, std's
+/// answer is the fiber's own. Otherwise the fiber's record answers, which the runtime's panic hook
+/// raises when the fiber begins a panic ([`note_panic`]). One case stays approximate: a fiber that
+/// catches its own panic while a neighbour is parked mid-unwind keeps its record until it
+/// switches out, or, if the panic hook was replaced or the unwind came from `resume_unwind`,
+/// does not get one.
+#[inline]
+pub(crate) fn panicking() -> bool {
+    std::thread::panicking() && own_unwind()
+}
+
+/// The slow half of [`panicking`]: this thread is unwinding somewhere; is it the caller?
+#[cold]
+fn own_unwind() -> bool {
+    if PARKED_UNWINDING.with(Cell::get) == 0 {
+        return true;
+    }
+    with_task(|task| task.own.get(Own::Unwinding)).unwrap_or(false)
+}
+
+/// Records that the running fiber has begun a panic; called by the runtime's panic hook.
+pub(crate) fn note_panic() {
+    with_task(|task| task.own.set(Own::Unwinding, true));
 }
 
 /// Acts on a cancellation recorded earlier (see [`suspend`]): outside a no-unwind region it
@@ -78,21 +118,33 @@ pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
 /// A caller that changes state before suspending (parking) asks this first.
 #[inline]
 pub(crate) fn pending_cancel(task: &Task) -> bool {
-    if !task.cancel_pending.get() {
+    if !task.own.get(Own::CancelPending) {
         return false;
     }
-    if task.no_unwind.get() || std::thread::panicking() {
+    if task.own.get(Own::NoUnwind) || panicking() {
         return true;
     }
-    task.cancel_pending.set(false);
-    std::panic::resume_unwind(Box::new(Cancelled))
+    task.own.set(Own::CancelPending, false);
+    unwind_cancelled(task)
+}
+
+/// Records a cancellation the fiber cannot unwind for now (see [`suspend`]).
+#[inline]
+pub(crate) fn record_cancel(task: &Task) {
+    task.own.set(Own::CancelPending, true);
+}
+
+/// Is a cancellation recorded on `task` (see [`record_cancel`])?
+#[inline]
+pub(crate) fn is_cancel_pending(task: &Task) -> bool {
+    task.own.get(Own::CancelPending)
 }
 
 /// Is a cancellation pending that the running fiber could not unwind for (see [`suspend`])?
 /// Waits inside [`without_unwinding`] give up when it is: they cannot wait any longer.
 #[inline]
 pub(crate) fn cancel_pending() -> bool {
-    with_task(|task| task.cancel_pending.get()).unwrap_or(false)
+    with_task(is_cancel_pending).unwrap_or(false)
 }
 
 /// Runs `f` on the current fiber with cancellation recorded instead of unwound (for code inside
@@ -110,13 +162,13 @@ pub(crate) fn without_unwinding<R>(f: impl FnOnce() -> R) -> (R, bool) {
     struct Restore<'a>(&'a Task, bool);
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            self.0.no_unwind.set(self.1);
+            self.0.own.set(Own::NoUnwind, self.1);
         }
     }
-    let restore = Restore(task, task.no_unwind.replace(true));
+    let restore = Restore(task, task.own.replace(Own::NoUnwind, true));
     let value = f();
     drop(restore);
-    (value, task.cancel_pending.get())
+    (value, task.own.get(Own::CancelPending))
 }
 
 /// As [`suspend`], but a cancellation is returned, not unwound: for waits that must not end early
@@ -124,7 +176,28 @@ pub(crate) fn without_unwinding<R>(f: impl FnOnce() -> R) -> (R, bool) {
 pub(crate) fn suspend_uncancellable(task: &Task, reason: Suspend) -> Resume {
     let yielder = task.yielder.get();
     debug_assert!(!yielder.is_null());
+    let unwinding = panicking();
+    task.own.set(Own::Unwinding, unwinding);
+    // Counted while switched out; uncounted however the switch ends (a coroutine dropped while
+    // suspended is unwound from inside `suspend`). Fibers never migrate: the same thread's count.
+    let _parked = unwinding.then(ParkedUnwinding::enter);
     // SAFETY: `yielder` was set when this fiber's body started and points into the coroutine's
     // initial frame, which lives until the body returns; we are running on that coroutine.
     unsafe { (*yielder).suspend(reason) }
+}
+
+/// One fiber of this thread switched out mid-unwind, for as long as it lives.
+struct ParkedUnwinding;
+
+impl ParkedUnwinding {
+    fn enter() -> ParkedUnwinding {
+        PARKED_UNWINDING.with(|n| n.set(n.get() + 1));
+        ParkedUnwinding
+    }
+}
+
+impl Drop for ParkedUnwinding {
+    fn drop(&mut self) {
+        PARKED_UNWINDING.with(|n| n.set(n.get() - 1));
+    }
 }

@@ -33,6 +33,46 @@ use crate::coro::{Coro, Yielder};
 use local::LocalMap;
 use state::ParkState;
 
+/// One fact about a fiber that only the fiber itself reads and writes, on its carrier. Bits of one
+/// byte ([`OwnFlags`]): the header is budgeted to the byte (`the_task_header_stays_small`).
+#[derive(Clone, Copy)]
+pub(crate) enum Own {
+    /// A cancellation arrived while the fiber could not unwind (inside an interposed libc call,
+    /// which returned an error instead): the next cancellable suspension unwinds at once.
+    CancelPending = 1,
+    /// The fiber runs inside an `extern "C"` frame (an interposed libc call) that unwinding
+    /// cannot cross: cancellations are recorded in `CancelPending` instead (`context::suspend`).
+    NoUnwind = 2,
+    /// The fiber was unwinding when it last switched out, or has begun a panic since (see
+    /// `context::panicking`: std's own answer is per OS thread, shared by a carrier's fibers).
+    Unwinding = 4,
+}
+
+/// The [`Own`] facts of one fiber.
+pub(crate) struct OwnFlags(Cell<u8>);
+
+impl OwnFlags {
+    #[inline]
+    pub(crate) fn get(&self, fact: Own) -> bool {
+        self.0.get() & fact as u8 != 0
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, fact: Own, on: bool) {
+        self.replace(fact, on);
+    }
+
+    /// Sets `fact` to `on`; returns what it was.
+    #[inline]
+    pub(crate) fn replace(&self, fact: Own, on: bool) -> bool {
+        let bits = self.0.get();
+        let was = bits & fact as u8 != 0;
+        let bit = fact as u8;
+        self.0.set(if on { bits | bit } else { bits & !bit });
+        was
+    }
+}
+
 /// Where a task is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Stage {
@@ -82,12 +122,8 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// Index of the home worker; `u32::MAX` until started (at most `MAX_WORKER_THREADS`).
     pub(crate) home: AtomicU32,
     pub(crate) stage: Cell<Stage>,
-    /// A cancellation arrived while the fiber could not unwind (inside an interposed libc call,
-    /// which returned an error instead): the next cancellable suspension unwinds at once.
-    pub(crate) cancel_pending: Cell<bool>,
-    /// The fiber runs inside an `extern "C"` frame (an interposed libc call) that unwinding
-    /// cannot cross: cancellations are recorded in `cancel_pending` instead (`context::suspend`).
-    pub(crate) no_unwind: Cell<bool>,
+    /// Facts only the fiber itself reads and writes (see [`Own`]).
+    pub(crate) own: OwnFlags,
     pub(crate) coro: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, set when the body starts.
     pub(crate) yielder: Cell<*const Yielder>,
@@ -131,8 +167,7 @@ impl<J> Task<J> {
             park: ParkState::new(),
             home: AtomicU32::new(u32::MAX),
             stage: Cell::new(Stage::Unstarted),
-            cancel_pending: Cell::new(false),
-            no_unwind: Cell::new(false),
+            own: OwnFlags(Cell::new(0)),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             locals: LocalMap::default(),

@@ -179,7 +179,7 @@ impl Queued<'_> {
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if crate::task::context::panicking() {
             self.remove();
         }
     }
