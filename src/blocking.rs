@@ -160,19 +160,19 @@ where
 /// others wait, in FIFO order, in the lane's own queue, holding no thread. A pool thread that
 /// finishes a lane job runs the lane's next queued one, so a burst of jobs occupies `limit`
 /// threads, however long the queue.
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 pub(crate) struct Lane {
     limit: usize,
     state: Mutex<LaneState>,
 }
 
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 struct LaneState {
     running: usize,
     queue: VecDeque<Job>,
 }
 
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 impl Lane {
     pub(crate) const fn new(limit: usize) -> Lane {
         assert!(limit > 0, "a lane runs at least one job");
@@ -213,11 +213,11 @@ impl Lane {
 
 /// A lane job's state: the caller withdraws it (`QUEUED → WITHDRAWN`) or the pool thread starts
 /// it (`QUEUED → STARTED`), whichever comes first.
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 const QUEUED: u8 = 0;
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 const STARTED: u8 = 1;
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 const WITHDRAWN: u8 = 2;
 
 /// Runs `job` on the blocking pool through `lane` and parks the calling fiber until it has
@@ -229,7 +229,7 @@ const WITHDRAWN: u8 = 2;
 /// `Err(Cancelled)`, as when a cancellation is pending already (the job is not submitted).
 /// A panic in `job` resumes in the caller, which aborts in an `extern "C"` frame: such jobs must
 /// not panic.
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 pub(crate) fn run_on_pool_uncancellable<F, T>(
     lane: &'static Lane,
     job: F,
@@ -340,7 +340,7 @@ mod tests {
     /// Runtime shutdown while one fiber's lane job runs and another's is queued behind it: the
     /// queued job is withdrawn (never runs, `Err`), the running one completes and its value is
     /// returned, and both fibers unwind at their next park, not inside the wait.
-    #[cfg(feature = "hook")]
+    #[cfg(fiber_hook)]
     #[test]
     fn uncancellable_wait_completes_or_withdraws() {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

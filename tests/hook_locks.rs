@@ -62,7 +62,10 @@ fn scenario(
     while !p.locked.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert!(p.locked.load(Ordering::SeqCst), "the holder never took the lock");
+    assert!(
+        p.locked.load(Ordering::SeqCst),
+        "the holder never took the lock"
+    );
     // Well past the holder's 100 ms sleep, then a 1 s window.
     std::thread::sleep(Duration::from_millis(300));
     let before = p.ticks.load(Ordering::SeqCst);

@@ -412,7 +412,10 @@ fn a_neighbour_parked_while_unwinding_does_not_poison() {
             // Taken and dropped entirely inside the neighbour's unwind.
             *m.lock().unwrap() += 1;
         });
-        assert!(!m.is_poisoned(), "a guard dropped by a fiber that did not panic poisoned");
+        assert!(
+            !m.is_poisoned(),
+            "a guard dropped by a fiber that did not panic poisoned"
+        );
         assert_eq!(m.into_inner().unwrap(), 2);
     });
 }
@@ -433,6 +436,9 @@ fn a_panic_beside_a_fiber_parked_while_unwinding_still_poisons() {
             }));
             assert!(r.is_err());
         });
-        assert!(m.is_poisoned(), "a panic while holding the guard did not poison");
+        assert!(
+            m.is_poisoned(),
+            "a panic while holding the guard did not poison"
+        );
     });
 }

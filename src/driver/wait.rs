@@ -68,7 +68,7 @@ pub fn sleep(dur: Duration) {
 /// fiber unwinds at its first cancellable suspension outside the hook) and `withdraw()` says
 /// whether the wait may end now (true: `Err(Cancelled)`). On a plain thread, parks the thread
 /// (nothing cancels it).
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 pub(crate) fn park_while_not_uncancellable(
     mut ready: impl FnMut() -> bool,
     mut withdraw: impl FnMut() -> bool,
@@ -103,7 +103,7 @@ pub(crate) fn park_while_not(mut ready: impl FnMut() -> bool, deadline: Option<I
         // A cancellation the fiber cannot unwind for (`task::context::without_unwinding`): it
         // cannot wait any longer.
         // (Only the hooks set it: without them, no load on every wait.)
-        if cfg!(feature = "hook") && context::cancel_pending() {
+        if cfg!(fiber_hook) && context::cancel_pending() {
             return false;
         }
         match deadline {

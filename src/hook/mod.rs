@@ -23,41 +23,17 @@
 //! A fiber cannot be unwound through an `extern "C"` frame. A fiber cancelled (runtime shutdown)
 //! inside a hooked call gets `ECANCELED` from it, and unwinds at its next runtime park or yield;
 //! until then every hooked wait fails at once with `ECANCELED`.
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(target_feature = "crt-static")
-))]
+#[cfg(fiber_hook)]
 mod dns;
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(target_feature = "crt-static")
-))]
+#[cfg(fiber_hook)]
 mod fds;
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(target_feature = "crt-static")
-))]
+#[cfg(fiber_hook)]
 mod poll;
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(target_feature = "crt-static")
-))]
+#[cfg(fiber_hook)]
 mod real;
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(target_feature = "crt-static")
-))]
+#[cfg(fiber_hook)]
 mod sleep;
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(target_feature = "crt-static")
-))]
+#[cfg(fiber_hook)]
 mod socket;
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -72,11 +48,7 @@ static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
 /// the environment variable `FIBER_HOOK` is `0`, read once, on the first call that needs it.
 /// Where the hooks are compiled out (other targets, a static build) it is false.
 pub fn is_active() -> bool {
-    if !cfg!(all(
-        target_os = "linux",
-        target_env = "gnu",
-        not(target_feature = "crt-static")
-    )) {
+    if !cfg!(fiber_hook) {
         return false;
     }
     match STATE.load(Ordering::Relaxed) {
@@ -93,24 +65,13 @@ pub fn is_active() -> bool {
 /// Should a hooked call made now park the fiber (instead of calling libc)? The fiber test comes
 /// first: on a plain thread this is one thread-local read, and the environment is never read.
 #[inline]
-#[cfg_attr(
-    not(all(
-        target_os = "linux",
-        target_env = "gnu",
-        not(target_feature = "crt-static")
-    )),
-    allow(dead_code)
-)]
+#[cfg(fiber_hook)]
 fn in_hooked_fiber() -> bool {
     crate::task::context::task_ptr().is_some() && is_active()
 }
 
 /// The calling thread's `errno`.
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(target_feature = "crt-static")
-))]
+#[cfg(fiber_hook)]
 fn errno() -> libc::c_int {
     // SAFETY: no preconditions; it returns this thread's errno slot.
     let slot = unsafe { libc::__errno_location() };
@@ -119,11 +80,7 @@ fn errno() -> libc::c_int {
 }
 
 /// Sets the calling thread's `errno`.
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(target_feature = "crt-static")
-))]
+#[cfg(fiber_hook)]
 fn set_errno(e: libc::c_int) {
     // SAFETY: no preconditions; it returns this thread's errno slot.
     let slot = unsafe { libc::__errno_location() };

@@ -151,7 +151,7 @@ pub(crate) fn cancel_pending() -> bool {
 /// an `extern "C"` frame, which unwinding cannot cross); returns `f`'s result and whether a
 /// cancellation is now pending. The fiber unwinds at its first suspension after the region. On
 /// a plain thread, just runs `f`.
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 pub(crate) fn without_unwinding<R>(f: impl FnOnce() -> R) -> (R, bool) {
     let Some(ptr) = task_ptr() else {
         return (f(), false);

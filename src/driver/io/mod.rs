@@ -50,15 +50,15 @@ mod slot;
 mod source;
 mod thread_wait;
 
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 pub(crate) use op::run;
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 pub(crate) use options::Options;
 pub(crate) use options::Wait;
 pub(crate) use registry::dispatch;
 #[cfg(test)]
 pub(crate) use registry::slots_in_use;
-#[cfg(feature = "hook")]
+#[cfg(fiber_hook)]
 pub(crate) use registry::Registration;
 pub(crate) use slot::Interest;
 pub(crate) use source::IoSource;

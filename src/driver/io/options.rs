@@ -40,7 +40,7 @@ impl Options {
     }
 
     /// The user-visible non-blocking mode.
-    #[cfg(feature = "hook")]
+    #[cfg(fiber_hook)]
     pub(crate) fn nonblocking(&self) -> bool {
         self.nonblocking.load(Ordering::Relaxed)
     }

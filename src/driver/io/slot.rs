@@ -20,7 +20,7 @@ impl Interest {
     pub(crate) const WRITE: Interest = Interest(WRITABLE);
 
     /// Either of `self` and `other`.
-    #[cfg(feature = "hook")]
+    #[cfg(fiber_hook)]
     pub(crate) const fn or(self, other: Interest) -> Interest {
         Interest(self.0 | other.0)
     }
