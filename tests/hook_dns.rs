@@ -1,5 +1,5 @@
-//! The interposed resolver (`--features hook`): `getaddrinfo`, `getnameinfo` and
-//! `gethostbyname_r` in a fiber run on the blocking pool, a bounded number at once, and give
+//! The interposed resolver (`--features hook`): `getaddrinfo`, `getnameinfo` and the
+//! `gethostby*` family in a fiber run on the blocking pool, a bounded number at once, and give
 //! exactly what libc gives a plain thread; a runtime dropped mid-lookup neither aborts nor hangs.
 //! Offline on purpose: localhost, numeric addresses and `.invalid` only.
 mod support;
@@ -155,6 +155,146 @@ fn gethostbyname_r_matches_a_thread() {
         let (thread, fiber) = thread_and_fiber(lookup);
         assert_eq!(thread.0, 0, "localhost has an entry");
         assert!(!thread.2.is_empty());
+        assert_eq!(fiber, thread);
+    });
+}
+
+// SAFETY: glibc's declarations (netdb.h); the libc crate does not bind them.
+unsafe extern "C" {
+    fn gethostbyname(name: *const libc::c_char) -> *mut libc::hostent;
+    fn gethostbyname2(name: *const libc::c_char, af: libc::c_int) -> *mut libc::hostent;
+    fn gethostbyaddr(
+        addr: *const libc::c_void,
+        len: libc::socklen_t,
+        kind: libc::c_int,
+    ) -> *mut libc::hostent;
+    fn gethostbyname2_r(
+        name: *const libc::c_char,
+        af: libc::c_int,
+        ret: *mut libc::hostent,
+        buf: *mut libc::c_char,
+        buflen: libc::size_t,
+        result: *mut *mut libc::hostent,
+        h_errnop: *mut libc::c_int,
+    ) -> libc::c_int;
+    fn gethostbyaddr_r(
+        addr: *const libc::c_void,
+        len: libc::socklen_t,
+        kind: libc::c_int,
+        ret: *mut libc::hostent,
+        buf: *mut libc::c_char,
+        buflen: libc::size_t,
+        result: *mut *mut libc::hostent,
+        h_errnop: *mut libc::c_int,
+    ) -> libc::c_int;
+    fn __h_errno_location() -> *mut libc::c_int;
+}
+
+/// An entry's official name, address type and addresses; `None` for a null entry.
+fn entry(ent: *const libc::hostent) -> Option<(String, i32, Vec<Vec<u8>>)> {
+    // SAFETY: null, or an entry libc just filled (valid until the next call on it).
+    let ent = unsafe { ent.as_ref() }?;
+    let name = if ent.h_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a NUL-terminated name.
+        unsafe { CStr::from_ptr(ent.h_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut addrs = Vec::new();
+    let mut p = ent.h_addr_list;
+    loop {
+        // SAFETY: a null-terminated list of `h_length`-byte addresses; not past its end yet.
+        let addr = unsafe { *p };
+        if addr.is_null() {
+            break;
+        }
+        // SAFETY: as above.
+        let bytes = unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), ent.h_length as usize) };
+        addrs.push(bytes.to_vec());
+        // SAFETY: still inside the list.
+        p = unsafe { p.add(1) };
+    }
+    Some((name, ent.h_addrtype, addrs))
+}
+
+/// The calling thread's `h_errno`.
+fn h_errno() -> i32 {
+    // SAFETY: no preconditions; it returns this thread's slot.
+    let slot = unsafe { __h_errno_location() };
+    // SAFETY: the slot is valid for the thread's life.
+    unsafe { *slot }
+}
+
+type Lookup = (Option<(String, i32, Vec<Vec<u8>>)>, i32);
+
+/// The whole `gethostby*` family, each result with `h_errno` when it failed.
+fn gethostby_family() -> Vec<Lookup> {
+    let loopback = [127u8, 0, 0, 1];
+    let fail = |ent: *mut libc::hostent| if ent.is_null() { h_errno() } else { 0 };
+    let mut out = Vec::new();
+    for name in [c"localhost", c"no-such-host.invalid"] {
+        // SAFETY: a NUL-terminated name.
+        let ent = unsafe { gethostbyname(name.as_ptr()) };
+        out.push((entry(ent), fail(ent)));
+        // SAFETY: as above.
+        let ent = unsafe { gethostbyname2(name.as_ptr(), libc::AF_INET) };
+        out.push((entry(ent), fail(ent)));
+    }
+    // SAFETY: four readable bytes of an IPv4 address.
+    let ent = unsafe { gethostbyaddr(loopback.as_ptr().cast(), 4, libc::AF_INET) };
+    out.push((entry(ent), fail(ent)));
+    for reentrant in 0..2 {
+        // SAFETY: all-zero is a valid `hostent` to be written.
+        let mut ent: libc::hostent = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result = std::ptr::null_mut();
+        let mut h_err = 0;
+        let rc = if reentrant == 0 {
+            // SAFETY: a valid name, entry, buffer of its length, result and h_errno slots.
+            unsafe {
+                gethostbyname2_r(
+                    c"localhost".as_ptr(),
+                    libc::AF_INET,
+                    &mut ent,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut result,
+                    &mut h_err,
+                )
+            }
+        } else {
+            // SAFETY: a readable 4-byte address, entry, buffer, result and h_errno slots.
+            unsafe {
+                gethostbyaddr_r(
+                    loopback.as_ptr().cast(),
+                    4,
+                    libc::AF_INET,
+                    &mut ent,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut result,
+                    &mut h_err,
+                )
+            }
+        };
+        out.push((entry(result), rc * 1000 + h_err));
+    }
+    out
+}
+
+#[test]
+fn the_gethostby_family_matches_a_thread() {
+    let _serial = serial();
+    watchdog(60, || {
+        let (thread, fiber) = thread_and_fiber(gethostby_family);
+        assert!(thread[0].0.is_some(), "localhost has an entry: {thread:?}");
+        assert!(
+            thread[2].0.is_none() && thread[2].1 != 0,
+            "the .invalid name fails"
+        );
+        assert!(thread[4].0.is_some(), "127.0.0.1 has a name: {thread:?}");
         assert_eq!(fiber, thread);
     });
 }

@@ -1,4 +1,5 @@
-//! Name resolution: `getaddrinfo`, `getnameinfo`, `gethostbyname_r`. In a fiber the real call
+//! Name resolution: `getaddrinfo`, `getnameinfo`, and the older `gethostbyname`,
+//! `gethostbyname2`, `gethostbyaddr` with their `_r` forms. In a fiber the real call
 //! runs on the blocking pool, at most [`DNS_CONCURRENCY`] at once (the rest queue, FIFO, holding
 //! no thread), while the fiber parks; the result is exactly the real call's, errno included.
 //!
@@ -8,7 +9,7 @@
 //! runtime park. A lookup still queued when the fiber is cancelled is withdrawn instead and fails
 //! with `ECANCELED` (`EAI_SYSTEM` for the `getaddrinfo` pair), as one made with a cancellation
 //! already pending.
-use libc::{addrinfo, c_char, c_int, hostent, size_t, sockaddr, socklen_t};
+use libc::{addrinfo, c_char, c_int, c_void, hostent, size_t, sockaddr, socklen_t};
 
 use super::real::real;
 use super::{in_hooked_fiber, set_errno};
@@ -71,6 +72,71 @@ real!(
     ) -> c_int,
     libc::ENOSYS
 );
+
+real!(
+    REAL_GETHOSTBYNAME2_R,
+    real_gethostbyname2_r,
+    c"gethostbyname2_r",
+    fn(
+        name: *const c_char,
+        af: c_int,
+        ret: *mut hostent,
+        buf: *mut c_char,
+        buflen: size_t,
+        result: *mut *mut hostent,
+        h_errnop: *mut c_int,
+    ) -> c_int,
+    libc::ENOSYS
+);
+real!(
+    REAL_GETHOSTBYADDR_R,
+    real_gethostbyaddr_r,
+    c"gethostbyaddr_r",
+    fn(
+        addr: *const c_void,
+        len: socklen_t,
+        kind: c_int,
+        ret: *mut hostent,
+        buf: *mut c_char,
+        buflen: size_t,
+        result: *mut *mut hostent,
+        h_errnop: *mut c_int,
+    ) -> c_int,
+    libc::ENOSYS
+);
+real!(
+    REAL_GETHOSTBYNAME,
+    real_gethostbyname,
+    c"gethostbyname",
+    fn(name: *const c_char) -> *mut hostent,
+    std::ptr::null_mut()
+);
+real!(
+    REAL_GETHOSTBYNAME2,
+    real_gethostbyname2,
+    c"gethostbyname2",
+    fn(name: *const c_char, af: c_int) -> *mut hostent,
+    std::ptr::null_mut()
+);
+real!(
+    REAL_GETHOSTBYADDR,
+    real_gethostbyaddr,
+    c"gethostbyaddr",
+    fn(addr: *const c_void, len: socklen_t, kind: c_int) -> *mut hostent,
+    std::ptr::null_mut()
+);
+
+// SAFETY: glibc's declaration (netdb.h, `h_errno`'s thread-local slot); the libc crate does not
+// bind it.
+unsafe extern "C" {
+    fn __h_errno_location() -> *mut c_int;
+}
+
+/// The calling thread's `h_errno` slot.
+fn h_errno_slot() -> *mut c_int {
+    // SAFETY: no preconditions; it returns this thread's slot, valid for the thread's life.
+    unsafe { __h_errno_location() }
+}
 
 /// A hooked call's raw pointer arguments, moved to the pool thread that makes the real call.
 struct Args<T>(T);
@@ -187,17 +253,167 @@ pub(crate) unsafe extern "C" fn gethostbyname_r(
         // SAFETY: as in `getaddrinfo`.
         unsafe { real_gethostbyname_r(name, ret, buf, buflen, result, h_errnop) }
     };
-    on_pool(call).unwrap_or_else(|| {
-        // Failed as glibc fails: no entry, "see errno".
-        // SAFETY: `result` is null or writable (the caller's contract).
-        if let Some(result) = unsafe { result.as_mut() } {
-            *result = std::ptr::null_mut();
+    // SAFETY: `result` and `h_errnop` are null or writable (the caller's contract).
+    on_pool(call).unwrap_or_else(|| unsafe { cancelled_r(result, h_errnop) })
+}
+
+/// The failure of a `gethostby*_r` call cancelled before it started, as glibc fails: no entry,
+/// `h_errno` "see errno", errno `ECANCELED`.
+///
+/// # Safety
+/// `result` and `h_errnop` are null or writable.
+unsafe fn cancelled_r(result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int {
+    // SAFETY: the caller's contract.
+    if let Some(result) = unsafe { result.as_mut() } {
+        *result = std::ptr::null_mut();
+    }
+    // SAFETY: the caller's contract.
+    if let Some(h_errno) = unsafe { h_errnop.as_mut() } {
+        *h_errno = NETDB_INTERNAL;
+    }
+    set_errno(libc::ECANCELED);
+    libc::ECANCELED
+}
+
+/// `gethostbyname2_r(3)` (GNU): `gethostbyname_r` for one address family.
+///
+/// # Safety
+/// As `gethostbyname_r`'s.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn gethostbyname2_r(
+    name: *const c_char,
+    af: c_int,
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: size_t,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    if !in_hooked_fiber() {
+        // SAFETY: forwarded under the caller's contract.
+        return unsafe { real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop) };
+    }
+    let args = Args((name, ret, buf, result, h_errnop));
+    let call = move || {
+        let (name, ret, buf, result, h_errnop) = args.into_inner();
+        // SAFETY: as in `getaddrinfo`.
+        unsafe { real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop) }
+    };
+    // SAFETY: `result` and `h_errnop` are null or writable (the caller's contract).
+    on_pool(call).unwrap_or_else(|| unsafe { cancelled_r(result, h_errnop) })
+}
+
+/// `gethostbyaddr_r(3)` (GNU).
+///
+/// # Safety
+/// As libc's: `addr` readable for `len` bytes; the rest as `gethostbyname_r`'s.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // libc's signature
+pub(crate) unsafe extern "C" fn gethostbyaddr_r(
+    addr: *const c_void,
+    len: socklen_t,
+    kind: c_int,
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: size_t,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    if !in_hooked_fiber() {
+        // SAFETY: forwarded under the caller's contract.
+        return unsafe {
+            real_gethostbyaddr_r(addr, len, kind, ret, buf, buflen, result, h_errnop)
+        };
+    }
+    let args = Args((addr, ret, buf, result, h_errnop));
+    let call = move || {
+        let (addr, ret, buf, result, h_errnop) = args.into_inner();
+        // SAFETY: as in `getaddrinfo`.
+        unsafe { real_gethostbyaddr_r(addr, len, kind, ret, buf, buflen, result, h_errnop) }
+    };
+    // SAFETY: `result` and `h_errnop` are null or writable (the caller's contract).
+    on_pool(call).unwrap_or_else(|| unsafe { cancelled_r(result, h_errnop) })
+}
+
+/// Makes a non-reentrant `gethostby*` call on the DNS lane and returns its result; on failure
+/// the pool thread's `h_errno` is copied to the caller's. The entry is glibc's one process-wide static, as
+/// when the caller makes the call itself (not thread-safe in either case, as POSIX says).
+/// Cancelled before it started: null, `h_errno` `NETDB_INTERNAL`, errno `ECANCELED`.
+fn static_entry_on_pool(call: impl FnOnce() -> *mut hostent + Send + 'static) -> *mut hostent {
+    let job = move || {
+        let entry = call() as usize;
+        // SAFETY: this pool thread's own slot (`h_errno_slot`).
+        let h_errno = unsafe { *h_errno_slot() };
+        (entry, h_errno)
+    };
+    let (entry, h_errno) = match run_on_pool_uncancellable(&DNS, job) {
+        Ok(done) => done,
+        Err(_) => {
+            set_errno(libc::ECANCELED);
+            (0, NETDB_INTERNAL)
         }
-        // SAFETY: `h_errnop` is null or writable (the caller's contract).
-        if let Some(h_errno) = unsafe { h_errnop.as_mut() } {
-            *h_errno = NETDB_INTERNAL;
-        }
-        set_errno(libc::ECANCELED);
-        libc::ECANCELED
+    };
+    if entry == 0 {
+        // SAFETY: this thread's own slot.
+        unsafe { *h_errno_slot() = h_errno };
+    }
+    entry as *mut hostent
+}
+
+/// `gethostbyname(3)`.
+///
+/// # Safety
+/// As libc's: `name` NUL-terminated.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut hostent {
+    if !in_hooked_fiber() {
+        // SAFETY: forwarded under the caller's contract.
+        return unsafe { real_gethostbyname(name) };
+    }
+    let args = Args(name);
+    static_entry_on_pool(move || {
+        let name = args.into_inner();
+        // SAFETY: as in `getaddrinfo`.
+        unsafe { real_gethostbyname(name) }
+    })
+}
+
+/// `gethostbyname2(3)` (GNU).
+///
+/// # Safety
+/// As libc's: `name` NUL-terminated.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut hostent {
+    if !in_hooked_fiber() {
+        // SAFETY: forwarded under the caller's contract.
+        return unsafe { real_gethostbyname2(name, af) };
+    }
+    let args = Args(name);
+    static_entry_on_pool(move || {
+        let name = args.into_inner();
+        // SAFETY: as in `getaddrinfo`.
+        unsafe { real_gethostbyname2(name, af) }
+    })
+}
+
+/// `gethostbyaddr(3)`.
+///
+/// # Safety
+/// As libc's: `addr` readable for `len` bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn gethostbyaddr(
+    addr: *const c_void,
+    len: socklen_t,
+    kind: c_int,
+) -> *mut hostent {
+    if !in_hooked_fiber() {
+        // SAFETY: forwarded under the caller's contract.
+        return unsafe { real_gethostbyaddr(addr, len, kind) };
+    }
+    let args = Args(addr);
+    static_entry_on_pool(move || {
+        let addr = args.into_inner();
+        // SAFETY: as in `getaddrinfo`.
+        unsafe { real_gethostbyaddr(addr, len, kind) }
     })
 }

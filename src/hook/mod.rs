@@ -13,7 +13,7 @@
 //! | `sleep`  | `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`                            |
 //! | `socket` | socket data calls, `connect`, `accept*`, and the fd bookkeeping of `fds`     |
 //! | `poll`   | `poll` on one socket                                                        |
-//! | `dns`    | `getaddrinfo`, `getnameinfo`, `gethostbyname_r`, on a bounded pool lane      |
+//! | `dns`    | `getaddrinfo`, `getnameinfo`, `gethostby{name,name2,addr}[_r]`, on a bounded lane |
 //! | `fds`    | (no symbols) the fd-keyed table of sockets and their user-visible mode      |
 //! | `real`   | (no symbols) libc's definitions, through `dlsym(RTLD_NEXT)`                 |
 //!

@@ -50,6 +50,7 @@ macro_rules! real {
         /// # Safety
         /// The libc function's own contract.
         #[inline]
+        #[allow(clippy::too_many_arguments)] // libc's signature
         unsafe fn $call($($arg: $ty),*) -> $ret {
             match $real.addr() {
                 Some(addr) => {
