@@ -39,11 +39,12 @@ mod scope;
 mod spawn;
 pub mod sync;
 mod task;
+pub mod thread;
 pub mod time;
 mod util;
 
 pub use blocking::spawn_blocking;
-pub use driver::wait::{park_timeout, sleep};
+pub use driver::wait::{park_timeout, sleep, sleep_until};
 pub use runtime::{
     run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
     MAX_WORKER_THREADS, MIN_STACK_SIZE,

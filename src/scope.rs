@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::runtime::spawn::spawn_in;
+use crate::runtime::spawn::{check_name, spawn_in};
 use crate::scheduler::Handle;
 use crate::task::join::{JoinHandle, ScopeData};
 use crate::task::park::park_uncancellable;
@@ -37,6 +37,11 @@ impl<T> ScopedJoinHandle<'_, T> {
 
     /// The handle of the fiber.
     pub fn fiber(&self) -> &Fiber {
+        self.handle.fiber()
+    }
+
+    /// The handle of the fiber, under std's name (`std::thread::JoinHandle::thread`).
+    pub fn thread(&self) -> &Fiber {
         self.handle.fiber()
     }
 }
@@ -106,6 +111,8 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
+        // Before the count: a panic here must not leave the scope waiting for a fiber.
+        check_name(name.as_deref());
         self.data.running.fetch_add(1, Ordering::Relaxed);
         match spawn_in(
             self.shared.clone(),

@@ -67,6 +67,9 @@ impl Builder {
     }
 
     /// Spawns the fiber on the current runtime (see [`spawn`]).
+    ///
+    /// # Panics
+    /// If the name contains a NUL byte, as std's `Builder::spawn` (the same message).
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -48,16 +48,37 @@ pub fn sleep(dur: Duration) {
         if dur.is_zero() {
             return;
         }
-        let me = context::task().expect("called on a fiber");
-        let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
-        // Only the timer requeues a sleeping fiber (and removes itself when it fires); any other
-        // resume is a cancellation, which leaves the timer behind.
-        if context::suspend(task, Suspend::Wait) == Resume::Cancel {
-            timer::with(|t| t.cancel(key));
-        }
+        sleep_on_timer(task, deadline);
     });
     if slept.is_none() {
         std::thread::sleep(dur);
+    }
+}
+
+/// Sleeps until `deadline`, as `std::thread::sleep_until`: at once if it has passed. On a plain
+/// OS thread, the thread sleeps.
+pub fn sleep_until(deadline: Instant) {
+    let slept = context::with_task(|task| {
+        if deadline > Instant::now() {
+            sleep_on_timer(task, deadline);
+        }
+    });
+    if slept.is_none() {
+        let now = Instant::now();
+        if deadline > now {
+            std::thread::sleep(deadline - now);
+        }
+    }
+}
+
+/// Suspends the running fiber until its worker's timer reaches `deadline`.
+fn sleep_on_timer(task: &crate::task::Task, deadline: Instant) {
+    let me = context::task().expect("called on a fiber");
+    let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
+    // Only the timer requeues a sleeping fiber (and removes itself when it fires); any other
+    // resume is a cancellation, which leaves the timer behind.
+    if context::suspend(task, Suspend::Wait) == Resume::Cancel {
+        timer::with(|t| t.cancel(key));
     }
 }
 

@@ -9,6 +9,17 @@ use crate::task::join::{JobCell, JoinHandle, JoinTarget, ScopeData};
 use crate::task::{Fiber, Job, Task};
 
 /// Spawns `f` on `shared` with a lifetime the caller guarantees: see `scope` and `block_on`.
+/// Panics if `name` holds a NUL byte: std's check and message at spawn, so that ported code and
+/// tests see the same panic. Called before anything is counted or allocated for the fiber.
+pub(crate) fn check_name(name: Option<&str>) {
+    if let Some(Err(nul)) = name
+        .filter(|n| n.contains('\0'))
+        .map(std::ffi::CString::new)
+    {
+        panic!("thread name may not contain interior null bytes: {nul:?}");
+    }
+}
+
 pub(crate) fn spawn_in<'a, F, T>(
     shared: Arc<Handle>,
     name: Option<String>,
@@ -20,6 +31,7 @@ where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
 {
+    check_name(name.as_deref());
     let stack_size = match stack_size {
         None => 0,
         Some(bytes) => {

@@ -13,6 +13,7 @@
 //! [`mpmc`] channels and [`crate::select!`].
 
 mod barrier;
+mod call_once;
 mod condvar;
 pub mod mpmc;
 pub mod mpsc;
@@ -25,6 +26,7 @@ mod waitgroup;
 pub(crate) mod waitq;
 
 pub use barrier::{Barrier, BarrierWaitResult};
+pub use call_once::{Once, OnceState};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard, RawMutex};
 pub use once::{LazyLock, OnceLock};

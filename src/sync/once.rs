@@ -6,8 +6,7 @@
 //! as std's `OnceLock` does. `LazyLock` then reports itself poisoned, as std's does.
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::mem::MaybeUninit;
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::waitq::{Filter, WaitQueue, TOKEN_NORMAL};
@@ -20,7 +19,10 @@ const COMPLETE: u8 = 2;
 pub struct OnceLock<T> {
     state: AtomicU8,
     queue: WaitQueue,
-    value: UnsafeCell<MaybeUninit<T>>,
+    /// `Some` exactly when the state is COMPLETE. An `Option` rather than `MaybeUninit`, so that
+    /// the cell needs no `Drop` impl: the compiler's own drop glue then lets a value that borrows
+    /// from a shorter-lived local die with the cell, which std gets from `#[may_dangle]`.
+    value: UnsafeCell<Option<T>>,
 }
 
 // SAFETY: as std: `&OnceLock<T>` hands out `&T` on any thread (`T: Sync`) and the value may be
@@ -46,7 +48,7 @@ impl<T> OnceLock<T> {
         OnceLock {
             state: AtomicU8::new(INCOMPLETE),
             queue: WaitQueue::new(),
-            value: UnsafeCell::new(MaybeUninit::uninit()),
+            value: UnsafeCell::new(None),
         }
     }
 
@@ -56,10 +58,9 @@ impl<T> OnceLock<T> {
         crate::task::coop::spend();
         if self.state.load(Ordering::Acquire) == COMPLETE {
             // SAFETY: COMPLETE (Acquire) means the value was written (before the Release store)
-            // and is never written again while shared, so shared access is sound...
+            // and is never written again while shared, so shared access is sound.
             let value = unsafe { &*self.value.get() };
-            // SAFETY: ...and it is initialised.
-            Some(unsafe { value.assume_init_ref() })
+            value.as_ref()
         } else {
             None
         }
@@ -68,8 +69,7 @@ impl<T> OnceLock<T> {
     /// Mutable access to the value, if initialised.
     pub fn get_mut(&mut self) -> Option<&mut T> {
         if *self.state.get_mut() == COMPLETE {
-            // SAFETY: COMPLETE means initialised; `&mut self` is unique.
-            Some(unsafe { self.value.get_mut().assume_init_mut() })
+            self.value.get_mut().as_mut()
         } else {
             None
         }
@@ -119,7 +119,7 @@ impl<T> OnceLock<T> {
                     let reset = Reset { cell: self };
                     let value = (f.take().expect("initialiser runs once"))();
                     // SAFETY: we own RUNNING, so nobody else reads or writes the slot.
-                    unsafe { (*self.value.get()).write(value) };
+                    unsafe { *self.value.get() = Some(value) };
                     std::mem::forget(reset);
                     self.finish(COMPLETE);
                 }
@@ -164,20 +164,9 @@ impl<T> OnceLock<T> {
     pub fn take(&mut self) -> Option<T> {
         if *self.state.get_mut() == COMPLETE {
             *self.state.get_mut() = INCOMPLETE;
-            // SAFETY: it was COMPLETE, hence initialised; the state now says it is not, so it will
-            // not be read or dropped again.
-            Some(unsafe { self.value.get_mut().assume_init_read() })
+            self.value.get_mut().take()
         } else {
             None
-        }
-    }
-}
-
-impl<T> Drop for OnceLock<T> {
-    fn drop(&mut self) {
-        if *self.state.get_mut() == COMPLETE {
-            // SAFETY: COMPLETE means initialised, and this is the last use of the cell.
-            unsafe { self.value.get_mut().assume_init_drop() };
         }
     }
 }
@@ -204,6 +193,15 @@ impl<T: Clone> Clone for OnceLock<T> {
         }
     }
 }
+
+/// Equal when both are empty, or both hold equal values, as std's.
+impl<T: PartialEq> PartialEq for OnceLock<T> {
+    fn eq(&self, other: &OnceLock<T>) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Eq> Eq for OnceLock<T> {}
 
 impl<T: fmt::Debug> fmt::Debug for OnceLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -250,6 +248,45 @@ impl<T, F: FnOnce() -> T> LazyLock<T, F> {
                 None => panic!("LazyLock instance has previously been poisoned"),
             }
         })
+    }
+}
+
+impl<T, F: FnOnce() -> T> LazyLock<T, F> {
+    /// Forces initialisation and returns the value mutably, as std's `LazyLock::force_mut`;
+    /// `&mut` means nobody else can be initialising it.
+    ///
+    /// # Panics
+    /// If the initialiser panicked earlier ("poisoned"), as std's `LazyLock`; a panic of the
+    /// initialiser here poisons it too.
+    pub fn force_mut(this: &mut LazyLock<T, F>) -> &mut T {
+        if this.once.get_mut().is_none() {
+            let value = match this.init.get_mut().take() {
+                Some(f) => f(),
+                None => panic!("LazyLock instance has previously been poisoned"),
+            };
+            if this.once.set(value).is_err() {
+                unreachable!("the cell was empty and `&mut` excludes other writers");
+            }
+        }
+        this.once.get_mut().expect("initialised above")
+    }
+}
+
+impl<T, F> LazyLock<T, F> {
+    /// The value if it has been initialised, without initialising it (as std's `LazyLock::get`).
+    pub fn get(this: &LazyLock<T, F>) -> Option<&T> {
+        this.once.get()
+    }
+
+    /// Mutable access to the value if it has been initialised (as std's `LazyLock::get_mut`).
+    pub fn get_mut(this: &mut LazyLock<T, F>) -> Option<&mut T> {
+        this.once.get_mut()
+    }
+}
+
+impl<T, F: FnOnce() -> T> DerefMut for LazyLock<T, F> {
+    fn deref_mut(&mut self) -> &mut T {
+        LazyLock::force_mut(self)
     }
 }
 

@@ -234,6 +234,11 @@ impl<T> JoinHandle<T> {
     pub fn fiber(&self) -> &Fiber {
         &self.fiber
     }
+
+    /// The handle of the fiber, under std's name (`std::thread::JoinHandle::thread`).
+    pub fn thread(&self) -> &Fiber {
+        &self.fiber
+    }
 }
 
 impl<T> std::fmt::Debug for JoinHandle<T> {

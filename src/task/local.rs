@@ -6,6 +6,7 @@
 use std::any::Any;
 use std::cell::{RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::AccessError;
 
 /// Values of one fiber (or thread), indexed by key id. Boxed so that references stay put while the
 /// map grows. The map itself is boxed too and made on first use: most fibers never use a
@@ -99,7 +100,19 @@ impl<T: 'static> LocalKey<T> {
     /// Runs `f` with a reference to this fiber's value, initialising it first if needed.
     ///
     /// On a plain OS thread, the value is per thread.
+    ///
+    /// # Panics
+    /// On a plain OS thread whose thread-locals are being destroyed, as `std`'s `LocalKey::with`.
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
+        self.try_with(f)
+            .expect("cannot access a fiber-local value during or after its thread's destruction")
+    }
+
+    /// As [`with`](Self::with), but `Err` instead of a panic where the value cannot be reached,
+    /// as `std`'s `LocalKey::try_with`: only on a plain OS thread whose thread-locals are being
+    /// destroyed. A fiber's values are dropped on its own stack, so inside a fiber it is always
+    /// `Ok`.
+    pub fn try_with<R>(&'static self, f: impl FnOnce(&T) -> R) -> Result<R, AccessError> {
         let id = self.id();
         if let Some(map) = running_fiber_map() {
             // SAFETY: the map belongs to the running fiber, which is the only one that touches it
@@ -108,12 +121,12 @@ impl<T: 'static> LocalKey<T> {
             // SAFETY: the value lives in the fiber's map, which outlives this call; values are only
             // dropped when the fiber finishes.
             let value = unsafe { &*ptr };
-            return f(value);
+            return Ok(f(value));
         }
-        let map: *const LocalMap = THREAD_LOCALS.with(|cell| {
+        let map: *const LocalMap = THREAD_LOCALS.try_with(|cell| {
             let mut cell = cell.borrow_mut();
             &**cell.get_or_insert_with(Default::default) as *const LocalMap
-        });
+        })?;
         // SAFETY: the thread's map is boxed, owned by this thread and never replaced once created;
         // it lives until the thread exits, after this call returns.
         let map = unsafe { &*map };
@@ -121,7 +134,7 @@ impl<T: 'static> LocalKey<T> {
         let ptr = unsafe { map.get_or_init(id, self.init) };
         // SAFETY: the value lives in the thread's map, which outlives this call.
         let value = unsafe { &*ptr };
-        f(value)
+        Ok(f(value))
     }
 }
 

@@ -57,11 +57,20 @@ impl UnixStream {
     /// the kernel offers no readiness event for "backlog has room"; the connect is then retried
     /// with a short, growing back-off (parking the fiber) instead of blocking in the kernel.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        let addr = SockAddr::unix(path)?;
+        UnixStream::connect_sockaddr(&SockAddr::unix(path)?)
+    }
+
+    /// Connects to the socket at `addr` (a path, or on Linux an abstract name made with
+    /// `std::os::linux::net::SocketAddrExt::from_abstract_name`), as std's `connect_addr`.
+    pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
+        UnixStream::connect_sockaddr(&sockaddr_of(addr)?)
+    }
+
+    fn connect_sockaddr(addr: &SockAddr) -> io::Result<UnixStream> {
         let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
         let mut backoff = Duration::from_micros(50);
         loop {
-            match socket.connect(&addr) {
+            match socket.connect(addr) {
                 Ok(()) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                     crate::sleep(backoff);
@@ -115,6 +124,32 @@ impl UnixStream {
 impl_read_write!(UnixStream);
 impl_fd_conversions!(UnixStream, stdnet::UnixStream);
 
+/// socket2's form of a Unix address: its path, or its abstract name behind a NUL byte (socket2's
+/// convention for Linux's abstract namespace). An unnamed address names no socket to connect to.
+fn sockaddr_of(addr: &SocketAddr) -> io::Result<SockAddr> {
+    if let Some(path) = addr.as_pathname() {
+        return SockAddr::unix(path);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        if let Some(name) = addr.as_abstract_name() {
+            let mut bytes = Vec::with_capacity(name.len() + 1);
+            bytes.push(0);
+            bytes.extend_from_slice(name);
+            return SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "cannot connect to an unnamed Unix socket address",
+    ))
+}
+
 /// Views an initialised buffer as `MaybeUninit` for socket2's receive calls.
 fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
     // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and socket2 only writes initialised
@@ -126,6 +161,16 @@ impl UnixListener {
     /// Creates a listener bound to `path`.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         let l = stdnet::UnixListener::bind(path)?;
+        crate::net::widen_backlog(&l)?;
+        Ok(UnixListener {
+            inner: nonblocking(l)?,
+        })
+    }
+
+    /// Creates a listener bound to `addr` (a path, or on Linux an abstract name), as std's
+    /// `bind_addr`.
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
+        let l = stdnet::UnixListener::bind_addr(addr)?;
         crate::net::widen_backlog(&l)?;
         Ok(UnixListener {
             inner: nonblocking(l)?,
@@ -149,6 +194,12 @@ impl UnixDatagram {
         datagram_source(stdnet::UnixDatagram::bind(path)?)
     }
 
+    /// Creates a datagram socket bound to `addr` (a path, or on Linux an abstract name), as
+    /// std's `bind_addr`.
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixDatagram> {
+        datagram_source(stdnet::UnixDatagram::bind_addr(addr)?)
+    }
+
     /// Creates an unbound datagram socket.
     pub fn unbound() -> io::Result<UnixDatagram> {
         datagram_source(stdnet::UnixDatagram::unbound()?)
@@ -163,6 +214,16 @@ impl UnixDatagram {
     /// Connects the socket to `path` (sets the default destination).
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
         self.inner.get_ref().connect(path)
+    }
+
+    /// Connects the socket to `addr` (sets the default destination), as std's `connect_addr`.
+    pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
+        self.inner.get_ref().connect_addr(addr)
+    }
+
+    /// Sends `buf` to the socket at `addr`, as std's `send_to_addr`.
+    pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
+        self.inner.write_op(|s| s.send_to_addr(buf, addr))
     }
 
     /// Sends `buf` to the socket named by `path`.
