@@ -43,10 +43,21 @@ fn answer_one(mut conn: TcpStream, delay: Duration) {
     }
 }
 
+/// A loopback listener whose accept queue holds `CONCURRENT` connections: with std's 128, the
+/// kernel drops the SYNs of a burst of 200 connects beyond it and the clients retry after its 1 s
+/// initial retransmission time-out, which would measure the kernel, not the hooks.
+fn roomy_listener() -> TcpListener {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let addr = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+    sock.bind(&addr.into()).unwrap();
+    sock.listen(2 * CONCURRENT as i32).unwrap();
+    sock.into()
+}
+
 /// A std-only echo server on fibers of the calling fiber's runtime: each connection's message
 /// comes back after `delay` (its `std::thread::sleep` parks the fiber, through the hooks).
 fn fiber_echo_server(delay: Duration) -> SocketAddrV4 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = roomy_listener();
     let addr = v4(&listener);
     fiber::spawn(move || {
         for conn in listener.incoming() {
@@ -147,6 +158,13 @@ fn the_fortified_builds_call_the_checking_reads() {
         let so = c_client::shared_object(build);
         let undefined = c_client::undefined_symbols(so, true).unwrap();
         assert_reads(&so.display().to_string(), &undefined, expected, absent);
+        // `poll(&pfd, 1, t)`: a constant count that fits, so plain `poll` even when fortified
+        // (`__poll_chk` is not hooked here).
+        assert!(undefined.iter().any(|s| s == "poll"), "{undefined:?}");
+        assert!(
+            !undefined.iter().any(|s| s == "__poll_chk"),
+            "{undefined:?}"
+        );
     }
 }
 
@@ -212,9 +230,10 @@ fn concurrent_round_trips_overlap(c: CClient) {
         c.label()
     );
     assert_eq!(ok, CONCURRENT, "{}", c.label());
-    // Blocking the two carriers would take 200 × 100 ms / 2 = 10 s (and starve the server).
+    // About one latency (110 to 190 ms measured); blocking the two carriers would take
+    // 200 × 100 ms / 2 = 10 s, and starve the server.
     assert!(
-        took < 10 * LATENCY,
+        took < 5 * LATENCY,
         "{}: {CONCURRENT} round trips of {LATENCY:?} took {took:?}",
         c.label()
     );
