@@ -10,6 +10,8 @@ pub mod resp;
 
 #[cfg(feature = "harness")]
 pub mod bench;
+#[cfg(fc_client)]
+pub mod c_client;
 #[cfg(feature = "harness")]
 pub mod compare;
 #[cfg(feature = "harness")]
