@@ -231,9 +231,10 @@ fn concurrent_round_trips_overlap(c: CClient) {
     );
     assert_eq!(ok, CONCURRENT, "{}", c.label());
     // About one latency (110 to 190 ms measured); blocking the two carriers would take
-    // 200 × 100 ms / 2 = 10 s, and starve the server.
+    // 200 × 100 ms / 2 = 10 s, and starve the server. The bound leaves room for a loaded
+    // 2-core machine (a 500 ms bound failed there) and stays far below the blocked figure.
     assert!(
-        took < 5 * LATENCY,
+        took < 30 * LATENCY,
         "{}: {CONCURRENT} round trips of {LATENCY:?} took {took:?}",
         c.label()
     );
@@ -266,8 +267,9 @@ fn ticks_during<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) ->
     })
 }
 
-/// Ticks a 5 ms ticker must make during a 200 ms call (it would make about 40).
-const MIN_TICKS: usize = 10;
+/// Ticks a 5 ms ticker must make during a 200 ms call: it makes about 40, and none when the
+/// call blocks the worker; a loaded machine gave fewer than 10.
+const MIN_TICKS: usize = 3;
 const SLOW: Duration = Duration::from_millis(200);
 
 fn a_blocked_read_does_not_stop_the_worker(c: CClient) {
