@@ -173,14 +173,35 @@ pub(crate) fn without_unwinding<R>(f: impl FnOnce() -> R) -> (R, bool) {
 
 /// As [`suspend`], but a cancellation is returned, not unwound: for waits that must not end early
 /// because other fibers borrow from this fiber's stack (a scope's owner, a `block_on` caller).
+#[inline]
 pub(crate) fn suspend_uncancellable(task: &Task, reason: Suspend) -> Resume {
-    let yielder = task.yielder.get();
-    debug_assert!(!yielder.is_null());
-    let unwinding = panicking();
-    task.own.set(Own::Unwinding, unwinding);
+    if panicking() {
+        return suspend_mid_unwind(task, reason);
+    }
+    // A fiber that caught its panic keeps its record until here (see [`panicking`]).
+    if task.own.get(Own::Unwinding) {
+        task.own.set(Own::Unwinding, false);
+    }
+    switch_out(task, reason)
+}
+
+/// [`suspend_uncancellable`] for a fiber in the middle of an unwind (a destructor that parks):
+/// out of line, so that the common switch carries no guard and no landing pad.
+#[cold]
+#[inline(never)]
+fn suspend_mid_unwind(task: &Task, reason: Suspend) -> Resume {
+    task.own.set(Own::Unwinding, true);
     // Counted while switched out; uncounted however the switch ends (a coroutine dropped while
     // suspended is unwound from inside `suspend`). Fibers never migrate: the same thread's count.
-    let _parked = unwinding.then(ParkedUnwinding::enter);
+    let _parked = ParkedUnwinding::enter();
+    switch_out(task, reason)
+}
+
+/// Switches to the worker with `reason`; returns the worker's message when resumed.
+#[inline(always)]
+fn switch_out(task: &Task, reason: Suspend) -> Resume {
+    let yielder = task.yielder.get();
+    debug_assert!(!yielder.is_null());
     // SAFETY: `yielder` was set when this fiber's body started and points into the coroutine's
     // initial frame, which lives until the body returns; we are running on that coroutine.
     unsafe { (*yielder).suspend(reason) }
