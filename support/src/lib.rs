@@ -35,6 +35,8 @@ pub mod progress;
 #[cfg(feature = "harness")]
 pub mod rates;
 #[cfg(feature = "harness")]
+pub mod redis_server;
+#[cfg(feature = "harness")]
 pub mod rng;
 #[cfg(feature = "harness")]
 pub mod rt;
