@@ -104,7 +104,15 @@ fn main() {
             std::process::exit(1);
         }
     };
-    fiber_support::fdlimit::raise_fd_limit(2 * n as u64 + 64);
+    let fds = fiber_support::fdlimit::raise_fd_limit(2 * n as u64 + 64);
+    if fds < n as u64 + 64 {
+        eprintln!(
+            "{n} connections need an open-file limit over {}, this process may have {fds}: \
+             raise the hard limit (ulimit -Hn) or pass a smaller --n",
+            n + 64
+        );
+        std::process::exit(1);
+    }
     // A blocked run is scaled up to FULL fibers by the ratio of counts (each BLPOP holds a carrier
     // for its 100 ms, so the phase time grows linearly with the count).
     let scale = if hooks { 1.0 } else { FULL as f64 / n as f64 };

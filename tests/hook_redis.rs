@@ -74,7 +74,14 @@ fn a_thousand_100ms_blpops_overlap_on_two_workers() {
         return;
     };
     const FIBERS: usize = 1000;
-    fiber_support::fdlimit::raise_fd_limit(4 * FIBERS as u64);
+    // One fd per connection here, and as many in the server (which raises its own soft limit).
+    let fds = fiber_support::fdlimit::raise_fd_limit(4 * FIBERS as u64);
+    assert!(
+        fds >= FIBERS as u64 + 100,
+        "{FIBERS} connections need an open-file limit over {}, this process may have {fds}: \
+         raise the hard limit (ulimit -Hn)",
+        FIBERS + 100
+    );
     let url = server.url();
     watchdog(120, move || {
         let rt = runtime(2, "hook-redis-blpop");
