@@ -207,7 +207,10 @@ fn a_fiber_blocked_in_blpop_leaves_one_worker_to_others() {
             let (got, waited, ticked) = waiter.join().unwrap();
             let pushed_len = pusher.join().unwrap();
             ticker.join().unwrap();
-            assert!(pushed_len <= 1, "LPUSH saw a list of {pushed_len}");
+            assert_eq!(
+                pushed_len, 1,
+                "LPUSH made a list of one, served to the BLPOP"
+            );
             assert_eq!(got, Some(["wake".to_owned(), "pushed".to_owned()]));
             assert!(
                 waited >= Duration::from_millis(150),
