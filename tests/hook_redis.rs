@@ -159,7 +159,9 @@ fn a_fiber_blocked_in_blpop_leaves_one_worker_to_others() {
     watchdog(60, move || {
         let rt = runtime(1, "hook-redis-one");
         rt.block_on(|| {
-            let blocking = Arc::new(AtomicBool::new(false));
+            const TICKS: usize = 20;
+            // The tick count when the BLPOP was sent; `usize::MAX` until then.
+            let sent_at = Arc::new(AtomicUsize::new(usize::MAX));
             let finished = Arc::new(AtomicBool::new(false));
             let ticks = Arc::new(AtomicUsize::new(0));
 
@@ -173,33 +175,40 @@ fn a_fiber_blocked_in_blpop_leaves_one_worker_to_others() {
                 })
             };
             let waiter = {
-                let (url, blocking, finished, ticks) = (
+                let (url, sent_at, finished, ticks) = (
                     url.clone(),
-                    blocking.clone(),
+                    sent_at.clone(),
                     finished.clone(),
                     ticks.clone(),
                 );
                 fiber::spawn(move || {
                     let mut con = connect(&url);
-                    blocking.store(true, Ordering::SeqCst);
                     let t0 = Instant::now();
-                    let ticks_before = ticks.load(Ordering::SeqCst);
+                    let before = ticks.load(Ordering::SeqCst);
+                    sent_at.store(before, Ordering::SeqCst);
                     // Timeout 0: wait for as long as it takes (the watchdog bounds the test).
+                    // On the one worker nothing else runs until this fiber parks, so the
+                    // command is written before the pusher can look at `sent_at`.
                     let got: Option<[String; 2]> = con.blpop("wake", 0.0).unwrap();
-                    let ticked = ticks.load(Ordering::SeqCst) - ticks_before;
+                    let ticked = ticks.load(Ordering::SeqCst) - before;
                     finished.store(true, Ordering::SeqCst);
                     (got, t0.elapsed(), ticked)
                 })
             };
             let pusher = {
-                let url = url.clone();
+                let (url, ticks) = (url.clone(), ticks.clone());
                 fiber::spawn(move || {
                     let mut con = connect(&url);
-                    while !blocking.load(Ordering::SeqCst) {
+                    // Wake the BLPOP only once the ticker has run TICKS times during it: if the
+                    // BLPOP held the worker, that would never happen (and the watchdog fires).
+                    // Counted in ticks, not time, so a loaded machine only slows it down.
+                    loop {
+                        let sent = sent_at.load(Ordering::SeqCst);
+                        if sent != usize::MAX && ticks.load(Ordering::SeqCst) >= sent + TICKS {
+                            break;
+                        }
                         std::thread::sleep(Duration::from_millis(1));
                     }
-                    // Give the BLPOP time to reach the server, then wake it.
-                    std::thread::sleep(Duration::from_millis(200));
                     let len: usize = con.lpush("wake", "pushed").unwrap();
                     len
                 })
@@ -213,13 +222,13 @@ fn a_fiber_blocked_in_blpop_leaves_one_worker_to_others() {
             );
             assert_eq!(got, Some(["wake".to_owned(), "pushed".to_owned()]));
             assert!(
-                waited >= Duration::from_millis(150),
-                "BLPOP returned before the LPUSH: {waited:?}"
-            );
-            // 200 ms at one tick per 5 ms is about 40; blocking the one worker would give 0.
-            assert!(
-                ticked >= 10,
+                ticked >= TICKS,
                 "the ticker ran {ticked} times while BLPOP waited {waited:?}"
+            );
+            // TICKS sleeps of 5 ms lie between sending the BLPOP and its answer.
+            assert!(
+                waited >= Duration::from_millis(5 * TICKS as u64),
+                "BLPOP returned before the LPUSH: {waited:?}"
             );
         });
     });
