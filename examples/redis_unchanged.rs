@@ -97,13 +97,6 @@ fn main() {
             _ => usage(),
         }
     }
-    let server = match RedisServer::start() {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("redis_unchanged needs a redis-server: {e}");
-            std::process::exit(1);
-        }
-    };
     let fds = fiber_support::fdlimit::raise_fd_limit(2 * n as u64 + 64);
     if fds < n as u64 + 64 {
         eprintln!(
@@ -113,6 +106,14 @@ fn main() {
         );
         std::process::exit(1);
     }
+    // Started after every check that may exit: `process::exit` skips its drop.
+    let server = match RedisServer::start() {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("redis_unchanged needs a redis-server: {e}");
+            std::process::exit(1);
+        }
+    };
     // A blocked run is scaled up to FULL fibers by the ratio of counts (each BLPOP holds a carrier
     // for its 100 ms, so the phase time grows linearly with the count).
     let scale = if hooks { 1.0 } else { FULL as f64 / n as f64 };

@@ -1,12 +1,14 @@
 //! A throwaway `redis-server` for tests and examples: a free 127.0.0.1 port, no persistence, a
 //! temporary `--dir`, `--hz 100`; ready once it answers PING; killed and reaped on drop.
 //!
-//! Start it from a plain thread (not inside a fiber): it spawns a process and polls with
-//! `std::thread::sleep`.
+//! Start it from a plain thread (not inside a fiber: it spawns a process and polls with
+//! `std::thread::sleep`) that outlives it: the server gets SIGKILL when that thread ends
+//! (`PR_SET_PDEATHSIG`), so that a killed test binary leaves no server behind.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,7 +99,8 @@ impl RedisServer {
         let port = free_port().map_err(|e| fatal(format!("no free port: {e}")))?;
         let dir = fresh_dir().map_err(|e| fatal(format!("no temporary dir: {e}")))?;
         let log = dir.join("redis.log");
-        let spawned = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             // At the default 10 Hz an idle server ends a blocked command up to 100 ms after its
@@ -109,8 +112,11 @@ impl RedisServer {
             .arg(&log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+            .stderr(Stdio::null());
+        // SAFETY: `die_with_parent` runs in the child between fork and exec and makes one
+        // async-signal-safe call (prctl); it neither allocates nor takes locks.
+        unsafe { command.pre_exec(die_with_parent) };
+        let spawned = command.spawn();
         let child = match spawned {
             Ok(child) => child,
             Err(e) => {
@@ -174,6 +180,18 @@ enum StartFailure {
 
 fn fatal(why: String) -> StartFailure {
     StartFailure::Fatal(RedisServerError::Failed(why))
+}
+
+/// In the child before exec: get SIGKILL when the thread that started it ends, so a test binary
+/// that is killed (or calls `process::exit`) leaves no server behind.
+fn die_with_parent() -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and changes only this process's settings.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// A port that was free a moment ago (the kernel's pick for port 0).
