@@ -37,6 +37,8 @@ pub mod progress;
 #[cfg(feature = "harness")]
 pub mod rates;
 #[cfg(feature = "harness")]
+pub mod redis_server;
+#[cfg(feature = "harness")]
 pub mod rng;
 #[cfg(feature = "harness")]
 pub mod rt;
