@@ -55,6 +55,8 @@ pub use task::join::JoinHandle;
 pub use task::local::LocalKey;
 pub use task::park::{current, is_fiber, park, yield_now};
 pub use task::{Fiber, FiberId};
+/// std's names, at the root too, for ports that write `use fiber as thread;`.
+pub use thread::{available_parallelism, panicking, Thread, ThreadId};
 
 /// The README's example, compiled and run as a doctest so that it stays true.
 #[cfg(doctest)]

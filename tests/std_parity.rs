@@ -417,3 +417,17 @@ fn unix_sockets_take_std_socket_addresses() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+/// Ports that write `use fiber as thread;` find the same names at the crate root.
+#[test]
+fn the_root_answers_for_use_fiber_as_thread() {
+    use fiber as thread;
+    both(|_| {
+        assert!(thread::available_parallelism().unwrap().get() >= 1);
+        assert!(!thread::panicking());
+        let me: thread::Thread = thread::current();
+        let id: thread::ThreadId = me.id();
+        assert_eq!(thread::spawn(move || id).join().unwrap(), me.id());
+        thread::sleep_until(std::time::Instant::now());
+    });
+}
