@@ -431,3 +431,60 @@ fn the_root_answers_for_use_fiber_as_thread() {
         thread::sleep_until(std::time::Instant::now());
     });
 }
+
+#[test]
+fn lock_guards_display_their_value() {
+    let (m, rw) = (Mutex::new(7), RwLock::new("text"));
+    assert_eq!(format!("{}", m.lock().unwrap()), "7");
+    assert_eq!(format!("{}", rw.read().unwrap()), "text");
+    assert_eq!(format!("{:>5}", rw.write().unwrap()), " text");
+}
+
+/// std's own spin patterns, on the default two workers in fibers and on plain threads: a consumer
+/// spinning on `try_iter`, and readers spinning on `OnceLock::get` while another sets a box (it
+/// must be dropped exactly once, with the cell).
+#[test]
+fn std_spin_patterns_finish_in_both_modes() {
+    both_timeout(60, |mode| {
+        for _ in 0..20 {
+            let (tx, rx) = fiber::sync::mpsc::channel::<u32>();
+            let producer = mode.spawn(move || {
+                for i in 1..=20 {
+                    tx.send(i).unwrap();
+                    if i % 5 == 0 {
+                        fiber::yield_now();
+                    }
+                }
+            });
+            let mut sum = 0;
+            while sum < 210 {
+                sum += rx.try_iter().sum::<u32>();
+            }
+            assert_eq!(sum, 210);
+            producer.join();
+
+            let drops = support::DropCounter::new();
+            let cell = Arc::new(OnceLock::new());
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    let cell = cell.clone();
+                    mode.spawn(move || while cell.get().is_none() {})
+                })
+                .collect();
+            let guard = drops.guard();
+            let setter = {
+                let cell = cell.clone();
+                mode.spawn(move || cell.set(Box::new(guard)).is_ok())
+            };
+            assert!(setter.join());
+            readers.into_iter().for_each(|r| r.join());
+            assert_eq!(drops.get(), 0);
+            drop(cell);
+            assert_eq!(
+                drops.get(),
+                1,
+                "the boxed value is dropped once, with the cell"
+            );
+        }
+    });
+}
