@@ -1,5 +1,6 @@
-//! Smoke test of `examples/crawler.rs`: every page of the site is visited, and fetched exactly
-//! once (counted by the server), with never more fetches in flight than the semaphore allows.
+//! Smoke test of `examples/crawler.rs` (ureq, unchanged, on fibers): every page of the site is
+//! visited, and fetched exactly once (counted by the server), with never more fetches in flight
+//! than the semaphore allows, over no more connections than that (ureq's pool reuses them).
 mod pattern_support;
 mod support;
 
@@ -19,6 +20,12 @@ fn crawler_visits_every_page_exactly_once() {
         assert!(
             (1.0..=10.0).contains(&peak),
             "peak in flight {peak} > limit 10"
+        );
+        // A fetch opens a connection only when every pooled one is busy with another fetch.
+        let connections = num(&r, "connections");
+        assert!(
+            (1.0..=10.0).contains(&connections),
+            "{connections} connections for at most 10 fetches in flight"
         );
     });
 }

@@ -1,5 +1,6 @@
-//! Smoke test of `examples/fan_out.rs`: 200 requests of 100 ms finish in well under 10 latencies
-//! with fibers (and with threads); every request succeeds.
+//! Smoke test of `examples/fan_out.rs` (ureq, unchanged): 200 requests of 100 ms finish in well
+//! under 10 latencies with fibers (and with threads); every request succeeds. Without the hooks,
+//! ureq would block the two carriers and fibers would take about 100 latencies.
 mod pattern_support;
 mod support;
 

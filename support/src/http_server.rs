@@ -197,10 +197,13 @@ fn serve_connection(mut stream: TcpStream, handler: &(dyn Fn(&str) -> Reply + Se
     while let Ok(Some(head)) = read_head(&mut stream, &mut buf) {
         // "GET /path HTTP/1.1": the path is the second word.
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let close = wants_close(&head);
         let reply = handler(&path);
         let reason = if reply.status < 400 { "OK" } else { "Error" };
+        // Saying `Connection: close` tells a pooling client (ureq) not to keep the connection.
+        let connection = if close { "Connection: close\r\n" } else { "" };
         let msg = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Length: {}\r\n\r\n{}",
+            "HTTP/1.1 {} {reason}\r\nContent-Length: {}\r\n{connection}\r\n{}",
             reply.status,
             reply.body.len(),
             reply.body
@@ -211,10 +214,27 @@ fn serve_connection(mut stream: TcpStream, handler: &(dyn Fn(&str) -> Reply + Se
         // The server closes first when asked to: its side then holds the TIME_WAIT state, not
         // the client's ephemeral port (10,000 one-shot requests would otherwise use up a
         // third of the ports for a minute, and connect gets slow as they run out).
-        if head.to_ascii_lowercase().contains("connection: close") {
+        if close {
             return;
         }
     }
+}
+
+/// Whether a request head ends its connection: a `Connection` header listing `close`, or
+/// HTTP/1.0 without `keep-alive` (RFC 9112, section 9.3).
+fn wants_close(head: &str) -> bool {
+    let mut lines = head.lines();
+    let http10 = lines
+        .next()
+        .is_some_and(|l| l.trim_end().ends_with("HTTP/1.0"));
+    let options: Vec<String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, value)| value.split(','))
+        .map(|o| o.trim().to_ascii_lowercase())
+        .collect();
+    let has = |o: &str| options.iter().any(|x| x == o);
+    has("close") || (http10 && !has("keep-alive"))
 }
 
 /// Reads up to the blank line ending an HTTP head; `None` on a clean end of stream. `buf` keeps
@@ -234,6 +254,28 @@ pub(crate) fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result
         }
         if buf.len() > 64 * 1024 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "head too large"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_close;
+
+    #[test]
+    fn a_request_ends_its_connection_as_rfc_9112_says() {
+        let cases = [
+            ("GET / HTTP/1.1\r\nHost: a", false),
+            ("GET / HTTP/1.1\r\nConnection: close", true),
+            ("GET / HTTP/1.1\r\nconnection:  Keep-Alive, CLOSE ", true),
+            ("GET / HTTP/1.1\r\nConnection: keep-alive", false),
+            ("GET / HTTP/1.1\r\nX-Connection: close", false),
+            ("GET /close HTTP/1.1\r\nHost: close", false),
+            ("GET / HTTP/1.0\r\nHost: a", true),
+            ("GET / HTTP/1.0\r\nConnection: keep-alive", false),
+        ];
+        for (head, close) in cases {
+            assert_eq!(wants_close(head), close, "{head:?}");
         }
     }
 }

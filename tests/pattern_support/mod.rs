@@ -7,13 +7,18 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `cargo run --quiet --example NAME -- ARGS`, in the profile of this test build.
+/// `cargo run --quiet --example NAME -- ARGS`, in the profile and with the hook feature of this
+/// test build (so `cargo test --no-default-features` runs the examples without the hooks too,
+/// instead of building a second fiber with them).
 pub(crate) fn example_command(name: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["run", "--quiet", "--example", name]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
+    }
+    if !cfg!(feature = "hook") {
+        cmd.arg("--no-default-features");
     }
     cmd.arg("--").args(args);
     cmd
