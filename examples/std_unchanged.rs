@@ -4,7 +4,8 @@
 //! blocking calls park only the fiber, so each round takes about one latency; without it they
 //! block the carriers (about 50 s a round on 2 workers).
 //!
-//! `cargo run --release --features hook --example std_unchanged [-- --n 1000]`
+//! `cargo run --release --example std_unchanged [-- --n 1000]` (the hooks are on by default;
+//! `FIBER_HOOK=0` or `--no-default-features` shows the blocked behaviour)
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -80,7 +81,7 @@ fn main() {
     #[cfg(feature = "hook")]
     println!("hooks active: {}", fiber::hook::is_active());
     #[cfg(not(feature = "hook"))]
-    println!("built without --features hook: every blocking call blocks its carrier");
+    println!("built without the hook feature: every blocking call blocks its carrier");
     fiber::run(move || {
         let addr = server();
         round("std::thread::sleep(100 ms)", n, |_| {
