@@ -117,9 +117,10 @@ fn a_fiber_sync_lock_held_across_the_same_wait_parks_only_the_fiber() {
         })
     });
     assert!(seen.holder_done && seen.waiter_done);
-    // 5 ms ticks for 1 s: about 200; a stall of even a fifth of the window would show.
+    // 5 ms ticks for 1 s: about 200 on an idle machine, 35 seen on a loaded one; the stalled
+    // carrier of the std-lock case gives exactly 0.
     assert!(
-        seen.ticks_in_window > 40,
+        seen.ticks_in_window >= 10,
         "the ticker ran only {} times in 1 s",
         seen.ticks_in_window
     );
