@@ -193,6 +193,74 @@ fn poll_on_two_sockets_parks_only_the_fiber() {
 }
 
 #[test]
+fn poll_on_an_eventfd_a_timerfd_and_an_epoll_fd() {
+    let _one = one_at_a_time();
+    watchdog(60, || {
+        runtime(1, "hook-poll-kinds").block_on(|| {
+            // SAFETY: no pointers.
+            let ev = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+            // SAFETY: no pointers.
+            let tfd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+            assert!(ev >= 0 && tfd >= 0);
+            // SAFETY: fresh and ours.
+            let ev = unsafe { OwnedFd::from_raw_fd(ev) };
+            // SAFETY: as above.
+            let tfd = unsafe { OwnedFd::from_raw_fd(tfd) };
+            let (p, pw) = pipe();
+            let ep = epoll_with(&[p.as_raw_fd()]);
+            let mut pfds = [
+                pfd(ev.as_raw_fd(), libc::POLLIN),
+                pfd(tfd.as_raw_fd(), libc::POLLIN),
+                pfd(ep.as_raw_fd(), libc::POLLIN),
+            ];
+            // The timer fires in 100 ms.
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 100_000_000,
+                },
+            };
+            // SAFETY: a valid itimerspec; the old value is not asked for.
+            let rc =
+                unsafe { libc::timerfd_settime(tfd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+            assert_eq!(rc, 0);
+            assert_eq!(parks_only_the_fiber(|| poll(&mut pfds, 5_000)), 1);
+            assert_eq!(pfds.map(|p| p.revents), [0, libc::POLLIN, 0]);
+            // The pipe inside the epoll fd becomes readable: the epoll fd is.
+            let writer = put_later(pw, Duration::from_millis(100));
+            let mut pfds = [
+                pfd(ev.as_raw_fd(), libc::POLLIN),
+                pfd(ep.as_raw_fd(), libc::POLLIN),
+            ];
+            assert_eq!(parks_only_the_fiber(|| poll(&mut pfds, 5_000)), 1);
+            assert_eq!(pfds.map(|p| p.revents), [0, libc::POLLIN]);
+            drop(writer.join().unwrap());
+            // An eventfd written by another fiber.
+            let evfd = ev.as_raw_fd();
+            let writer = fiber::spawn(move || {
+                fiber::sleep(Duration::from_millis(100));
+                let one = 1u64.to_ne_bytes();
+                // SAFETY: eight readable bytes.
+                let rc = unsafe { libc::write(evfd, one.as_ptr().cast(), 8) };
+                assert_eq!(rc, 8);
+            });
+            let (q, _qw) = pipe();
+            let mut pfds = [
+                pfd(q.as_raw_fd(), libc::POLLIN),
+                pfd(ev.as_raw_fd(), libc::POLLIN),
+            ];
+            assert_eq!(parks_only_the_fiber(|| poll(&mut pfds, 5_000)), 1);
+            assert_eq!(pfds.map(|p| p.revents), [0, libc::POLLIN]);
+            writer.join().unwrap();
+        });
+    });
+}
+
+#[test]
 fn a_thousand_fibers_poll_two_fds_each_in_one_latency() {
     let _one = one_at_a_time();
     watchdog(120, || {
@@ -403,6 +471,26 @@ fn select_with_read_and_write_sets() {
                 (vec![], vec![])
             );
             assert_eq!((tv.tv_sec, tv.tv_usec), (0, 0));
+            // No fds at all: a sleep, that parks only the fiber too.
+            let mut tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 120_000,
+            };
+            let before = ticker.ticks();
+            let t0 = Instant::now();
+            // SAFETY: no sets, a valid timeval.
+            let rc = unsafe {
+                libc::select(
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut tv,
+                )
+            };
+            assert_eq!(rc, 0);
+            assert!(t0.elapsed() >= Duration::from_millis(120));
+            assert!(ticker.ticks() > before, "the carrier was blocked");
             drop(ticker);
             // The second read fd becomes ready: only it is reported, the time left written back.
             let writer = put_later(bw, Duration::from_millis(100));
@@ -659,6 +747,7 @@ fn plain_threads_get_libc() {
     watchdog(60, || {
         let (a, _aw) = pipe();
         let (b, bw) = pipe();
+        let t0 = Instant::now();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             put(bw.as_raw_fd());
@@ -668,7 +757,6 @@ fn plain_threads_get_libc() {
             pfd(a.as_raw_fd(), libc::POLLIN),
             pfd(b.as_raw_fd(), libc::POLLIN),
         ];
-        let t0 = Instant::now();
         assert_eq!(poll(&mut pfds, 5_000), 1);
         assert!(t0.elapsed() >= Duration::from_millis(100));
         assert_eq!((pfds[0].revents, pfds[1].revents), (0, libc::POLLIN));

@@ -14,14 +14,14 @@
 //! | `socket` | socket data calls, `connect`, `accept*`, and the fd bookkeeping of `fds`     |
 //! | `poll`   | `poll`, `ppoll` (null mask), `__poll_chk`, `__ppoll_chk`, on any fds          |
 //! | `select` | `select`, `pselect` (null mask)                                             |
-//! | `epoll`  | `epoll_wait`, `epoll_pwait` (null mask), on the epoll fd's own readiness     |
+//! | `epoll`  | `epoll_wait`, `epoll_pwait{,2}` (null mask), on the epoll fd's own readiness |
 //! | `dns`    | `getaddrinfo`, `getnameinfo`, `gethostby{name,name2,addr}[_r]`, on a bounded lane |
 //! | `fds`    | (no symbols) the fd-keyed table: sockets, their user-visible mode, epoll fds |
 //! | `waitset`| (no symbols) a temporary epoll set of the caller's fds, parked on via the reactor |
 //! | `real`   | (no symbols) libc's definitions, through `dlsym(RTLD_NEXT)`                 |
 //!
-//! Not yet: `epoll_pwait2`, and the readiness calls with a signal mask (`ppoll`, `pselect`,
-//! `epoll_pwait`), which are libc's and block the carrier (docs/hook.md).
+//! Not yet: the readiness calls with a signal mask (`ppoll`, `pselect`, `epoll_pwait{,2}`):
+//! libc's, they block the carrier (docs/hook.md).
 //!
 //! A fiber cannot be unwound through an `extern "C"` frame. A fiber cancelled (runtime shutdown)
 //! inside a hooked call gets `ECANCELED` from it, and unwinds at its next runtime park or yield;
