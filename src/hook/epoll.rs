@@ -9,8 +9,8 @@
 //! until the reactor reports the epoll fd readable (or the timeout passes), then try again. The
 //! events returned, and every error, are the kernel's.
 //!
-//! The first call on an fd makes the real zero-timeout call before the registration: an fd that
-//! is not an epoll fd gets libc's error and no table entry. `maxevents <= 0`, a zero timeout, a
+//! Each call makes one real zero-timeout call before it looks at the table: an fd that is not an
+//! epoll fd gets libc's error and no table entry. `maxevents <= 0`, a zero timeout, a
 //! plain thread, `FIBER_HOOK=0` and `epoll_pwait` with a signal mask go straight to libc (the
 //! mask cannot be given to one fiber, see `poll.rs`). If the epoll fd cannot be registered (epoll
 //! nesting too deep, a loop) the call is libc's blocking one with the time left. An epoll fd
@@ -147,20 +147,16 @@ unsafe fn wait_until(
     max: c_int,
     deadline: Option<Instant>,
 ) -> c_int {
-    let reg = match fds::known_epoll(fd) {
-        Some(reg) => reg,
-        None => {
-            // SAFETY: the caller's contract; a zero timeout only reports.
-            let found = unsafe { real_epoll_wait(fd, events, max, 0) };
-            if found != 0 {
-                return found; // events, or libc's error for an fd that is not an epoll fd
-            }
-            match fds::adopt_epoll(fd) {
-                Some(reg) => reg,
-                // SAFETY: the caller's contract.
-                None => return unsafe { wait_in_set(fd, events, max, deadline) },
-            }
-        }
+    // First a real call: events, or libc's error for an fd that is not an epoll fd (nothing is
+    // recorded for it), or for a number whose entry went stale behind the hooks' back.
+    // SAFETY: the caller's contract; a zero timeout only reports.
+    let found = unsafe { real_epoll_wait(fd, events, max, 0) };
+    if found != 0 {
+        return found;
+    }
+    let Some(reg) = fds::known_epoll(fd).or_else(|| fds::adopt_epoll(fd)) else {
+        // SAFETY: the caller's contract.
+        return unsafe { wait_in_set(fd, events, max, deadline) };
     };
     if !reg.serves_caller() {
         // Registered by another runtime's fiber, whose reactor would not wake this one.
