@@ -261,6 +261,27 @@ fn poll_on_an_eventfd_a_timerfd_and_an_epoll_fd() {
 }
 
 #[test]
+fn std_command_output_parks_only_the_fiber() {
+    // std reads a child's stdout and stderr with `poll` on both pipes (`read2`).
+    let _one = one_at_a_time();
+    watchdog(60, || {
+        runtime(1, "hook-poll-command").block_on(|| {
+            let out = parks_only_the_fiber(|| {
+                Command::new("sh")
+                    .args(["-c", "sleep 0.2; echo out; echo err >&2"])
+                    .output()
+                    .expect("sh runs")
+            });
+            assert!(out.status.success());
+            assert_eq!(
+                (&out.stdout[..], &out.stderr[..]),
+                (&b"out\n"[..], &b"err\n"[..])
+            );
+        });
+    });
+}
+
+#[test]
 fn a_thousand_fibers_poll_two_fds_each_in_one_latency() {
     let _one = one_at_a_time();
     watchdog(120, || {
