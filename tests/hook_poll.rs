@@ -462,6 +462,68 @@ fn full_pipe() -> (OwnedFd, OwnedFd) {
 }
 
 #[test]
+fn the_same_fd_twice_waits_for_both_entries_events() {
+    let _one = one_at_a_time();
+    watchdog(60, || {
+        runtime(1, "hook-poll-dup").block_on(|| {
+            let (full_r, full_w) = full_pipe();
+            let drainer = fiber::spawn(move || {
+                fiber::sleep(Duration::from_millis(100));
+                let mut full = std::fs::File::from(full_r);
+                let mut buf = vec![0u8; 1 << 20];
+                let _ = full.read(&mut buf).unwrap();
+                full
+            });
+            // A write end is never readable: only the second entry's POLLOUT can end this.
+            let w = full_w.as_raw_fd();
+            let mut pfds = [pfd(w, libc::POLLIN), pfd(w, libc::POLLOUT)];
+            assert_eq!(parks_only_the_fiber(|| poll(&mut pfds, 5_000)), 1);
+            assert_eq!((pfds[0].revents, pfds[1].revents), (0, libc::POLLOUT));
+            drop(drainer.join().unwrap());
+        });
+    });
+}
+
+#[test]
+fn select_reports_urgent_data_in_the_except_set() {
+    let _one = one_at_a_time();
+    watchdog(60, || {
+        runtime(1, "hook-select-oob").block_on(|| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (s, _) = listener.accept().unwrap();
+            let sender = fiber::spawn(move || {
+                fiber::sleep(Duration::from_millis(100));
+                // SAFETY: one readable byte.
+                let rc =
+                    unsafe { libc::send(c.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+                assert_eq!(rc, 1);
+                c
+            });
+            let fd = s.as_raw_fd();
+            let mut e = fd_set(&[fd]);
+            let mut tv = libc::timeval {
+                tv_sec: 5,
+                tv_usec: 0,
+            };
+            // SAFETY: a valid set and timeval.
+            let rc = parks_only_the_fiber(|| unsafe {
+                libc::select(
+                    fd + 1,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut e,
+                    &mut tv,
+                )
+            });
+            assert_eq!(rc, 1);
+            assert_eq!(members(&e, &[fd]), vec![fd]);
+            let _c = sender.join().unwrap();
+        });
+    });
+}
+
+#[test]
 fn select_with_read_and_write_sets() {
     let _one = one_at_a_time();
     watchdog(60, || {
@@ -675,6 +737,17 @@ fn epoll_add(ep: RawFd, fd: RawFd) {
     assert_eq!(rc, 0);
 }
 
+extern "C" {
+    /// glibc 2.35's; the libc crate may not declare it.
+    fn epoll_pwait2(
+        fd: RawFd,
+        events: *mut libc::epoll_event,
+        max: i32,
+        timeout: *const libc::timespec,
+        mask: *const libc::sigset_t,
+    ) -> i32;
+}
+
 /// `epoll_wait` for at most 8 events: the count and the first event's data.
 fn epoll_wait(ep: RawFd, timeout: i32) -> (i32, u64) {
     let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 8];
@@ -697,6 +770,16 @@ fn epoll_wait_on_a_user_epoll_fd_parks_only_the_fiber() {
             assert_eq!(got, (1, b.as_raw_fd() as u64));
             assert_eq!(errno(), 4242);
             let _bw = writer.join().unwrap();
+            // epoll_pwait2 with a timespec and no mask: the same.
+            let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 8];
+            let ts = libc::timespec {
+                tv_sec: 5,
+                tv_nsec: 0,
+            };
+            // SAFETY: room for 8 events, a valid timespec, no mask.
+            let n =
+                unsafe { epoll_pwait2(ep.as_raw_fd(), evs.as_mut_ptr(), 8, &ts, std::ptr::null()) };
+            assert_eq!((n, evs[0].u64), (1, b.as_raw_fd() as u64));
             // Level-triggered: still ready, at once.
             assert_eq!(epoll_wait(ep.as_raw_fd(), 5_000), (1, b.as_raw_fd() as u64));
             // A time-out with nothing ready.
@@ -704,6 +787,28 @@ fn epoll_wait_on_a_user_epoll_fd_parks_only_the_fiber() {
             let t0 = Instant::now();
             assert_eq!(epoll_wait(quiet.as_raw_fd(), 120).0, 0);
             assert!(t0.elapsed() >= Duration::from_millis(120));
+            // epoll_pwait2's timespec, no mask: the same, and the carrier stays free.
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 120_000_000,
+            };
+            let ticker = Ticker::start();
+            let before = ticker.ticks();
+            let t0 = Instant::now();
+            // SAFETY: room for 8 events, a valid timespec, no mask.
+            let n = unsafe {
+                epoll_pwait2(
+                    quiet.as_raw_fd(),
+                    evs.as_mut_ptr(),
+                    8,
+                    &ts,
+                    std::ptr::null(),
+                )
+            };
+            assert_eq!(n, 0);
+            assert!(t0.elapsed() >= Duration::from_millis(120));
+            assert!(ticker.ticks() > before, "the carrier was blocked");
+            drop(ticker);
             // Closed through the hooks, its number reused by a new epoll fd: the registration
             // went with the close (a stale one would never wake, and the watchdog would fire).
             let old = quiet.as_raw_fd();
