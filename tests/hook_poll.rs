@@ -353,6 +353,13 @@ fn poll_times_out_with_nothing_ready() {
                 assert!(pfds.iter().all(|p| p.revents == 0));
                 assert!(ticker.ticks() > before, "the carrier was blocked");
             }
+            // `poll(NULL, 0, ms)`, the C sleep idiom.
+            let before = ticker.ticks();
+            let t0 = Instant::now();
+            // SAFETY: no fds, so no array.
+            assert_eq!(unsafe { libc::poll(std::ptr::null_mut(), 0, 120) }, 0);
+            assert!(t0.elapsed() >= Duration::from_millis(120));
+            assert!(ticker.ticks() > before, "the carrier was blocked");
         });
     });
 }

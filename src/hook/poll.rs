@@ -229,9 +229,13 @@ unsafe fn poll_until(pfds: *mut pollfd, n: nfds_t, deadline: Option<Instant>) ->
     if r != 0 || deadline.is_some_and(|d| d <= Instant::now()) {
         return r;
     }
-    // The zero-timeout call succeeded, so `pfds` holds `n` readable pollfds.
-    // SAFETY: as just said; nothing writes them while this borrow lives.
-    let asked = unsafe { std::slice::from_raw_parts(pfds, n as usize) };
+    let asked: &[pollfd] = if n == 0 {
+        &[] // `poll(NULL, 0, ms)`, a sleep: the pointer may be null
+    } else {
+        // The zero-timeout call succeeded, so `pfds` holds `n` readable pollfds.
+        // SAFETY: as just said; nothing writes them while this borrow lives.
+        unsafe { std::slice::from_raw_parts(pfds, n as usize) }
+    };
     let mut watch: Vec<(c_int, u32)> = asked
         .iter()
         .map(|p| (p.fd, u32::from(p.events as u16)))
