@@ -697,14 +697,6 @@ fn ppoll_and_poll_chk_park_only_the_fiber() {
             assert_eq!(rc, -1);
             assert_eq!(errno(), libc::EINVAL);
             // glibc's fortified poll.
-            extern "C" {
-                fn __poll_chk(
-                    fds: *mut libc::pollfd,
-                    n: libc::nfds_t,
-                    timeout: i32,
-                    fdslen: usize,
-                ) -> i32;
-            }
             let (c, cw) = pipe();
             let writer = put_later(cw, Duration::from_millis(100));
             let mut pfds = [
@@ -745,6 +737,8 @@ fn epoll_add(ep: RawFd, fd: RawFd) {
 }
 
 extern "C" {
+    /// glibc's `poll` under `_FORTIFY_SOURCE`.
+    fn __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: i32, fdslen: usize) -> i32;
     /// glibc 2.35's; the libc crate may not declare it.
     fn epoll_pwait2(
         fd: RawFd,
@@ -1050,4 +1044,47 @@ fn fiber_hook_0_gives_libc_poll() {
         "child failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+const OVERFLOW_CHILD: &str = "FIBER_HOOK_POLL_OVERFLOW_CHILD";
+
+/// Run by `an_overflowing_poll_chk_is_glibcs_to_report` in a child process: must abort.
+#[test]
+fn poll_chk_overflow_child() {
+    if std::env::var_os(OVERFLOW_CHILD).is_none() {
+        return; // only meaningful in the child
+    }
+    fiber::run(|| {
+        let (a, _aw) = pipe();
+        let mut pfds = [
+            pfd(a.as_raw_fd(), libc::POLLIN),
+            pfd(a.as_raw_fd(), libc::POLLIN),
+        ];
+        let one = std::mem::size_of::<libc::pollfd>();
+        // SAFETY: glibc checks `n` against the stated length before it touches the array.
+        unsafe { __poll_chk(pfds.as_mut_ptr(), 2, 1_000, one) };
+    });
+    unreachable!("__poll_chk let an overflow through");
+}
+
+#[test]
+fn an_overflowing_poll_chk_is_glibcs_to_report() {
+    let _one = one_at_a_time(); // the child's pipes are fds too
+    let exe = std::env::current_exe().unwrap();
+    let out = watchdog(60, move || {
+        Command::new(exe)
+            .args([
+                "poll_chk_overflow_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(OVERFLOW_CHILD, "1")
+            .output()
+            .unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{stderr}");
+    assert!(stderr.contains("buffer overflow detected"), "{stderr}");
 }
