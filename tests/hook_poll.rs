@@ -282,6 +282,42 @@ fn std_command_output_parks_only_the_fiber() {
 }
 
 #[test]
+fn a_socket_registered_by_another_runtime_still_parks() {
+    // The socket's registration belongs to runtime `a`, whose reactor would not wake a fiber of
+    // `b`: `b`'s poll and read wait in a temporary set on `b`'s reactor instead.
+    let _one = one_at_a_time();
+    watchdog(60, || {
+        let (s, mut peer) = UnixStream::pair().unwrap();
+        let fd = s.as_raw_fd();
+        runtime(1, "hook-poll-rt-a").block_on(move || {
+            let mut one = [pfd(fd, libc::POLLIN)];
+            assert_eq!(poll(&mut one, 20), 0); // registers it with a's reactor
+        });
+        let mut s = s;
+        runtime(1, "hook-poll-rt-b").block_on(move || {
+            let writer = fiber::spawn(move || {
+                fiber::sleep(Duration::from_millis(100));
+                peer.write_all(b"ab").unwrap();
+                fiber::sleep(Duration::from_millis(100));
+                peer.write_all(b"c").unwrap();
+                peer
+            });
+            let mut one = [pfd(fd, libc::POLLIN)];
+            assert_eq!(parks_only_the_fiber(|| poll(&mut one, 5_000)), 1);
+            assert_eq!(one[0].revents, libc::POLLIN);
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"ab");
+            // A read that waits goes through the same way.
+            let mut c = [0u8; 1];
+            parks_only_the_fiber(|| s.read_exact(&mut c)).unwrap();
+            assert_eq!(&c, b"c");
+            let _peer = writer.join().unwrap();
+        });
+    });
+}
+
+#[test]
 fn a_thousand_fibers_poll_two_fds_each_in_one_latency() {
     let _one = one_at_a_time();
     watchdog(120, || {
