@@ -1,5 +1,6 @@
 //! The fd-keyed table: for each fd a fiber has used, whether it is a socket, and for a socket its
-//! reactor registration and its user-visible mode (blocking or not, timeouts).
+//! reactor registration and its user-visible mode (blocking or not, timeouts); for an epoll fd a
+//! fiber waited on in `epoll_wait`, the registration of its own readiness.
 //!
 //! A socket is classified the first time a fiber makes a hooked call on it (`SO_TYPE`,
 //! `F_GETFL`, the two timeouts: a few syscalls once per fd), and switched to kernel non-blocking
@@ -7,8 +8,10 @@
 //! it read and write the table, never the kernel flag. Fds nobody classified are left alone, so
 //! their kernel flags are the user's, and classification reads them from there.
 //!
-//! `close`, `dup2`, `dup3` and `close_range` forget the fds they end before the real call, so a
-//! reused fd number is classified afresh. An fd closed behind the hooks' back (glibc's internal
+//! `close`, `dup2`, `dup3` and `close_range` forget the fds they end before the real call (a
+//! registration, a socket's or an epoll fd's, is dropped then, while the number still names the
+//! file), so a reused fd number is classified afresh. A dup of an epoll fd starts unknown and
+//! gets a registration of its own when a fiber waits on it. An fd closed behind the hooks' back (glibc's internal
 //! close in `fclose`, a raw syscall) leaves its entry until the number is closed through them.
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -33,6 +36,9 @@ enum Entry {
     /// Not a socket: hooked calls pass straight through.
     Other,
     Socket(Arc<Socket>),
+    /// An epoll instance a fiber waited on in `epoll_wait`: its own readiness is registered with
+    /// the reactor (an epoll fd is readable while it has events).
+    Epoll(Arc<Registration>),
 }
 
 const PAGE: usize = 1024;
@@ -55,7 +61,7 @@ pub(super) fn socket(fd: c_int) -> Option<Arc<Socket>> {
     let mut entry = slot.lock();
     match &*entry {
         Entry::Socket(s) => Some(s.clone()),
-        Entry::Other => None,
+        Entry::Other | Entry::Epoll(_) => None,
         Entry::Unknown => {
             let (classified, socket) = classify(fd);
             if let Some(e) = classified {
@@ -72,6 +78,24 @@ pub(super) fn known(fd: c_int) -> Option<Arc<Socket>> {
         Entry::Socket(s) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// The registration of the epoll fd `fd`, if `epoll_wait` in a fiber made one (no syscall).
+pub(super) fn known_epoll(fd: c_int) -> Option<Arc<Registration>> {
+    match &*existing_slot(fd)?.lock() {
+        Entry::Epoll(reg) => Some(reg.clone()),
+        _ => None,
+    }
+}
+
+/// Records `fd` as an epoll fd with a fresh registration and returns it. The caller has just
+/// seen a real `epoll_wait` on `fd` succeed, so whatever the entry said before (a number reused
+/// behind the hooks' back) is stale. `None` for fds beyond the table.
+pub(super) fn adopt_epoll(fd: c_int) -> Option<Arc<Registration>> {
+    let reg = Arc::new(Registration::new());
+    let old = std::mem::replace(&mut *slot(fd)?.lock(), Entry::Epoll(reg.clone()));
+    drop(old);
+    Some(reg)
 }
 
 /// Forgets `fd` (it is being closed or replaced): its registration is dropped (deregistered)

@@ -12,13 +12,16 @@
 //! |----------|-----------------------------------------------------------------------------|
 //! | `sleep`  | `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`                            |
 //! | `socket` | socket data calls, `connect`, `accept*`, and the fd bookkeeping of `fds`     |
-//! | `poll`   | `poll` on one socket                                                        |
+//! | `poll`   | `poll`, `ppoll` (null mask), `__poll_chk`, `__ppoll_chk`, on any fds          |
+//! | `select` | `select`, `pselect` (null mask)                                             |
+//! | `epoll`  | `epoll_wait`, `epoll_pwait{,2}` (null mask), on the epoll fd's own readiness |
 //! | `dns`    | `getaddrinfo`, `getnameinfo`, `gethostby{name,name2,addr}[_r]`, on a bounded lane |
-//! | `fds`    | (no symbols) the fd-keyed table of sockets and their user-visible mode      |
+//! | `fds`    | (no symbols) the fd-keyed table: sockets, their user-visible mode, epoll fds |
+//! | `waitset`| (no symbols) a temporary epoll set of the caller's fds, parked on via the reactor |
 //! | `real`   | (no symbols) libc's definitions, through `dlsym(RTLD_NEXT)`                 |
 //!
-//! Not yet: `poll` on several fds, `ppoll`, `select`, `epoll_wait`. The feature is off by default
-//! until they are (docs/hook.md).
+//! Not yet: the readiness calls with a signal mask (`ppoll`, `pselect`, `epoll_pwait{,2}`):
+//! libc's, they block the carrier (docs/hook.md).
 //!
 //! A fiber cannot be unwound through an `extern "C"` frame. A fiber cancelled (runtime shutdown)
 //! inside a hooked call gets `ECANCELED` from it, and unwinds at its next runtime park or yield;
@@ -26,15 +29,21 @@
 #[cfg(fiber_hook)]
 mod dns;
 #[cfg(fiber_hook)]
+mod epoll;
+#[cfg(fiber_hook)]
 mod fds;
 #[cfg(fiber_hook)]
 mod poll;
 #[cfg(fiber_hook)]
 mod real;
 #[cfg(fiber_hook)]
+mod select;
+#[cfg(fiber_hook)]
 mod sleep;
 #[cfg(fiber_hook)]
 mod socket;
+#[cfg(fiber_hook)]
+mod waitset;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -194,6 +194,19 @@ impl Registration {
         self.state.get()
     }
 
+    /// Would a fiber calling this now be woken by its own worker's reactor when it waits here?
+    /// True if a reactor serves the caller and the registration is not yet made or was made with
+    /// the caller's runtime; false on a plain thread or for another runtime's registration (whose
+    /// waits fall back to `poll(2)`).
+    #[cfg(fiber_hook)]
+    pub(crate) fn serves_caller(&self) -> bool {
+        crate::driver::context::with_current(|h| match self.state.get() {
+            None => true,
+            Some(reg) => reg.first.same_runtime(h),
+        })
+        .unwrap_or(false)
+    }
+
     /// The registration through which a fiber of `handle`'s worker waits for `fd`: made on first
     /// use, extended to `handle`'s reactor if another worker of the same runtime made it.
     /// `None` if `fd` is registered with another runtime, whose reactors would not wake us.
