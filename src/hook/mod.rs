@@ -20,8 +20,10 @@
 //! | `waitset`| (no symbols) a temporary epoll set of the caller's fds, parked on via the reactor |
 //! | `real`   | (no symbols) libc's definitions, through `dlsym(RTLD_NEXT)`                 |
 //!
-//! Not yet: the readiness calls with a signal mask (`ppoll`, `pselect`, `epoll_pwait{,2}`):
-//! libc's, they block the carrier (docs/hook.md).
+//! On by default (the crate's `default` features). Left to libc, and so blocking the carrier:
+//! regular files, the readiness calls given a signal mask (`ppoll`, `pselect`, `epoll_pwait{,2}`:
+//! a mask belongs to the OS thread), `getaddrinfo_a`/`res_*`, and by design `futex` and the locks
+//! built on it (docs/hook.md "Not hooked").
 //!
 //! A fiber cannot be unwound through an `extern "C"` frame. A fiber cancelled (runtime shutdown)
 //! inside a hooked call gets `ECANCELED` from it, and unwinds at its next runtime park or yield;
