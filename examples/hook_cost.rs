@@ -1,9 +1,12 @@
-//! What the libc hooks cost a plain OS thread: each call measured through the hooked symbol (what
-//! every caller in the binary reaches) and through libc's own (found with `dlsym(RTLD_NEXT)`), in
-//! the same run, alternating, best of several rounds. Needs `--features hook`. (`nanosleep(0)`
-//! still sleeps the thread's timer slack, about 50-100 µs, in both.)
+//! What the libc hooks cost a plain OS thread: each call measured through the symbol every caller
+//! in the binary reaches (the hook, with the `hook` feature) and through libc's own (found with
+//! `dlsym(RTLD_NEXT)`), in the same run, alternating, best of several rounds. (`nanosleep(0)` still
+//! sleeps the thread's timer slack, about 50-100 µs, in both.)
 //!
-//! `cargo run --release --features hook --example hook_cost`
+//! `cargo run --release --example hook_cost` (hooks on: the default), and
+//! `cargo run --release --no-default-features --example hook_cost` (hooks compiled out: both
+//! columns are libc's, so the ratios show the method's own noise, and the first column's
+//! figures are the feature-off ones to hold the feature-on run against).
 use std::ffi::CStr;
 use std::hint::black_box;
 use std::os::fd::AsRawFd;
@@ -14,6 +17,8 @@ use libc::{c_int, c_void, size_t, ssize_t, timespec};
 type Nanosleep = unsafe extern "C" fn(*const timespec, *mut timespec) -> c_int;
 type Read = unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t;
 type Write = unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t;
+type Recv = unsafe extern "C" fn(c_int, *mut c_void, size_t, c_int) -> ssize_t;
+type Send = unsafe extern "C" fn(c_int, *const c_void, size_t, c_int) -> ssize_t;
 /// A call's name, calls per round, the hooked call and libc's.
 type Measured<'a> = (&'a str, u32, Box<dyn Fn() + 'a>, Box<dyn Fn() + 'a>);
 
@@ -52,6 +57,10 @@ fn main() {
     let real_read: Read = unsafe { std::mem::transmute(libc_symbol(c"read")) };
     // SAFETY: as above.
     let real_write: Write = unsafe { std::mem::transmute(libc_symbol(c"write")) };
+    // SAFETY: as above.
+    let real_recv: Recv = unsafe { std::mem::transmute(libc_symbol(c"recv")) };
+    // SAFETY: as above.
+    let real_send: Send = unsafe { std::mem::transmute(libc_symbol(c"send")) };
 
     let zero = timespec {
         tv_sec: 0,
@@ -60,6 +69,14 @@ fn main() {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_nonblocking(true).expect("nonblocking");
     let fd = sock.as_raw_fd();
+    // A connected UDP pair whose receiver never reads: once its buffer is full the kernel drops
+    // the datagrams, and each send still succeeds at once.
+    let sink_sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sender
+        .connect(sink_sock.local_addr().expect("addr"))
+        .expect("connect");
+    let sfd = sender.as_raw_fd();
     let null = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/null")
@@ -67,7 +84,14 @@ fn main() {
     let nfd = null.as_raw_fd();
     let mut buf = [0u8; 64];
 
-    println!("plain-thread cost, ns per call (best of 7 rounds)");
+    println!(
+        "plain-thread cost, ns per call (best of 7 rounds); hooks {}",
+        if cfg!(feature = "hook") {
+            "compiled in (first column: the hook)"
+        } else {
+            "compiled out (both columns: libc)"
+        }
+    );
     println!(
         "{:<34} {:>9} {:>9} {:>9}",
         "call", "hooked", "libc", "ratio"
@@ -75,9 +99,9 @@ fn main() {
     let null_ts = std::ptr::null_mut();
     let buf = buf.as_mut_ptr().cast::<c_void>();
     // Each pair: the hooked symbol, then libc's. SAFETY (every call below): valid arguments
-    // (a zero timespec, an empty non-blocking UDP socket that says EAGAIN, /dev/null); the calls
-    // only read and write them.
-    let calls: [Measured; 3] = [
+    // (a zero timespec, an empty non-blocking UDP socket that says EAGAIN, /dev/null, a
+    // connected UDP socket); the calls only read and write them.
+    let calls: [Measured; 5] = [
         (
             "nanosleep(0)",
             2_000,
@@ -93,6 +117,22 @@ fn main() {
             Box::new(|| sink(unsafe { libc::read(fd, buf, 64) })),
             // SAFETY: see above.
             Box::new(|| sink(unsafe { real_read(fd, buf, 64) })),
+        ),
+        (
+            "recv, socket EAGAIN",
+            200_000,
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { libc::recv(fd, buf, 64, 0) })),
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { real_recv(fd, buf, 64, 0) })),
+        ),
+        (
+            "send, 64 B UDP datagram",
+            100_000,
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { libc::send(sfd, buf, 64, 0) })),
+            // SAFETY: see above.
+            Box::new(|| sink(unsafe { real_send(sfd, buf, 64, 0) })),
         ),
         (
             "write, /dev/null",
