@@ -23,6 +23,8 @@ pub(super) struct Socket {
     pub(super) reg: Registration,
     /// Shared by dups of the fd, as the kernel shares the file description's flags.
     pub(super) opts: Arc<Options>,
+    /// `SOCK_STREAM`: a short read shows the receive queue empty (see `driver::io::run`).
+    pub(super) stream: bool,
 }
 
 #[derive(Default)]
@@ -106,6 +108,7 @@ pub(super) fn dup(old: &Socket, new: c_int) {
         *slot.lock() = Entry::Socket(Arc::new(Socket {
             reg: Registration::new(),
             opts: old.opts.clone(),
+            stream: old.stream,
         }));
     }
 }
@@ -159,6 +162,7 @@ fn classify(fd: c_int) -> (Option<Entry>, Option<Arc<Socket>>) {
     let socket = Arc::new(Socket {
         reg: Registration::new(),
         opts: Arc::new(opts),
+        stream: ty == libc::SOCK_STREAM,
     });
     (Some(Entry::Socket(socket.clone())), Some(socket))
 }
