@@ -42,7 +42,7 @@ pub(crate) struct Spec {
 /// The echo server written against `std::net`, unchanged, in fibers (libc hooks on).
 pub(crate) const FIBER_STD: Variant = Variant {
     kind: "fiber-std",
-    label: "fiber std::net",
+    label: "fiber-std",
 };
 
 const fn lower(key: &'static str, unit: &'static str) -> [Metric; 1] {
@@ -187,7 +187,7 @@ pub(crate) const SPECS: &[Spec] = &[
                 same fiber load generator (2 workers, fiber_support::echo_load); client and server \
                 share the machine's cores. 0.5 s warm-up, then 2 s measured; two rounds over all \
                 servers, the better run by throughput kept (its p99 is the one shown). \
-                *fiber std::net*: the std-threads server's code (`std::net::TcpListener` and \
+                *fiber-std*: the std-threads server's code (`std::net::TcpListener` and \
                 `TcpStream`, blocking calls) run unchanged in fibers, one per connection, the \
                 libc hooks parking each fiber (docs/hook.md).",
         x_name: "connections",

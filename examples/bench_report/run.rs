@@ -20,12 +20,21 @@ pub(crate) fn all(quick: bool, only: Option<&[String]>) -> Vec<Table> {
         .collect()
 }
 
-/// The `--point` kinds measured for `spec`: the peers, then its variants.
+/// The `--point` kinds measured for `spec`: the peers, then its variants (the cells' order).
 fn kinds(spec: &Spec) -> Vec<&'static str> {
     PEERS
         .iter()
         .copied()
         .chain(spec.variants.iter().map(|v| v.kind))
+        .collect()
+}
+
+/// The order in which a round measures the kinds: fiber, its variants right after it (so that
+/// a variant ÷ fiber ratio compares neighbours in time), then the other peers.
+fn measuring_order(kinds: usize) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(PEERS.len()..kinds)
+        .chain(1..PEERS.len())
         .collect()
 }
 
@@ -40,7 +49,8 @@ fn benchmark(spec: &Spec, quick: bool) -> Vec<Table> {
     let mut notes: Vec<Vec<String>> = vec![Vec::new(); sizes.len()];
     for round in 1..=rounds {
         for (xi, &x) in sizes.iter().enumerate() {
-            for (pi, peer) in kinds.iter().enumerate() {
+            for pi in measuring_order(kinds.len()) {
+                let peer = kinds[pi];
                 if matches!(cells[xi][pi], Some(Err(_))) {
                     continue; // failed in an earlier round: not retried
                 }
