@@ -214,7 +214,51 @@ fn enosys() -> ssize_t {
 /// `recvfrom` without `MSG_PEEK`). On a stream socket a short read shows the receive queue empty,
 /// so the next read waits for the next edge instead of making a syscall that can only say
 /// `EAGAIN`: the same rule, and so the same syscalls, as `fiber::net`'s reads.
+///
+/// The plain-thread path is kept small (inlined into each hook: one thread-local test, libc's
+/// call, a sign test); everything else is out of line, so a plain thread pays a few
+/// instructions, not the fiber path's stack frame (`examples/hook_cost.rs`).
+#[inline(always)]
 fn transfer(
+    fd: c_int,
+    interest: Interest,
+    read_len: Option<size_t>,
+    mut f: impl FnMut() -> ssize_t,
+) -> ssize_t {
+    if crate::task::context::task_ptr().is_some() {
+        return in_fiber(fd, interest, read_len, f);
+    }
+    let r = f();
+    if r < 0 {
+        return plain_failed(fd, interest, read_len, f);
+    }
+    r
+}
+
+/// A call on a plain thread (or in a fiber with the hooks off) failed: if it said `EAGAIN` on a
+/// socket the hooks made non-blocking while its user wants it blocking, wait here and retry, as
+/// the blocking call would have. errno is libc's otherwise.
+#[cold]
+#[inline(never)]
+fn plain_failed(
+    fd: c_int,
+    interest: Interest,
+    read_len: Option<size_t>,
+    f: impl FnMut() -> ssize_t,
+) -> ssize_t {
+    if errno() == libc::EAGAIN {
+        if let Some(sock) = fds::known(fd) {
+            if !sock.opts.nonblocking() {
+                return looped(fd, &sock, interest, read_len, f).0;
+            }
+        }
+    }
+    -1
+}
+
+/// [`transfer`] in a fiber.
+#[inline(never)]
+fn in_fiber(
     fd: c_int,
     interest: Interest,
     read_len: Option<size_t>,
@@ -222,13 +266,8 @@ fn transfer(
 ) -> ssize_t {
     if !in_hooked_fiber() {
         let r = f();
-        if r < 0 && errno() == libc::EAGAIN {
-            // A socket the hooks made non-blocking, whose user wants it blocking: wait here.
-            if let Some(sock) = fds::known(fd) {
-                if !sock.opts.nonblocking() {
-                    return looped(fd, &sock, interest, read_len, f).0;
-                }
-            }
+        if r < 0 {
+            return plain_failed(fd, interest, read_len, f);
         }
         return r;
     }
