@@ -56,6 +56,9 @@ fn quick_report_has_every_section_ratio_and_chart() {
                     );
                 }
             }
+            if title.starts_with("Echo") {
+                fiber_std_columns(title, section);
+            }
             assert!(
                 section.contains(&format!("](benchmarks/{chart}.svg)")),
                 "{title}: no chart link"
@@ -69,6 +72,31 @@ fn quick_report_has_every_section_ratio_and_chart() {
 #[test]
 fn bench_report_rejects_bad_flags() {
     support::watchdog(120, || rejects_bad_flags("bench_report", 110));
+}
+
+/// The echo tables end with the fiber-std variant (std::net in fibers, hooks on): its figure and
+/// a fiber-std ÷ fiber ratio on every row, after the peers' columns.
+fn fiber_std_columns(title: &str, section: &str) {
+    let header = section
+        .lines()
+        .find(|l| l.starts_with("| connections |"))
+        .unwrap_or_else(|| panic!("{title}: no header"));
+    let names: Vec<&str> = header.split('|').map(str::trim).collect();
+    assert_eq!(
+        names[9..11],
+        ["fiber-std", "fiber-std/fiber"],
+        "{title}: {header}"
+    );
+    for row in table_rows(section) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells.len(), 12, "{title}: {row}");
+        let ratio: f64 = cells[10]
+            .trim_matches('*')
+            .strip_suffix('×')
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("{title}: no fiber-std/fiber ratio in {row}"));
+        assert!(ratio > 0.0 && ratio.is_finite(), "{title}: {row}");
+    }
 }
 
 /// The text from `## title` to the next `## `.

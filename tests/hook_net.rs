@@ -412,3 +412,45 @@ fn ureq_unchanged_in_fibers() {
         );
     });
 }
+
+#[test]
+fn short_reads_leave_later_bytes_eof_and_peeked_bytes_readable() {
+    // A short read on a stream marks the queue empty (the next read waits for an edge, without a
+    // recv that can only say EAGAIN). What comes after must still arrive: later bytes, an end of
+    // stream, and bytes a short MSG_PEEK saw (a peek does not drain). The writer sends each piece
+    // only after the reader acknowledged the one before, so pieces never merge.
+    watchdog(30, || {
+        let rt = runtime(1, "hook-net-short");
+        rt.block_on(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let writer = fiber::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                let mut ack = [0u8; 1];
+                for piece in [&b"first"[..], b"later", b"peek", b"end"] {
+                    c.write_all(piece).unwrap();
+                    c.read_exact(&mut ack).unwrap();
+                }
+                c.shutdown(std::net::Shutdown::Write).unwrap();
+            });
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let mut read = |conn: &mut TcpStream, ack: bool| {
+                let n = conn.read(&mut buf).unwrap();
+                if ack {
+                    conn.write_all(b"k").unwrap();
+                }
+                buf[..n].to_vec()
+            };
+            assert_eq!(read(&mut conn, true), b"first");
+            assert_eq!(read(&mut conn, true), b"later");
+            let mut peeked = [0u8; 1024];
+            let n = conn.peek(&mut peeked).unwrap();
+            assert_eq!(&peeked[..n], b"peek");
+            assert_eq!(read(&mut conn, true), b"peek");
+            assert_eq!(read(&mut conn, true), b"end");
+            assert_eq!(read(&mut conn, false), b"");
+            writer.join().unwrap();
+        });
+    });
+}

@@ -3,9 +3,12 @@
 //! skynet) and writes `docs/benchmarks.md` with tables, ratios and SVG charts in
 //! `docs/benchmarks/`.
 //!
-//! `cargo run --release --example bench_report -- [--quick] [--out DIR]`
+//! `cargo run --release --example bench_report -- [--quick] [--only IDS] [--out DIR]`
 //!
 //! - `--quick`: tiny sizes and one round (well under a minute; a smoke test, not a measurement);
+//! - `--only IDS`: only these benchmarks (comma-separated ids: spawn, memory, switch, pingpong,
+//!   mutex, echo, skynet); without `--out` the page goes to stdout, so that a partial run never
+//!   replaces `docs/benchmarks.md`;
 //! - `--out DIR`: write `DIR/benchmarks.md` and `DIR/benchmarks/*.svg` (default: the crate's
 //!   `docs/`).
 //!
@@ -27,14 +30,20 @@ mod plan;
 mod point;
 mod run;
 
-const USAGE: &str = "usage: bench_report [--quick] [--out DIR]
+const USAGE: &str = "usage: bench_report [--quick] [--only IDS] [--out DIR]
   --quick  tiny sizes and one round: a smoke test, not a measurement
+  --only   only these benchmarks, comma-separated (spawn,memory,switch,pingpong,mutex,echo,
+           skynet); without --out the page is printed to stdout instead of written
   --out    write DIR/benchmarks.md and DIR/benchmarks/*.svg (default: the crate's docs/)";
 
 /// What this run of the program is.
 enum Mode {
-    /// The report (the parent).
-    Report { out: PathBuf, quick: bool },
+    /// The report (the parent). `out: None`: print the page (a partial run without `--out`).
+    Report {
+        out: Option<PathBuf>,
+        quick: bool,
+        only: Option<Vec<String>>,
+    },
     /// A child measuring one cell: `--point SERIES PEER SIZE [--quick]`.
     Point {
         series: String,
@@ -51,12 +60,14 @@ enum Mode {
 fn parse() -> Result<Mode, lexopt::Error> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_env();
-    let mut out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/docs"));
+    let mut out: Option<PathBuf> = None;
+    let mut only: Option<Vec<String>> = None;
     let (mut quick, mut point, mut serve, mut workers) = (false, None, None, 2);
     while let Some(arg) = p.next()? {
         match arg {
             Long("quick") => quick = true,
-            Long("out") => out = p.value()?.into(),
+            Long("out") => out = Some(p.value()?.into()),
+            Long("only") => only = Some(benchmark_ids(&p.value()?.string()?)?),
             Long("point") => {
                 let v: Vec<String> = p.values()?.map(|v| v.string()).collect::<Result<_, _>>()?;
                 let [series, peer, x] = <[String; 3]>::try_from(v)
@@ -81,13 +92,39 @@ fn parse() -> Result<Mode, lexopt::Error> {
             quick,
         },
         (None, Some(kind)) => Mode::Serve { kind, workers },
-        (None, None) => Mode::Report { out, quick },
+        (None, None) => Mode::Report {
+            out: match (out, &only) {
+                (Some(dir), _) => Some(dir),
+                (None, Some(_)) => None,
+                (None, None) => Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/docs"))),
+            },
+            quick,
+            only,
+        },
     })
+}
+
+/// `--only`'s list, each id checked against the benchmarks.
+fn benchmark_ids(list: &str) -> Result<Vec<String>, String> {
+    let known: Vec<&str> = plan::SPECS.iter().map(|s| s.id).collect();
+    list.split(',')
+        .map(|id| {
+            let id = id.trim();
+            if known.contains(&id) {
+                Ok(id.to_string())
+            } else {
+                Err(format!(
+                    "--only: unknown benchmark `{id}` (known: {})",
+                    known.join(", ")
+                ))
+            }
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
     let mode = parse().unwrap_or_else(|e| flags::fail(USAGE, &e.to_string()));
-    let (out, quick) = match mode {
+    let (out, quick, only) = match mode {
         Mode::Serve { kind, workers } => {
             child::set_up();
             echo::serve(&kind, workers);
@@ -102,13 +139,14 @@ fn main() -> ExitCode {
             point::run(&series, &peer, x, quick);
             return ExitCode::SUCCESS;
         }
-        Mode::Report { out, quick } => (out, quick),
+        Mode::Report { out, quick, only } => (out, quick, only),
     };
-    match report(&out, quick) {
-        Ok(page) => {
+    match report(out.as_deref(), quick, only.as_deref()) {
+        Ok(Some(page)) => {
             println!("wrote {}", page.display());
             ExitCode::SUCCESS
         }
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench_report: {e}");
             ExitCode::FAILURE
@@ -116,8 +154,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Measures everything, then writes the page and its charts under `out`; returns the page's path.
-fn report(out: &std::path::Path, quick: bool) -> Result<PathBuf, String> {
+/// Measures everything (or the benchmarks in `only`), then writes the page and its charts under
+/// `out` and returns the page's path; without `out`, prints the page and writes no chart.
+fn report(
+    out: Option<&std::path::Path>,
+    quick: bool,
+    only: Option<&[String]>,
+) -> Result<Option<PathBuf>, String> {
     let start = Instant::now();
     let load_before = machine::load();
     eprintln!(
@@ -125,13 +168,15 @@ fn report(out: &std::path::Path, quick: bool) -> Result<PathBuf, String> {
         load_before[0],
         if quick { " (quick)" } else { "" }
     );
-    let tables = run::all(quick);
+    let tables = run::all(quick, only);
     let load_after = machine::load();
     let chart_dir = "benchmarks";
-    let charts = out.join(chart_dir);
-    std::fs::create_dir_all(&charts).map_err(|e| format!("{}: {e}", charts.display()))?;
-    for t in &tables {
-        chart::draw(t, &charts.join(format!("{}.svg", t.id)))?;
+    if let Some(out) = out {
+        let charts = out.join(chart_dir);
+        std::fs::create_dir_all(&charts).map_err(|e| format!("{}: {e}", charts.display()))?;
+        for t in &tables {
+            chart::draw(t, &charts.join(format!("{}.svg", t.id)))?;
+        }
     }
     let machine = machine::Machine::read();
     let page = markdown::render(
@@ -145,7 +190,11 @@ fn report(out: &std::path::Path, quick: bool) -> Result<PathBuf, String> {
         },
         &tables,
     );
+    let Some(out) = out else {
+        print!("{page}");
+        return Ok(None);
+    };
     let path = out.join("benchmarks.md");
     std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
+    Ok(Some(path))
 }

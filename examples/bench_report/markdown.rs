@@ -140,6 +140,49 @@ fn headline(md: &mut String, tables: &[Table]) {
         }
     }
     md.push('\n');
+    variant_headline(md, tables);
+}
+
+/// The variants' ratios (variant ÷ fiber), one line per benchmark row that has variants.
+fn variant_headline(md: &mut String, tables: &[Table]) {
+    let with_variants: Vec<&Table> = tables.iter().filter(|t| !t.variants.is_empty()).collect();
+    if with_variants.is_empty() {
+        return;
+    }
+    md.push_str(
+        "Variants of fiber (variant ÷ fiber, same run):
+
+",
+    );
+    md.push_str(
+        "| benchmark | size | better | variant | variant/fiber |
+",
+    );
+    md.push_str(
+        "|---|---|---|---|---|
+",
+    );
+    for t in with_variants {
+        let better = if t.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        };
+        for row in &t.rows {
+            for (i, v) in t.variants.iter().enumerate() {
+                let _ = writeln!(
+                    md,
+                    "| [{}](#{}) | {} | {better} | {} | {} |",
+                    t.title,
+                    anchor(&t.title),
+                    (t.x_label)(row.x),
+                    v.label,
+                    ratio(row.variant_ratio(i)),
+                );
+            }
+        }
+    }
+    md.push('\n');
 }
 
 /// GitHub's heading anchor: lower case, spaces to dashes, punctuation dropped.
@@ -173,28 +216,35 @@ fn table(md: &mut String, t: &Table, chart_dir: &str) {
     for p in &PEER_LABELS[1..] {
         let _ = write!(md, " fiber/{p} |");
     }
+    // Variants after the peers' columns, so the peers' columns keep their places.
+    for v in t.variants {
+        let _ = write!(md, " {} | {}/fiber |", v.label, v.label);
+    }
     md.push_str("\n|---|");
-    md.push_str(&"---:|".repeat(2 * PEERS.len() - 1));
+    md.push_str(&"---:|".repeat(2 * PEERS.len() - 1 + 2 * t.variants.len()));
     md.push('\n');
     // Reasons are listed once under the table and referred to by number.
     let mut reasons: Vec<String> = Vec::new();
+    let mut cell = |c: &Outcome| match c {
+        Outcome::Value(v) => num(*v, 3),
+        Outcome::Cannot(why) => {
+            let i = reasons.iter().position(|r| r == why).unwrap_or_else(|| {
+                reasons.push(why.clone());
+                reasons.len() - 1
+            });
+            format!("cannot [{}]", i + 1)
+        }
+    };
     for row in &t.rows {
         let _ = write!(md, "| {} |", (t.x_label)(row.x));
         for c in &row.cells {
-            let cell = match c {
-                Outcome::Value(v) => num(*v, 3),
-                Outcome::Cannot(why) => {
-                    let i = reasons.iter().position(|r| r == why).unwrap_or_else(|| {
-                        reasons.push(why.clone());
-                        reasons.len() - 1
-                    });
-                    format!("cannot [{}]", i + 1)
-                }
-            };
-            let _ = write!(md, " {cell} |");
+            let _ = write!(md, " {} |", cell(c));
         }
         for i in 1..PEERS.len() {
             let _ = write!(md, " **{}** |", ratio(row.ratio(i)));
+        }
+        for (i, c) in row.variants.iter().enumerate() {
+            let _ = write!(md, " {} | **{}** |", cell(c), ratio(row.variant_ratio(i)));
         }
         md.push('\n');
     }

@@ -6,6 +6,14 @@ pub(crate) const PEERS: [&str; 4] = ["fiber", "tokio", "may", "std"];
 /// How each peer is labelled in tables and charts.
 pub(crate) const PEER_LABELS: [&str; 4] = ["fiber", "tokio", "may", "std threads"];
 
+/// A variant of fiber measured in some benchmarks only (`Spec::variants`): its child `--point`
+/// kind and its label. Shown in columns of its own after the peers', with variant ÷ fiber ratios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Variant {
+    pub(crate) kind: &'static str,
+    pub(crate) label: &'static str,
+}
+
 /// One measured cell.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
@@ -33,6 +41,8 @@ pub(crate) struct Row {
     pub(crate) cells: Vec<Outcome>,
     /// Side figures the measurements reported (a variant of a peer, a caveat).
     pub(crate) notes: Vec<String>,
+    /// One outcome per variant of the benchmark (`Table::variants`), in that order.
+    pub(crate) variants: Vec<Outcome>,
 }
 
 impl Row {
@@ -40,6 +50,14 @@ impl Row {
     pub(crate) fn ratio(&self, i: usize) -> Option<f64> {
         match (self.cells[0].value(), self.cells[i].value()) {
             (Some(f), Some(p)) if p > 0.0 => Some(f / p),
+            _ => None,
+        }
+    }
+
+    /// The variant at `i` ÷ fiber, if both ran.
+    pub(crate) fn variant_ratio(&self, i: usize) -> Option<f64> {
+        match (self.variants[i].value(), self.cells[0].value()) {
+            (Some(v), Some(f)) if f > 0.0 => Some(v / f),
             _ => None,
         }
     }
@@ -60,6 +78,8 @@ pub(crate) struct Table {
     pub(crate) unit: &'static str,
     pub(crate) higher_is_better: bool,
     pub(crate) rows: Vec<Row>,
+    /// The fiber variants measured beside the peers (each row has one outcome per variant).
+    pub(crate) variants: &'static [Variant],
     /// Load average (1 min) when the benchmark started and when it ended.
     pub(crate) load: [f64; 2],
     /// Wall time of the benchmark, seconds.

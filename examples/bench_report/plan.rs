@@ -3,6 +3,8 @@
 
 use fiber_support::workloads::skynet;
 
+use crate::model::Variant;
+
 /// One figure a benchmark's child reports (a benchmark can report several, e.g. echo).
 pub(crate) struct Metric {
     /// The `RESULT` key.
@@ -33,7 +35,15 @@ pub(crate) struct Spec {
     pub(crate) timeout_secs: u64,
     /// OS threads (or may coroutines) live at once at size `x`, for the limits check.
     pub(crate) live: fn(u64) -> u64,
+    /// Variants of fiber measured beside the peers, interleaved with them.
+    pub(crate) variants: &'static [Variant],
 }
+
+/// The echo server written against `std::net`, unchanged, in fibers (libc hooks on).
+pub(crate) const FIBER_STD: Variant = Variant {
+    kind: "fiber-std",
+    label: "fiber-std",
+};
 
 const fn lower(key: &'static str, unit: &'static str) -> [Metric; 1] {
     [Metric {
@@ -98,6 +108,7 @@ pub(crate) const SPECS: &[Spec] = &[
         rounds: 2,
         timeout_secs: 120,
         live: |n| n,
+        variants: &[],
     },
     Spec {
         id: "memory",
@@ -114,6 +125,7 @@ pub(crate) const SPECS: &[Spec] = &[
         rounds: 1,
         timeout_secs: 120,
         live: |n| n,
+        variants: &[],
     },
     Spec {
         id: "switch",
@@ -131,6 +143,7 @@ pub(crate) const SPECS: &[Spec] = &[
         rounds: 2,
         timeout_secs: 60,
         live: |_| 2,
+        variants: &[],
     },
     Spec {
         id: "pingpong",
@@ -148,6 +161,7 @@ pub(crate) const SPECS: &[Spec] = &[
         rounds: 2,
         timeout_secs: 60,
         live: |_| 2,
+        variants: &[],
     },
     Spec {
         id: "mutex",
@@ -163,6 +177,7 @@ pub(crate) const SPECS: &[Spec] = &[
         rounds: 2,
         timeout_secs: 60,
         live: |n| n,
+        variants: &[],
     },
     Spec {
         id: "echo",
@@ -171,7 +186,10 @@ pub(crate) const SPECS: &[Spec] = &[
                 workers; std: a thread per connection) runs in its own process, driven by the \
                 same fiber load generator (2 workers, fiber_support::echo_load); client and server \
                 share the machine's cores. 0.5 s warm-up, then 2 s measured; two rounds over all \
-                servers, the better run by throughput kept (its p99 is the one shown).",
+                servers, the better run by throughput kept (its p99 is the one shown). \
+                *fiber-std*: the std-threads server's code (`std::net::TcpListener` and \
+                `TcpStream`, blocking calls) run unchanged in fibers, one per connection, the \
+                libc hooks parking each fiber (docs/hook.md).",
         x_name: "connections",
         x_label: count,
         full: &[10, 100, 1_000],
@@ -180,6 +198,7 @@ pub(crate) const SPECS: &[Spec] = &[
         rounds: 2,
         timeout_secs: 60,
         live: |n| n,
+        variants: &[FIBER_STD],
     },
     Spec {
         id: "skynet",
@@ -195,5 +214,6 @@ pub(crate) const SPECS: &[Spec] = &[
         rounds: 2,
         timeout_secs: 120,
         live: skynet::workers,
+        variants: &[],
     },
 ];

@@ -274,6 +274,12 @@ fn contended(kind: &str, tasks: usize, quick: bool, reps: u32) {
 /// Echo round trips at `conns` connections against a `kind` server (a grandchild process, 2
 /// workers), with the fiber load generator (2 workers).
 fn echo(kind: &str, conns: usize, quick: bool) {
+    // Without the hooks the std server's blocking calls would hold the workers: a hang, not a
+    // figure.
+    assert!(
+        kind != "fiber-std" || cfg!(feature = "hook"),
+        "fiber-std needs the hook feature (this build has it off)"
+    );
     let (duration, warmup) = if quick {
         (Duration::from_millis(300), Duration::from_millis(100))
     } else {

@@ -11,9 +11,31 @@ use crate::plan::{Spec, SPECS};
 /// One cell while the rounds run: not yet run, measured (best so far), or failed.
 type Cell = Option<Result<Measured, String>>;
 
-/// Runs every benchmark; returns one table per benchmark metric.
-pub(crate) fn all(quick: bool) -> Vec<Table> {
-    SPECS.iter().flat_map(|s| benchmark(s, quick)).collect()
+/// Runs every benchmark (or those whose id is in `only`); returns one table per benchmark metric.
+pub(crate) fn all(quick: bool, only: Option<&[String]>) -> Vec<Table> {
+    SPECS
+        .iter()
+        .filter(|s| only.is_none_or(|ids| ids.iter().any(|id| id == s.id)))
+        .flat_map(|s| benchmark(s, quick))
+        .collect()
+}
+
+/// The `--point` kinds measured for `spec`: the peers, then its variants (the cells' order).
+fn kinds(spec: &Spec) -> Vec<&'static str> {
+    PEERS
+        .iter()
+        .copied()
+        .chain(spec.variants.iter().map(|v| v.kind))
+        .collect()
+}
+
+/// The order in which a round measures the kinds: fiber, its variants right after it (so that
+/// a variant ÷ fiber ratio compares neighbours in time), then the other peers.
+fn measuring_order(kinds: usize) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(PEERS.len()..kinds)
+        .chain(1..PEERS.len())
+        .collect()
 }
 
 fn benchmark(spec: &Spec, quick: bool) -> Vec<Table> {
@@ -22,11 +44,13 @@ fn benchmark(spec: &Spec, quick: bool) -> Vec<Table> {
     let sizes = if quick { spec.quick } else { spec.full };
     let rounds = if quick { 1 } else { spec.rounds };
     let timeout = Duration::from_secs(spec.timeout_secs);
-    let mut cells: Vec<Vec<Cell>> = vec![vec![None; PEERS.len()]; sizes.len()];
+    let kinds = kinds(spec);
+    let mut cells: Vec<Vec<Cell>> = vec![vec![None; kinds.len()]; sizes.len()];
     let mut notes: Vec<Vec<String>> = vec![Vec::new(); sizes.len()];
     for round in 1..=rounds {
         for (xi, &x) in sizes.iter().enumerate() {
-            for (pi, peer) in PEERS.iter().enumerate() {
+            for pi in measuring_order(kinds.len()) {
+                let peer = kinds[pi];
                 if matches!(cells[xi][pi], Some(Err(_))) {
                     continue; // failed in an earlier round: not retried
                 }
@@ -69,7 +93,7 @@ fn skip(spec: &Spec, cells: &[Vec<Cell>], sizes: &[u64], xi: usize, pi: usize) -
     }
     let live = (spec.live)(sizes[xi]);
     let budget = machine::thread_budget();
-    (PEERS[pi] == "std" && live > budget.threads).then(|| {
+    (PEERS.get(pi) == Some(&"std") && live > budget.threads).then(|| {
         format!(
             "not attempted: {live} live threads exceed {} ({})",
             budget.threads, budget.why
@@ -111,7 +135,7 @@ fn tables(
                 .zip(&notes)
                 .map(|((&x, row), extra)| {
                     let mut row_notes = extra.clone();
-                    let cells = row
+                    let mut cells: Vec<Outcome> = row
                         .iter()
                         .map(|c| match c {
                             Some(Ok(measured)) => {
@@ -125,10 +149,12 @@ fn tables(
                             None => Outcome::Cannot("not run".into()),
                         })
                         .collect();
+                    let variants = cells.split_off(PEERS.len());
                     Row {
                         x,
                         cells,
                         notes: row_notes,
+                        variants,
                     }
                 })
                 .collect();
@@ -149,6 +175,7 @@ fn tables(
                 unit: m.unit,
                 higher_is_better: m.higher_is_better,
                 rows,
+                variants: spec.variants,
                 load,
                 secs,
             }

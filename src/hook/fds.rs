@@ -13,6 +13,7 @@
 //! file), so a reused fd number is classified afresh. A dup of an epoll fd starts unknown and
 //! gets a registration of its own when a fiber waits on it. An fd closed behind the hooks' back (glibc's internal
 //! close in `fclose`, a raw syscall) leaves its entry until the number is closed through them.
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub(super) struct Socket {
     pub(super) reg: Registration,
     /// Shared by dups of the fd, as the kernel shares the file description's flags.
     pub(super) opts: Arc<Options>,
+    /// `SOCK_STREAM`: a short read shows the receive queue empty (see `driver::io::run`).
+    pub(super) stream: bool,
 }
 
 #[derive(Default)]
@@ -41,16 +44,64 @@ enum Entry {
     Epoll(Arc<Registration>),
 }
 
+impl Entry {
+    fn kind(&self) -> u8 {
+        match self {
+            Entry::Unknown => UNKNOWN,
+            Entry::Other => OTHER,
+            Entry::Socket(_) => SOCKET,
+        }
+    }
+}
+
+/// What a slot holds, readable without its lock, so that calls on fds that hold no managed
+/// socket (non-sockets in fibers, a plain thread's `EAGAIN` check) take no lock. Written under
+/// the lock; `CLASSIFYING` while a classification runs, before it switches the kernel mode.
+const UNKNOWN: u8 = 0;
+const OTHER: u8 = 1;
+const SOCKET: u8 = 2;
+const CLASSIFYING: u8 = 3;
+
+/// One fd's entry, and its kind for the lock-free checks.
+struct Slot {
+    kind: AtomicU8,
+    entry: Mutex<Entry>,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            kind: AtomicU8::new(UNKNOWN),
+            entry: Mutex::new(Entry::Unknown),
+        }
+    }
+
+    /// Stores `new` through the held lock `entry`; returns the old entry.
+    fn replace(&self, entry: &mut Entry, new: Entry) -> Entry {
+        self.kind.store(new.kind(), Ordering::Release);
+        std::mem::replace(entry, new)
+    }
+
+    /// Forgets the entry; returns it (to be dropped, which deregisters a socket).
+    fn take(&self) -> Entry {
+        if self.kind.load(Ordering::Acquire) == UNKNOWN {
+            return Entry::Unknown;
+        }
+        let mut entry = self.entry.lock();
+        self.replace(&mut entry, Entry::Unknown)
+    }
+}
+
 const PAGE: usize = 1024;
 const PAGES: usize = 1024;
 
 /// Fds up to `PAGE * PAGES` (about a million); larger ones pass through.
-static TABLE: [OnceLock<Box<[Mutex<Entry>]>>; PAGES] = [const { OnceLock::new() }; PAGES];
+static TABLE: [OnceLock<Box<[Slot]>>; PAGES] = [const { OnceLock::new() }; PAGES];
 
-fn slot(fd: c_int) -> Option<&'static Mutex<Entry>> {
+fn slot(fd: c_int) -> Option<&'static Slot> {
     let fd = usize::try_from(fd).ok()?;
     let page = TABLE.get(fd / PAGE)?;
-    let page = page.get_or_init(|| (0..PAGE).map(|_| Mutex::new(Entry::Unknown)).collect());
+    let page = page.get_or_init(|| (0..PAGE).map(|_| Slot::new()).collect());
     Some(&page[fd % PAGE])
 }
 
@@ -58,15 +109,19 @@ fn slot(fd: c_int) -> Option<&'static Mutex<Entry>> {
 /// an open fd), for which hooked calls go to libc unchanged.
 pub(super) fn socket(fd: c_int) -> Option<Arc<Socket>> {
     let slot = slot(fd)?;
-    let mut entry = slot.lock();
+    if slot.kind.load(Ordering::Acquire) == OTHER {
+        return None;
+    }
+    let mut entry = slot.entry.lock();
     match &*entry {
         Entry::Socket(s) => Some(s.clone()),
         Entry::Other | Entry::Epoll(_) => None,
         Entry::Unknown => {
+            // Before classify switches the kernel mode: a plain thread that gets EAGAIN from
+            // that switch must find this slot busy (and wait for the lock), not empty.
+            slot.kind.store(CLASSIFYING, Ordering::SeqCst);
             let (classified, socket) = classify(fd);
-            if let Some(e) = classified {
-                *entry = e;
-            }
+            let _ = slot.replace(&mut entry, classified.unwrap_or_default());
             socket
         }
     }
@@ -74,7 +129,11 @@ pub(super) fn socket(fd: c_int) -> Option<Arc<Socket>> {
 
 /// The socket behind `fd` if a fiber has classified it already (no syscall).
 pub(super) fn known(fd: c_int) -> Option<Arc<Socket>> {
-    match &*existing_slot(fd)?.lock() {
+    let slot = existing_slot(fd)?;
+    if matches!(slot.kind.load(Ordering::SeqCst), UNKNOWN | OTHER) {
+        return None;
+    }
+    match &*slot.entry.lock() {
         Entry::Socket(s) => Some(s.clone()),
         _ => None,
     }
@@ -102,8 +161,7 @@ pub(super) fn adopt_epoll(fd: c_int) -> Option<Arc<Registration>> {
 /// now, while the number still names the same file.
 pub(super) fn forget(fd: c_int) {
     if let Some(slot) = existing_slot(fd) {
-        let old = std::mem::take(&mut *slot.lock());
-        drop(old);
+        drop(slot.take());
     }
 }
 
@@ -117,8 +175,8 @@ pub(super) fn forget_range(first: u32, last: u32) {
             continue;
         };
         let stop = end.min((fd / PAGE + 1) * PAGE);
-        for entry in &page[fd % PAGE..(stop - 1) % PAGE + 1] {
-            drop(std::mem::take(&mut *entry.lock()));
+        for slot in &page[fd % PAGE..(stop - 1) % PAGE + 1] {
+            drop(slot.take());
         }
         fd = stop;
     }
@@ -127,14 +185,17 @@ pub(super) fn forget_range(first: u32, last: u32) {
 /// Makes `new` a dup of the socket `old` (same user-visible mode, a registration of its own).
 pub(super) fn dup(old: &Socket, new: c_int) {
     if let Some(slot) = slot(new) {
-        *slot.lock() = Entry::Socket(Arc::new(Socket {
+        let socket = Entry::Socket(Arc::new(Socket {
             reg: Registration::new(),
             opts: old.opts.clone(),
+            stream: old.stream,
         }));
+        let old_entry = slot.replace(&mut slot.entry.lock(), socket);
+        drop(old_entry);
     }
 }
 
-fn existing_slot(fd: c_int) -> Option<&'static Mutex<Entry>> {
+fn existing_slot(fd: c_int) -> Option<&'static Slot> {
     let fd = usize::try_from(fd).ok()?;
     Some(&TABLE.get(fd / PAGE)?.get()?[fd % PAGE])
 }
@@ -183,6 +244,7 @@ fn classify(fd: c_int) -> (Option<Entry>, Option<Arc<Socket>>) {
     let socket = Arc::new(Socket {
         reg: Registration::new(),
         opts: Arc::new(opts),
+        stream: ty == libc::SOCK_STREAM,
     });
     (Some(Entry::Socket(socket.clone())), Some(socket))
 }

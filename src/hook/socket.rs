@@ -209,23 +209,72 @@ fn enosys() -> ssize_t {
 
 /// Runs the data call `f` (a libc call: `-1` and errno on failure) on `fd`: through the one I/O
 /// loop for a socket in a fiber, straight to libc otherwise (see the module docs).
-fn transfer(fd: c_int, interest: Interest, mut f: impl FnMut() -> ssize_t) -> ssize_t {
+///
+/// `read_len`: `Some(n)` for a read of at most `n` bytes into one buffer (`read`, `recv`,
+/// `recvfrom` without `MSG_PEEK`). On a stream socket a short read shows the receive queue empty,
+/// so the next read waits for the next edge instead of making a syscall that can only say
+/// `EAGAIN`: the same rule, and so the same syscalls, as `fiber::net`'s reads.
+///
+/// The plain-thread path is kept small (inlined into each hook: one thread-local test, libc's
+/// call, a sign test); everything else is out of line, so a plain thread pays a few
+/// instructions, not the fiber path's stack frame (`examples/hook_cost.rs`).
+#[inline(always)]
+fn transfer(
+    fd: c_int,
+    interest: Interest,
+    read_len: Option<size_t>,
+    mut f: impl FnMut() -> ssize_t,
+) -> ssize_t {
+    if crate::task::context::task_ptr().is_some() {
+        return in_fiber(fd, interest, read_len, f);
+    }
+    let r = f();
+    if r < 0 {
+        return plain_failed(fd, interest, read_len, f);
+    }
+    r
+}
+
+/// A call on a plain thread (or in a fiber with the hooks off) failed: if it said `EAGAIN` on a
+/// socket the hooks made non-blocking while its user wants it blocking, wait here and retry, as
+/// the blocking call would have. errno is libc's otherwise.
+#[cold]
+#[inline(never)]
+fn plain_failed(
+    fd: c_int,
+    interest: Interest,
+    read_len: Option<size_t>,
+    f: impl FnMut() -> ssize_t,
+) -> ssize_t {
+    if errno() == libc::EAGAIN {
+        if let Some(sock) = fds::known(fd) {
+            if !sock.opts.nonblocking() {
+                return looped(fd, &sock, interest, read_len, f).0;
+            }
+        }
+    }
+    -1
+}
+
+/// [`transfer`] in a fiber.
+#[inline(never)]
+fn in_fiber(
+    fd: c_int,
+    interest: Interest,
+    read_len: Option<size_t>,
+    mut f: impl FnMut() -> ssize_t,
+) -> ssize_t {
     if !in_hooked_fiber() {
         let r = f();
-        if r < 0 && errno() == libc::EAGAIN {
-            // A socket the hooks made non-blocking, whose user wants it blocking: wait here.
-            if let Some(sock) = fds::known(fd) {
-                if !sock.opts.nonblocking() {
-                    return looped(fd, &sock, interest, f).0;
-                }
-            }
+        if r < 0 {
+            return plain_failed(fd, interest, read_len, f);
         }
         return r;
     }
     match fds::socket(fd) {
         Some(sock) => {
             let saved = errno();
-            let (r, cancelled) = without_unwinding(|| looped(fd, &sock, interest, f));
+            let (r, cancelled) = without_unwinding(|| looped(fd, &sock, interest, read_len, f));
             if r.0 >= 0 {
                 set_errno(saved); // a successful call leaves errno as it was, as libc's
             } else if cancelled {
@@ -238,17 +287,20 @@ fn transfer(fd: c_int, interest: Interest, mut f: impl FnMut() -> ssize_t) -> ss
 }
 
 /// As [`transfer`] for a call with `MSG_*` flags: with `MSG_DONTWAIT` the caller asked not to
-/// wait, so the call goes straight to libc.
+/// wait, so the call goes straight to libc; a `MSG_PEEK` read leaves the queue as it was, so its
+/// length says nothing about it.
 fn transfer_flags(
     fd: c_int,
     interest: Interest,
+    read_len: Option<size_t>,
     flags: c_int,
     mut f: impl FnMut() -> ssize_t,
 ) -> ssize_t {
     if flags & libc::MSG_DONTWAIT != 0 {
         return f();
     }
-    transfer(fd, interest, f)
+    let read_len = read_len.filter(|_| flags & libc::MSG_PEEK == 0);
+    transfer(fd, interest, read_len, f)
 }
 
 /// The one loop over a libc call; sets errno on failure. (A 1-tuple keeps the result apart from
@@ -257,24 +309,20 @@ fn looped(
     fd: c_int,
     sock: &Socket,
     interest: Interest,
+    read_len: Option<size_t>,
     mut f: impl FnMut() -> ssize_t,
 ) -> (ssize_t,) {
     let wait = sock.opts.policy(interest);
-    let result = run(
-        fd,
-        &sock.reg,
-        interest,
-        wait,
-        |_| false,
-        || {
-            let r = f();
-            if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(r)
-            }
-        },
-    );
+    let read_len = read_len.filter(|_| sock.stream);
+    let drained = |&r: &ssize_t| matches!(read_len, Some(len) if r > 0 && (r as size_t) < len);
+    let result = run(fd, &sock.reg, interest, wait, drained, || {
+        let r = f();
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    });
     match result {
         Ok(n) => (n,),
         Err(e) => {
@@ -291,7 +339,9 @@ fn looped(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded under the caller's contract (here and in every hook below).
-    transfer(fd, Interest::READ, || unsafe { real_read(fd, buf, n) })
+    transfer(fd, Interest::READ, Some(n), || unsafe {
+        real_read(fd, buf, n)
+    })
 }
 
 /// `write(2)`.
@@ -301,7 +351,9 @@ pub(crate) unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> 
 #[no_mangle]
 pub(crate) unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer(fd, Interest::WRITE, || unsafe { real_write(fd, buf, n) })
+    transfer(fd, Interest::WRITE, None, || unsafe {
+        real_write(fd, buf, n)
+    })
 }
 
 /// `readv(2)`.
@@ -311,7 +363,9 @@ pub(crate) unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) 
 #[no_mangle]
 pub(crate) unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer(fd, Interest::READ, || unsafe { real_readv(fd, iov, n) })
+    transfer(fd, Interest::READ, None, || unsafe {
+        real_readv(fd, iov, n)
+    })
 }
 
 /// `writev(2)`.
@@ -321,7 +375,9 @@ pub(crate) unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) ->
 #[no_mangle]
 pub(crate) unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer(fd, Interest::WRITE, || unsafe { real_writev(fd, iov, n) })
+    transfer(fd, Interest::WRITE, None, || unsafe {
+        real_writev(fd, iov, n)
+    })
 }
 
 /// `recv(2)`.
@@ -336,7 +392,7 @@ pub(crate) unsafe extern "C" fn recv(
     flags: c_int,
 ) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer_flags(fd, Interest::READ, flags, || unsafe {
+    transfer_flags(fd, Interest::READ, Some(n), flags, || unsafe {
         real_recv(fd, buf, n, flags)
     })
 }
@@ -355,7 +411,7 @@ pub(crate) unsafe extern "C" fn recvfrom(
     len: *mut socklen_t,
 ) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer_flags(fd, Interest::READ, flags, || unsafe {
+    transfer_flags(fd, Interest::READ, Some(n), flags, || unsafe {
         real_recvfrom(fd, buf, n, flags, addr, len)
     })
 }
@@ -367,7 +423,7 @@ pub(crate) unsafe extern "C" fn recvfrom(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer_flags(fd, Interest::READ, flags, || unsafe {
+    transfer_flags(fd, Interest::READ, None, flags, || unsafe {
         real_recvmsg(fd, msg, flags)
     })
 }
@@ -384,7 +440,7 @@ pub(crate) unsafe extern "C" fn send(
     flags: c_int,
 ) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer_flags(fd, Interest::WRITE, flags, || unsafe {
+    transfer_flags(fd, Interest::WRITE, None, flags, || unsafe {
         real_send(fd, buf, n, flags)
     })
 }
@@ -403,7 +459,7 @@ pub(crate) unsafe extern "C" fn sendto(
     len: socklen_t,
 ) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer_flags(fd, Interest::WRITE, flags, || unsafe {
+    transfer_flags(fd, Interest::WRITE, None, flags, || unsafe {
         real_sendto(fd, buf, n, flags, addr, len)
     })
 }
@@ -415,7 +471,7 @@ pub(crate) unsafe extern "C" fn sendto(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     // SAFETY: as in `read`.
-    transfer_flags(fd, Interest::WRITE, flags, || unsafe {
+    transfer_flags(fd, Interest::WRITE, None, flags, || unsafe {
         real_sendmsg(fd, msg, flags)
     })
 }
@@ -492,8 +548,12 @@ pub(crate) unsafe extern "C" fn accept(
     len: *mut socklen_t,
 ) -> c_int {
     // SAFETY: as in `read`.
-    transfer(fd, Interest::READ, || unsafe { real_accept(fd, addr, len) }
-        as ssize_t) as c_int
+    transfer(
+        fd,
+        Interest::READ,
+        None,
+        || unsafe { real_accept(fd, addr, len) } as ssize_t,
+    ) as c_int
 }
 
 /// `accept4(2)`.
@@ -511,6 +571,7 @@ pub(crate) unsafe extern "C" fn accept4(
     transfer(
         fd,
         Interest::READ,
+        None,
         || unsafe { real_accept4(fd, addr, len, flags) } as ssize_t,
     ) as c_int
 }

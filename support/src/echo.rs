@@ -1,4 +1,5 @@
-//! The echo servers (fiber, tokio, may, std) that the echo examples and the benchmarks measure,
+//! The echo servers (fiber, fiber-std, tokio, may, std) that the echo examples and the benchmarks
+//! measure,
 //! each run in a child process of its own ([`spawn_server`] re-runs this executable with
 //! `--serve KIND --workers N`, which calls [`serve`]).
 
@@ -66,8 +67,11 @@ fn announce(addr: SocketAddr) {
     std::io::stdout().flush().unwrap();
 }
 
-/// Runs an echo server of `kind` (fiber, tokio, may, std) in this process, forever; prints the
-/// address it listens on as the first line of stdout.
+/// Runs an echo server of `kind` (fiber, fiber-std, tokio, may, std) in this process, forever;
+/// prints the address it listens on as the first line of stdout.
+///
+/// `fiber-std` is the std server's code (`std::net` types, blocking calls) run in fibers, one per
+/// connection: with the hook feature the interposed libc calls park only the fiber.
 pub fn serve(kind: &str, workers: usize) -> ! {
     match kind {
         "fiber" => {
@@ -79,6 +83,24 @@ pub fn serve(kind: &str, workers: usize) -> ! {
                 let l = fiber::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 announce(l.local_addr().unwrap());
                 serve_echo(l)
+            })
+        }
+        "fiber-std" => {
+            let rt = fiber::Runtime::builder()
+                .worker_threads(workers)
+                .build()
+                .unwrap();
+            rt.block_on(|| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                announce(l.local_addr().unwrap());
+                loop {
+                    let Ok((s, _)) = l.accept() else {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    let _ = s.set_nodelay(true);
+                    fiber::spawn(move || echo(s));
+                }
             })
         }
         "tokio" => {
