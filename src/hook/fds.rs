@@ -50,6 +50,7 @@ impl Entry {
             Entry::Unknown => UNKNOWN,
             Entry::Other => OTHER,
             Entry::Socket(_) => SOCKET,
+            Entry::Epoll(_) => EPOLL,
         }
     }
 }
@@ -61,6 +62,7 @@ const UNKNOWN: u8 = 0;
 const OTHER: u8 = 1;
 const SOCKET: u8 = 2;
 const CLASSIFYING: u8 = 3;
+const EPOLL: u8 = 4;
 
 /// One fd's entry, and its kind for the lock-free checks.
 struct Slot {
@@ -141,7 +143,11 @@ pub(super) fn known(fd: c_int) -> Option<Arc<Socket>> {
 
 /// The registration of the epoll fd `fd`, if `epoll_wait` in a fiber made one (no syscall).
 pub(super) fn known_epoll(fd: c_int) -> Option<Arc<Registration>> {
-    match &*existing_slot(fd)?.lock() {
+    let slot = existing_slot(fd)?;
+    if slot.kind.load(Ordering::Acquire) != EPOLL {
+        return None;
+    }
+    match &*slot.entry.lock() {
         Entry::Epoll(reg) => Some(reg.clone()),
         _ => None,
     }
@@ -152,7 +158,8 @@ pub(super) fn known_epoll(fd: c_int) -> Option<Arc<Registration>> {
 /// behind the hooks' back) is stale. `None` for fds beyond the table.
 pub(super) fn adopt_epoll(fd: c_int) -> Option<Arc<Registration>> {
     let reg = Arc::new(Registration::new());
-    let old = std::mem::replace(&mut *slot(fd)?.lock(), Entry::Epoll(reg.clone()));
+    let slot = slot(fd)?;
+    let old = slot.replace(&mut slot.entry.lock(), Entry::Epoll(reg.clone()));
     drop(old);
     Some(reg)
 }
