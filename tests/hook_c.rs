@@ -10,7 +10,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -378,24 +377,5 @@ fn hook_off_child() {
 
 #[test]
 fn fiber_hook_0_lets_the_c_client_block_its_worker() {
-    let exe = std::env::current_exe().unwrap();
-    let out = watchdog(60, move || {
-        Command::new(exe)
-            .args([
-                "hook_off_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD, "1")
-            .env("FIBER_HOOK", "0")
-            .output()
-            .unwrap()
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::run_hooks_off_child("hook_off_child", CHILD);
 }

@@ -1060,26 +1060,7 @@ fn hook_off_child() {
 #[test]
 fn fiber_hook_0_gives_libc_poll() {
     let _one = one_at_a_time(); // the child's pipes are fds too
-    let exe = std::env::current_exe().unwrap();
-    let out = watchdog(60, move || {
-        Command::new(exe)
-            .args([
-                "hook_off_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD, "1")
-            .env("FIBER_HOOK", "0")
-            .output()
-            .unwrap()
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::run_hooks_off_child("hook_off_child", CHILD);
 }
 
 const OVERFLOW_CHILD: &str = "FIBER_HOOK_POLL_OVERFLOW_CHILD";

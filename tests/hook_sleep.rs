@@ -3,7 +3,6 @@
 //! dropped mid-sleep ends the call with `ECANCELED` and unwinds the fiber at its next park.
 mod support;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -295,24 +294,5 @@ fn hook_off_child() {
 
 #[test]
 fn fiber_hook_0_turns_the_hooks_off() {
-    let exe = std::env::current_exe().unwrap();
-    let out = watchdog(60, move || {
-        Command::new(exe)
-            .args([
-                "hook_off_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD, "1")
-            .env("FIBER_HOOK", "0")
-            .output()
-            .unwrap()
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::run_hooks_off_child("hook_off_child", CHILD);
 }

@@ -142,25 +142,33 @@ impl Once {
         }
     }
 
-    /// Parks while `waiting(state)` holds; checked under the queue lock, so no finish is missed.
     fn park_while(&self, waiting: impl Fn(u8) -> bool) {
-        self.queue.wait(
-            TOKEN_NORMAL,
-            || waiting(self.state.load(Ordering::Acquire)),
-            || {},
-            None,
-            |_| {},
-            // `finish` wakes every waiter: nothing to pass on.
-            |_| {},
-        );
+        park_while(&self.queue, &self.state, waiting);
     }
 
     fn finish(&self, state: u8) {
-        self.state.store(state, Ordering::Release);
-        // Waiters validate the state under the queue lock, which we take after the store.
-        self.queue
-            .notify_filter(|_| Filter::Notify, |_| TOKEN_NORMAL);
+        finish(&self.queue, &self.state, state);
     }
+}
+
+/// Parks on `queue` while `waiting(state)` holds: checked under the queue lock, which
+/// [`finish`] takes after its store, so no finish is missed. Shared with `OnceLock`.
+pub(super) fn park_while(queue: &WaitQueue, state: &AtomicU8, waiting: impl Fn(u8) -> bool) {
+    queue.wait(
+        TOKEN_NORMAL,
+        || waiting(state.load(Ordering::Acquire)),
+        || {},
+        None,
+        |_| {},
+        // `finish` wakes every waiter: nothing to pass on.
+        |_| {},
+    );
+}
+
+/// Publishes `new` and wakes every waiter of `queue` to look at it.
+pub(super) fn finish(queue: &WaitQueue, state: &AtomicU8, new: u8) {
+    state.store(new, Ordering::Release);
+    queue.notify_filter(|_| Filter::Notify, |_| TOKEN_NORMAL);
 }
 
 #[cold]

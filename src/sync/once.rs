@@ -9,7 +9,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::waitq::{Filter, WaitQueue, TOKEN_NORMAL};
+use super::call_once::{finish, park_while};
+use super::waitq::WaitQueue;
 
 const INCOMPLETE: u8 = 0;
 const RUNNING: u8 = 1;
@@ -134,25 +135,13 @@ impl<T> OnceLock<T> {
 
     /// Parks while the state is RUNNING (or, if `also_incomplete`, not COMPLETE).
     fn park_while_running(&self, also_incomplete: bool) {
-        self.queue.wait(
-            TOKEN_NORMAL,
-            || {
-                let s = self.state.load(Ordering::Acquire);
-                s == RUNNING || (also_incomplete && s == INCOMPLETE)
-            },
-            || {},
-            None,
-            |_| {},
-            // `finish` wakes every waiter: nothing to pass on.
-            |_| {},
-        );
+        park_while(&self.queue, &self.state, |s| {
+            s == RUNNING || (also_incomplete && s == INCOMPLETE)
+        });
     }
 
     fn finish(&self, state: u8) {
-        self.state.store(state, Ordering::Release);
-        // Waiters validate the state under the queue lock, which we take after the store.
-        self.queue
-            .notify_filter(|_| Filter::Notify, |_| TOKEN_NORMAL);
+        finish(&self.queue, &self.state, state);
     }
 
     /// Consumes the cell, returning the value if it was set.

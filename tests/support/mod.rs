@@ -272,3 +272,25 @@ impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
 
 /// Compiles only if `T` is not `Send`: call as `assert_not_send::<T, _>()`.
 pub(crate) fn assert_not_send<T: ?Sized + AmbiguousIfSend<A>, A>() {}
+
+/// Runs the test `name` of this test binary in a child process with `CHILD_ENV` set (the test
+/// returns at once without it) and `FIBER_HOOK=0`, under a watchdog, and asserts that it passed:
+/// how the hook tests show what happens with the hooks switched off at run time.
+pub(crate) fn run_hooks_off_child(name: &str, child_env: &'static str) {
+    let exe = std::env::current_exe().unwrap();
+    let name = name.to_owned();
+    let out = watchdog(60, move || {
+        std::process::Command::new(exe)
+            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(child_env, "1")
+            .env("FIBER_HOOK", "0")
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
