@@ -90,6 +90,13 @@ fn fiber_std_columns(title: &str, section: &str) {
     for row in table_rows(section) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(cells.len(), 12, "{title}: {row}");
+        if !cfg!(feature = "hook") {
+            // Built without the hooks, std::net in fibers would block the carriers: the report
+            // says it cannot, and gives no ratio.
+            assert!(cells[9].starts_with("cannot"), "{title}: {row}");
+            assert_eq!(cells[10], "**–**", "{title}: {row}");
+            continue;
+        }
         let ratio: f64 = cells[10]
             .trim_matches('*')
             .strip_suffix('×')
