@@ -671,3 +671,76 @@ fn a_scope_owner_is_not_unwound_while_it_waits() {
         );
     });
 }
+
+/// A message sent to a receiver that is cancelled at that moment is received by it or stays in
+/// the channel, never lost; likewise a semaphore permit released to a cancelled waiter.
+#[test]
+fn a_message_or_permit_handed_over_at_cancel_time_is_not_lost() {
+    watchdog(120, || {
+        let rt = runtime(2, "cancel-handoff");
+        let rounds = scaled(3_000, 300);
+        let (mut received, mut left_in_channel) = (0usize, 0usize);
+        for round in 0..rounds {
+            let (tx, rx) = mpmc::unbounded::<usize>();
+            let waiting = Arc::new(AtomicBool::new(false));
+            let receiver = rt.spawn({
+                let waiting = waiting.clone();
+                let rx = rx.clone();
+                move || {
+                    waiting.store(true, Ordering::SeqCst);
+                    rx.recv().unwrap()
+                }
+            });
+            assert!(eventually(10, || waiting.load(Ordering::SeqCst)));
+            let victim = receiver.fiber().clone();
+            let canceller = std::thread::spawn(move || victim.cancel());
+            tx.send(round).unwrap();
+            canceller.join().unwrap();
+            match receiver.join() {
+                Ok(v) => {
+                    assert_eq!(v, round);
+                    assert!(rx.try_recv().is_err(), "the message was duplicated");
+                    received += 1;
+                }
+                Err(e) => {
+                    assert!(e.is::<fiber::Cancelled>());
+                    assert_eq!(rx.try_recv(), Ok(round), "the message was lost");
+                    left_in_channel += 1;
+                }
+            }
+        }
+        eprintln!("channel race: received {received}, left in the channel {left_in_channel}");
+        assert_eq!(received + left_in_channel, rounds);
+
+        let (mut acquired, mut kept) = (0usize, 0usize);
+        for _ in 0..rounds {
+            let s = Arc::new(Semaphore::new(0));
+            let waiting = Arc::new(AtomicBool::new(false));
+            let waiter = rt.spawn({
+                let (s, waiting) = (s.clone(), waiting.clone());
+                move || {
+                    waiting.store(true, Ordering::SeqCst);
+                    s.acquire().forget();
+                }
+            });
+            assert!(eventually(10, || waiting.load(Ordering::SeqCst)));
+            let victim = waiter.fiber().clone();
+            let canceller = std::thread::spawn(move || victim.cancel());
+            s.add_permits(1);
+            canceller.join().unwrap();
+            match waiter.join() {
+                Ok(()) => {
+                    assert_eq!(s.available_permits(), 0);
+                    acquired += 1;
+                }
+                Err(e) => {
+                    assert!(e.is::<fiber::Cancelled>());
+                    assert_eq!(s.available_permits(), 1, "the permit was lost");
+                    kept += 1;
+                }
+            }
+        }
+        eprintln!("semaphore race: acquired {acquired}, released back {kept}");
+        assert_eq!(acquired + kept, rounds);
+    });
+}
