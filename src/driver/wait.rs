@@ -15,8 +15,18 @@ pub(crate) fn park_until(deadline: Instant) {
     let parked = context::with_task(|task| {
         let me = context::task().expect("called on a fiber");
         let key = timer::with(|t| t.insert(deadline, TimerAction::Unpark(me)));
+        // Removed however the park ends: a cancelled fiber unwinds out of it, and its entry
+        // would otherwise hold the task until the deadline.
+        struct CancelTimer(Option<timer::TimerKey>);
+        impl Drop for CancelTimer {
+            fn drop(&mut self) {
+                if let Some(key) = self.0.take() {
+                    timer::with(|t| t.cancel(key));
+                }
+            }
+        }
+        let _timer = CancelTimer(Some(key));
         park_fiber(task, true);
-        timer::with(|t| t.cancel(key));
     });
     if parked.is_none() {
         std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));

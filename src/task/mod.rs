@@ -5,7 +5,7 @@
 //! | field        | written by                                  | read by                        |
 //! |--------------|---------------------------------------------|--------------------------------|
 //! | `id`, `name`, `stack_size`, `scheduler` | spawn (immutable after) | anyone                      |
-//! | `park`       | the fiber (park) and unparkers (atomic)     | both                           |
+//! | `park`       | the fiber (park, sleep), unparkers, cancellers (atomic) | all             |
 //! | `home`       | the home worker, once, when the fiber starts | unparkers, after seeing PARKED |
 //! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
 //! | `job`        | the worker holding the run token (run or cancel, once) | the join handle (packet) |
@@ -13,7 +13,8 @@
 //!
 //! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
 //! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
-//! `Yield`, by the one unparker that sees `PARKED`, or by the timer that owns a sleep. Before the
+//! `Yield`, by the one unparker (or canceller) that takes the fiber out of `PARKED`, or by whichever
+//! of the sleep's timer and a canceller clears `SLEEPING` (src/task/state.rs). Before the
 //! first run the token may move between workers (stealing); after, only the home worker holds it.
 pub(crate) mod context;
 pub(crate) mod coop;
