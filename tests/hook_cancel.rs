@@ -113,3 +113,38 @@ fn a_cancelled_std_read_gets_an_error() {
         drop(listener);
     });
 }
+
+/// Cancelled while running, before it enters a blocking call: the call fails at once with
+/// `ECANCELED` (it does not wait, nor report a time-out or spin).
+#[test]
+fn a_blocking_call_made_after_the_cancel_fails_at_once() {
+    if !hooks_active() {
+        return;
+    }
+    watchdog(30, || {
+        let rt = support::runtime(1, "hook-cancel-early");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cancelled_tx, cancelled_rx) = std::sync::mpsc::channel::<()>();
+        let handle = rt.spawn(move || {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            // Blocks the carrier (a std channel is not hooked) until the test has cancelled us.
+            cancelled_rx.recv().unwrap();
+            let err = stream.read(&mut [0; 16]).expect_err("nobody writes");
+            assert_eq!(err.raw_os_error(), Some(libc::ECANCELED), "{err}");
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let err = (&a).read(&mut [0; 4]).expect_err("nobody writes");
+            assert_eq!(err.raw_os_error(), Some(libc::ECANCELED), "{err}");
+            drop(b);
+            fiber::yield_now();
+            unreachable!("the yield was cancelled");
+        });
+        handle.cancel();
+        cancelled_tx.send(()).unwrap();
+        match handle.join() {
+            Err(e) => assert!(e.is::<fiber::Cancelled>(), "{}", payload_text(&*e)),
+            Ok(()) => panic!("the fiber finished"),
+        }
+        drop(listener);
+    });
+}

@@ -193,10 +193,20 @@ pub(crate) fn record_cancel(task: &Task) {
 }
 
 /// Is a cancellation recorded on `task` (see [`record_cancel`]), or requested while it is not
-/// unwinding already?
+/// unwinding already? A requested one is recorded here inside [`without_unwinding`], so that the
+/// region reports it (a wait that gives up on it must not look like a time-out).
 #[inline]
 pub(crate) fn is_cancel_pending(task: &Task) -> bool {
-    task.own.get(Own::CancelPending) || (task.park.cancel_requested() && !panicking())
+    if task.own.get(Own::CancelPending) {
+        return true;
+    }
+    if task.park.cancel_requested() && !panicking() {
+        if task.own.get(Own::NoUnwind) {
+            record_cancel(task);
+        }
+        return true;
+    }
+    false
 }
 
 /// Is a cancellation pending that the running fiber could not unwind for (see [`suspend`])?
