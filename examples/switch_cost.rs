@@ -2,7 +2,9 @@
 //! `cargo run --release --example switch_cost [yield|park|spawn] [n]`.
 //! - `yield`: one `yield_now` switch between two fibers;
 //! - `park`: one hand-off of a park/unpark ping-pong between two fibers;
-//! - `spawn`: spawning and joining one empty fiber.
+//! - `spawn`: spawning and joining one empty fiber;
+//! - `cancel`: cancelling a parked fiber and joining it (the wake-up, the unwind, the join);
+//!   prints that figure alone first (the last line includes spawning the fibers).
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,7 +55,33 @@ fn main() {
             }
             n
         }
-        other => panic!("unknown mode {other:?}: yield, park or spawn"),
+        "cancel" => {
+            // `n` parked fibers; then the measured part alone: cancel and join each.
+            let parked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let parked = parked.clone();
+                    fiber::spawn(move || {
+                        parked.fetch_add(1, Ordering::Relaxed);
+                        loop {
+                            fiber::park()
+                        }
+                    })
+                })
+                .collect();
+            while parked.load(Ordering::Relaxed) < n {
+                fiber::park_timeout(std::time::Duration::from_millis(1));
+            }
+            let start = Instant::now();
+            for h in handles {
+                h.cancel();
+                assert!(h.join().unwrap_err().is::<fiber::Cancelled>());
+            }
+            let ns = start.elapsed().as_nanos() as f64 / n as f64;
+            println!("cancel + join of a parked fiber: {ns:.1} ns");
+            n
+        }
+        other => panic!("unknown mode {other:?}: yield, park, spawn or cancel"),
     });
     let ns = start.elapsed().as_nanos() as f64 / ops as f64;
     println!("{ns:.1} ns per op ({ops} ops)");

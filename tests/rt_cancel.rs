@@ -134,6 +134,25 @@ fn cancel_unwinds_channel_waits_and_keeps_messages() {
             "the cancelled send delivered its message"
         );
 
+        let (tx1, rx1) = mpmc::unbounded::<u32>();
+        let (tx2, rx2) = mpmc::unbounded::<u32>();
+        cancel_while_parked("select! with a timeout", {
+            let (rx1, rx2) = (rx1.clone(), rx2.clone());
+            move || {
+                fiber::select! {
+                    recv(rx1) -> _m => {},
+                    recv(rx2) -> _m => {},
+                    timeout(HOUR) => {},
+                }
+            }
+        });
+        tx1.send(1).unwrap();
+        tx2.send(2).unwrap();
+        assert_eq!((rx1.try_recv(), rx2.try_recv()), (Ok(1), Ok(2)));
+        cancel_while_parked("recv_timeout", move || {
+            let _ = rx1.recv_timeout(HOUR);
+        });
+
         let (tx, rx) = fiber::sync::mpsc::sync_channel::<u32>(0);
         cancel_while_parked("rendezvous send", move || {
             let _ = tx.send(3);
@@ -177,6 +196,14 @@ fn cancel_unwinds_lock_waits_and_leaves_the_locks_usable() {
                 while !*ready {
                     ready = pair.1.wait(ready).unwrap();
                 }
+            }
+        });
+        assert!(pair.0.try_lock().is_ok(), "the condvar's mutex is free");
+        cancel_while_parked("condvar wait_timeout", {
+            let pair = pair.clone();
+            move || {
+                let ready = pair.0.lock().unwrap();
+                let _ = pair.1.wait_timeout(ready, HOUR);
             }
         });
         assert!(pair.0.try_lock().is_ok(), "the condvar's mutex is free");
