@@ -771,3 +771,95 @@ fn a_message_or_permit_handed_over_at_cancel_time_is_not_lost() {
         assert_eq!(acquired + kept, rounds);
     });
 }
+
+/// Cancelled while running, then it waits: the wait unwinds; it never reports success (a lock
+/// acquired, a permit, a message) that it did not get.
+#[test]
+fn a_wait_begun_after_the_cancel_unwinds_and_gets_nothing() {
+    watchdog(30, || {
+        fn cancelled_then(what: &str, wait: impl FnOnce() + Send + 'static) {
+            let rt = runtime(1, "cancel-then-wait");
+            let (running, go) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let handle = rt.spawn({
+                let (running, go) = (running.clone(), go.clone());
+                move || {
+                    running.store(true, Ordering::SeqCst);
+                    while !go.load(Ordering::SeqCst) {
+                        std::hint::spin_loop();
+                    }
+                    wait();
+                }
+            });
+            assert!(eventually(10, || running.load(Ordering::SeqCst)));
+            handle.cancel();
+            go.store(true, Ordering::SeqCst);
+            assert_cancelled(what, handle.join());
+        }
+        let m = Arc::new(Mutex::new(0));
+        let held = m.lock().unwrap();
+        let got = Arc::new(AtomicBool::new(false));
+        cancelled_then("mutex", {
+            let (m, got) = (m.clone(), got.clone());
+            move || {
+                let _g = m.lock();
+                got.store(true, Ordering::SeqCst);
+            }
+        });
+        assert!(
+            !got.load(Ordering::SeqCst),
+            "the cancelled fiber 'acquired' a held mutex"
+        );
+        drop(held);
+
+        let l = Arc::new(RwLock::new(0));
+        let read = l.read().unwrap();
+        cancelled_then("rwlock", {
+            let (l, got) = (l.clone(), got.clone());
+            move || {
+                let _g = l.write();
+                got.store(true, Ordering::SeqCst);
+            }
+        });
+        assert!(
+            !got.load(Ordering::SeqCst),
+            "the cancelled fiber 'acquired' a read-locked rwlock"
+        );
+        drop(read);
+
+        let s = Arc::new(Semaphore::new(0));
+        cancelled_then("semaphore", {
+            let (s, got) = (s.clone(), got.clone());
+            move || {
+                s.acquire().forget();
+                got.store(true, Ordering::SeqCst);
+            }
+        });
+        assert!(
+            !got.load(Ordering::SeqCst),
+            "the cancelled fiber got a permit"
+        );
+
+        let (tx, rx) = mpmc::unbounded::<u32>();
+        cancelled_then("recv", {
+            let got = got.clone();
+            move || {
+                let r = rx.recv();
+                got.store(true, Ordering::SeqCst);
+                panic!("recv returned {r:?}");
+            }
+        });
+        assert!(!got.load(Ordering::SeqCst));
+        drop(tx);
+
+        cancelled_then("sleep", || {
+            fiber::sleep(HOUR);
+        });
+        cancelled_then("join", || {
+            let _ = fiber::spawn(|| fiber::sleep(Duration::from_millis(200))).join();
+            unreachable!("the join was cancelled");
+        });
+    });
+}

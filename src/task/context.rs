@@ -153,8 +153,8 @@ pub(crate) fn cancel_unwinding() -> bool {
 
 /// Acts on a cancellation recorded earlier (see [`suspend`]) or requested (`Task::cancel`):
 /// outside a no-unwind region it unwinds now; inside one it records a requested one and returns
-/// true, and the caller must not wait. False if none is pending, or if only a requested one is
-/// and the fiber is unwinding already (its destructors' waits work as usual).
+/// true, and the caller must not wait. False if none is pending, or if the fiber is unwinding
+/// already outside a no-unwind region (its destructors' waits work as usual).
 #[inline]
 pub(crate) fn pending_cancel(task: &Task) -> bool {
     if !task.own.get(Own::CancelPending) && !task.park.cancel_requested() {
@@ -169,7 +169,9 @@ pub(crate) fn pending_cancel(task: &Task) -> bool {
 fn act_on_cancel(task: &Task) -> bool {
     let recorded = task.own.get(Own::CancelPending);
     if panicking() {
-        return recorded;
+        // Mid-unwind, only a no-unwind region gives up (it reports the cancellation); other waits
+        // (a destructor's) wait as usual rather than return at once, which would spin.
+        return recorded && task.own.get(Own::NoUnwind);
     }
     if task.own.get(Own::NoUnwind) {
         record_cancel(task);
@@ -209,11 +211,13 @@ pub(crate) fn is_cancel_pending(task: &Task) -> bool {
     false
 }
 
-/// Is a cancellation pending that the running fiber could not unwind for (see [`suspend`])?
-/// Waits inside [`without_unwinding`] give up when it is: they cannot wait any longer.
+/// Is the running fiber inside [`without_unwinding`] with a cancellation pending (recorded, or
+/// requested)? Waits there give up when it is: they cannot wait any longer, nor unwind. Outside
+/// such a region always false: a wait there must not end without what it waits for (a lock
+/// "acquired" that way would not be held); it parks, and the park unwinds.
 #[inline]
 pub(crate) fn cancel_pending() -> bool {
-    with_task(is_cancel_pending).unwrap_or(false)
+    with_task(|task| task.own.get(Own::NoUnwind) && is_cancel_pending(task)).unwrap_or(false)
 }
 
 /// Runs `f` on the current fiber with cancellation recorded instead of unwound (for code inside
