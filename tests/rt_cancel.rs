@@ -863,3 +863,34 @@ fn a_wait_begun_after_the_cancel_unwinds_and_gets_nothing() {
         });
     });
 }
+
+/// A fiber that never parks nor yields itself but uses fiber operations (here an uncontended
+/// mutex, which spends the cooperative budget): the cancel lands when its budget runs out, alone
+/// on its worker or not.
+#[test]
+fn cancel_lands_at_the_cooperative_budget_check() {
+    watchdog(30, || {
+        for neighbours in [false, true] {
+            let rt = runtime(1, "cancel-budget");
+            let spins = Arc::new(AtomicUsize::new(0));
+            let _neighbour = neighbours.then(|| {
+                rt.spawn(|| loop {
+                    fiber::sleep(Duration::from_millis(1))
+                })
+            });
+            let handle = rt.spawn({
+                let spins = spins.clone();
+                move || {
+                    let m = Mutex::new(0u64);
+                    loop {
+                        *m.lock().unwrap() += 1;
+                        spins.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            assert!(eventually(10, || spins.load(Ordering::Relaxed) > 1000));
+            handle.cancel();
+            assert_cancelled("budget", handle.join());
+        }
+    });
+}
