@@ -42,8 +42,8 @@ pub fn park() {
 }
 
 /// As [`park`], but cancellation (runtime shutdown, `Fiber::cancel`) does not unwind the caller
-/// out of it (it returns, like a spurious wake-up). For waits that other fibers' borrows depend on: a scope's owner waiting for
-/// its scoped fibers, a `block_on` caller waiting for its closure. If such a caller never gets
+/// out of it (it returns, like a spurious wake-up). For waits that other fibers' borrows depend
+/// on: a scope's owner waiting for its scoped fibers, a `block_on` caller waiting for its closure. If such a caller never gets
 /// what it waits for, shutdown leaks its stack rather than freeing memory still borrowed.
 pub(crate) fn park_uncancellable() {
     if context::with_task(|task| park_fiber(task, false)).is_none() {
