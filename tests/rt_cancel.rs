@@ -894,3 +894,61 @@ fn cancel_lands_at_the_cooperative_budget_check() {
         }
     });
 }
+
+/// `Condvar::notify_one` reaching a waiter that is cancelled at that moment is passed on: the
+/// other waiter wakes and takes the one item, or the cancelled one took it.
+#[test]
+fn a_condvar_notification_at_cancel_time_is_passed_on() {
+    watchdog(120, || {
+        let rt = runtime(2, "cancel-condvar");
+        let rounds = scaled(2_000, 200);
+        let (mut first_took, mut passed_on) = (0usize, 0usize);
+        for _ in 0..rounds {
+            let pair = Arc::new((Mutex::new(0usize), Condvar::new()));
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let spawn_waiter = || {
+                let (pair, waiting) = (pair.clone(), waiting.clone());
+                rt.spawn(move || {
+                    let mut items = pair.0.lock().unwrap();
+                    waiting.fetch_add(1, Ordering::SeqCst);
+                    while *items == 0 {
+                        items = pair.1.wait(items).unwrap();
+                    }
+                    *items -= 1;
+                })
+            };
+            let first = spawn_waiter();
+            assert!(eventually(10, || waiting.load(Ordering::SeqCst) == 1));
+            let second = spawn_waiter();
+            assert!(eventually(10, || waiting.load(Ordering::SeqCst) == 2));
+            // Both are in `wait` once the mutex is free again (they released it there).
+            drop(pair.0.lock().unwrap());
+            let victim = first.fiber().clone();
+            let canceller = std::thread::spawn(move || victim.cancel());
+            *pair.0.lock().unwrap() += 1;
+            pair.1.notify_one();
+            canceller.join().unwrap();
+            match first.join() {
+                Ok(()) => {
+                    first_took += 1;
+                    second.cancel();
+                    assert_cancelled("the second waiter", second.join());
+                }
+                Err(e) => {
+                    assert!(e.is::<fiber::Cancelled>());
+                    second.join().expect("the notification was passed on");
+                    passed_on += 1;
+                }
+            }
+            assert_eq!(
+                *pair.0.lock().unwrap(),
+                0,
+                "the item was taken exactly once"
+            );
+        }
+        eprintln!(
+            "condvar race: the first waiter took it {first_took} times, passed on {passed_on}"
+        );
+        assert_eq!(first_took + passed_on, rounds);
+    });
+}
