@@ -51,6 +51,7 @@ pub use runtime::{
 };
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use spawn::{spawn, Builder};
+pub use task::context::Cancelled;
 pub use task::join::JoinHandle;
 pub use task::local::LocalKey;
 pub use task::park::{current, is_fiber, park, yield_now};

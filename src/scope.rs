@@ -30,6 +30,11 @@ impl<T> ScopedJoinHandle<'_, T> {
         self.handle.join()
     }
 
+    /// Cancels the fiber, as [`JoinHandle::cancel`].
+    pub fn cancel(&self) {
+        self.handle.cancel()
+    }
+
     /// True once the fiber has finished.
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()

@@ -300,10 +300,8 @@ fn runtime_shutdown_does_not_unlock_a_mutex_held_by_another() {
             1,
             "the mutex was unlocked under its holder"
         );
-        // The holder was unwound holding the guard: poisoned (std semantics), and free.
-        assert!(matches!(
-            pair.0.try_lock(),
-            Err(fiber::sync::TryLockError::Poisoned(_))
-        ));
+        // The holder was unwound holding the guard: free, and not poisoned (a cancellation is
+        // not a panic, docs/cancellation.md).
+        assert!(pair.0.try_lock().is_ok());
     });
 }

@@ -2529,7 +2529,12 @@ fn runtime(ctx: &Ctx, mut rng: Rng) -> Report {
         Err(fiber::sync::TryLockError::WouldBlock) => (0, 0),
     };
     r.check("runtime: Mutex try_lock succeeds after the drop", 1, free);
-    r.check("runtime: Mutex poisoned by its unwound holder", 1, poisoned);
+    // A cancellation (here, runtime drop) is not a panic: no poisoning (docs/cancellation.md).
+    r.check(
+        "runtime: Mutex not poisoned by its unwound holder",
+        0,
+        poisoned,
+    );
     let (free, poisoned) = match sh.rwlock.try_write() {
         Ok(_) => (1, 0),
         Err(fiber::sync::TryLockError::Poisoned(_)) => (1, 1),
@@ -2537,8 +2542,8 @@ fn runtime(ctx: &Ctx, mut rng: Rng) -> Report {
     };
     r.check("runtime: RwLock try_write succeeds after the drop", 1, free);
     r.check(
-        "runtime: RwLock poisoned iff a writer held it",
-        sp.write_held as u64,
+        "runtime: RwLock not poisoned by an unwound writer",
+        0,
         poisoned,
     );
     let (a, b) = (sh.rwlock.try_read(), sh.rwlock.try_read());

@@ -15,8 +15,18 @@ pub(crate) fn park_until(deadline: Instant) {
     let parked = context::with_task(|task| {
         let me = context::task().expect("called on a fiber");
         let key = timer::with(|t| t.insert(deadline, TimerAction::Unpark(me)));
+        // Removed however the park ends: a cancelled fiber unwinds out of it, and its entry
+        // would otherwise hold the task until the deadline.
+        struct CancelTimer(Option<timer::TimerKey>);
+        impl Drop for CancelTimer {
+            fn drop(&mut self) {
+                if let Some(key) = self.0.take() {
+                    timer::with(|t| t.cancel(key));
+                }
+            }
+        }
+        let _timer = CancelTimer(Some(key));
         park_fiber(task, true);
-        timer::with(|t| t.cancel(key));
     });
     if parked.is_none() {
         std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
@@ -71,15 +81,36 @@ pub fn sleep_until(deadline: Instant) {
     }
 }
 
-/// Suspends the running fiber until its worker's timer reaches `deadline`.
+/// Suspends the running fiber until its worker's timer reaches `deadline`, or a cancellation.
 fn sleep_on_timer(task: &crate::task::Task, deadline: Instant) {
+    // Unwinds if cancelled; returns true (do not sleep) where the fiber cannot unwind.
+    if context::pending_cancel(task) {
+        return;
+    }
     let me = context::task().expect("called on a fiber");
     let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
-    // Only the timer requeues a sleeping fiber (and removes itself when it fires); any other
-    // resume is a cancellation, which leaves the timer behind.
-    if context::suspend(task, Suspend::Wait) == Resume::Cancel {
+    // A fiber already unwinding sleeps even if cancelled (its destructors' waits work as usual).
+    if !task.park.begin_sleep(!context::panicking()) {
+        // A cancel request arrived since the check above.
         timer::with(|t| t.cancel(key));
+        context::pending_cancel(task);
+        return;
     }
+    // Only the timer and a cancel request requeue a sleeping fiber, each after clearing
+    // `SLEEPING` (src/task/state.rs); the timer also removes its entry. Resumed by anything else
+    // (runtime shutdown), the fiber clears the bit itself. Either way but the timer's, the entry
+    // is left behind and removed here (if it fired meanwhile, that finds nothing).
+    struct EndSleep<'a>(&'a crate::task::Task, Option<timer::TimerKey>);
+    impl Drop for EndSleep<'_> {
+        fn drop(&mut self) {
+            let not_by_timer = self.0.park.leave_sleep() || self.0.park.cancel_requested();
+            if let Some(key) = self.1.take().filter(|_| not_by_timer) {
+                timer::with(|t| t.cancel(key));
+            }
+        }
+    }
+    let _end = EndSleep(task, Some(key));
+    context::suspend(task, Suspend::Wait);
 }
 
 /// Parks the calling fiber until `ready()` holds, as [`park_while_not`] without a deadline, but
@@ -96,7 +127,7 @@ pub(crate) fn park_while_not_uncancellable(
 ) -> Result<(), context::Cancelled> {
     let parked = context::with_task(|task| {
         while !ready() {
-            if park_fiber(task, false) == Resume::Cancel {
+            if park_fiber(task, false) == Resume::Cancel || context::is_cancel_pending(task) {
                 context::record_cancel(task);
                 if withdraw() {
                     return Err(context::Cancelled);

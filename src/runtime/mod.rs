@@ -208,7 +208,7 @@ impl Drop for Runtime {
         }
         // Every worker has exited: what is left in the injector never ran.
         while let Some(task) = steal_with(|| self.shared.injector.steal()) {
-            task.job.cancel();
+            task.cancel_unrun();
         }
     }
 }

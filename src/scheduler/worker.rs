@@ -254,7 +254,13 @@ impl Worker {
         // The borrow ends before the action runs: unparking may touch the timers again.
         while let Some(action) = timer::with(|t| t.pop_due(now)) {
             match action {
-                TimerAction::Resume(task) => self.runq.borrow_mut().push_back(task),
+                // A sleeper's entry: requeue it unless a cancel request already did (whoever
+                // clears `SLEEPING` requeues, src/task/state.rs).
+                TimerAction::Resume(task) => {
+                    if task.park.leave_sleep() {
+                        self.runq.borrow_mut().push_back(task);
+                    }
+                }
                 TimerAction::Unpark(task) => task.unpark(),
             }
             fired = true;
@@ -307,10 +313,11 @@ impl Worker {
             self.stop_searching();
         }
         if task.stage.get() == Stage::Unstarted {
-            if self.shared.is_shutdown() {
-                // Never start a fiber once shutdown has begun: drop it unrun.
+            if self.shared.is_shutdown() || task.park.cancel_requested() {
+                // Never start a fiber once shutdown has begun, or that was cancelled before it
+                // started: drop it unrun.
                 task.stage.set(Stage::Done);
-                task.job.cancel();
+                task.cancel_unrun();
                 return;
             }
             if !self.start(&task) {
@@ -328,7 +335,7 @@ impl Worker {
             Err(err) => {
                 eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
                 task.stage.set(Stage::Done);
-                task.job.cancel();
+                task.cancel_unrun();
                 return false;
             }
         };
@@ -638,11 +645,11 @@ impl Worker {
         // (`coop_work_waits`) is cancelled.
         for task in self.runq.borrow_mut().drain(..) {
             if task.stage.get() == Stage::Unstarted {
-                task.job.cancel();
+                task.cancel_unrun();
             }
         }
         while let Some(task) = self.deque.pop() {
-            task.job.cancel();
+            task.cancel_unrun();
         }
         // Wake-ups may still arrive after this (see `Remote::exited`); their pushers drain.
         self.shared.remotes[self.index].drain_after_exit();

@@ -63,7 +63,11 @@ impl<'a> Guard<'a> {
 impl Drop for Guard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.panicking && crate::task::context::panicking() {
+        // A cancelled fiber's unwind does not poison (docs/cancellation.md).
+        if !self.panicking
+            && crate::task::context::panicking()
+            && !crate::task::context::cancel_unwinding()
+        {
             self.flag.0.store(true, Ordering::Relaxed);
         }
     }

@@ -17,8 +17,31 @@ thread_local! {
     static PARKED_UNWINDING: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Marker payload used to unwind a fiber cancelled by runtime shutdown.
-pub(crate) struct Cancelled;
+/// The panic payload of a cancelled fiber: [`JoinHandle::cancel`](crate::JoinHandle::cancel),
+/// [`Fiber::cancel`](crate::Fiber::cancel), or runtime shutdown unwinding a waiting fiber.
+///
+/// `join()` returns it as `Err(payload)`, in std's `std::thread::Result` shape. Tell it apart from
+/// a panic with `err.is::<fiber::Cancelled>()` (or `err.downcast_ref::<fiber::Cancelled>()`): a
+/// panic's payload is the panic's message or value, never this type, which only the runtime can
+/// construct. A cancelled fiber prints no panic message. See docs/cancellation.md.
+///
+/// ```
+/// let fiber = fiber::spawn(|| loop { fiber::park() });
+/// fiber.cancel();
+/// let err = fiber.join().unwrap_err();
+/// assert!(err.is::<fiber::Cancelled>());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the fiber was cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// Publishes the task about to be resumed on this thread; returns the previous value.
 #[inline]
@@ -52,25 +75,27 @@ pub(crate) fn task() -> Option<Arc<Task>> {
 }
 
 /// Switches the running fiber out to its worker. Returns when the worker resumes it; if it is
-/// resumed to be cancelled (runtime shutdown) this unwinds the fiber, unless it is unwinding
+/// resumed to be cancelled (runtime shutdown), or a cancellation was requested before it switched
+/// out or while it was away (`Task::cancel`), this unwinds the fiber, unless it is unwinding
 /// already, in which case it returns and the caller treats it as a spurious wake-up.
 ///
 /// Inside [`without_unwinding`] a cancellation is recorded instead (`cancel_pending`) and
 /// `Resume::Cancel` returned; while one is pending, this returns at once without suspending
 /// ([`pending_cancel`]), and the first suspension outside such a region unwinds.
 pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
-    // A parking caller checked before it entered the park state (`pending_cancel`): switching out
-    // with `Park` hands the worker's reference to that state, which must happen for real.
-    if reason != Suspend::Park && pending_cancel(task) {
+    // A parking or sleeping caller checked before it entered the park state or set `SLEEPING`
+    // (`pending_cancel`): from then on a waker may have taken the fiber out of that wait and
+    // requeued it already, so the switch must happen for real (the wake-up resumes it).
+    if reason == Suspend::Yield && pending_cancel(task) {
         return Resume::Cancel;
     }
     let msg = suspend_uncancellable(task, reason);
-    if msg == Resume::Cancel && !panicking() {
+    if (msg == Resume::Cancel || task.park.cancel_requested()) && !panicking() {
         if task.own.get(Own::NoUnwind) {
             record_cancel(task);
-        } else {
-            unwind_cancelled(task);
+            return Resume::Cancel;
         }
+        unwind_cancelled(task);
     }
     msg
 }
@@ -79,6 +104,7 @@ pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
 /// the fiber notes its own unwind (see [`panicking`]).
 fn unwind_cancelled(task: &Task) -> ! {
     task.own.set(Own::Unwinding, true);
+    task.own.set(Own::CancelUnwind, true);
     std::panic::resume_unwind(Box::new(Cancelled))
 }
 
@@ -110,22 +136,56 @@ fn own_unwind() -> bool {
 
 /// Records that the running fiber has begun a panic; called by the runtime's panic hook.
 pub(crate) fn note_panic() {
-    with_task(|task| task.own.set(Own::Unwinding, true));
+    with_task(|task| {
+        task.own.set(Own::Unwinding, true);
+        task.own.set(Own::CancelUnwind, false);
+    });
 }
 
-/// Acts on a cancellation recorded earlier (see [`suspend`]): outside a no-unwind region it
-/// unwinds now; inside one it returns true, and the caller must not wait. False if none pending.
-/// A caller that changes state before suspending (parking) asks this first.
+/// Is the running fiber unwinding because it was cancelled (not because it panicked)? Locks are
+/// not poisoned by such an unwind (docs/cancellation.md). Approximate in the same cases as
+/// [`panicking`]: the record is cleared when the fiber next switches out not unwinding, or when
+/// the runtime's panic hook sees it begin a real panic.
+#[inline]
+pub(crate) fn cancel_unwinding() -> bool {
+    with_task(|task| task.own.get(Own::CancelUnwind)).unwrap_or(false)
+}
+
+/// Acts on a cancellation recorded earlier (see [`suspend`]) or requested (`Task::cancel`):
+/// outside a no-unwind region it unwinds now; inside one it records a requested one and returns
+/// true, and the caller must not wait. False if none is pending, or if the fiber is unwinding
+/// already outside a no-unwind region (its destructors' waits work as usual).
 #[inline]
 pub(crate) fn pending_cancel(task: &Task) -> bool {
-    if !task.own.get(Own::CancelPending) {
+    if !task.own.get(Own::CancelPending) && !task.park.cancel_requested() {
         return false;
     }
-    if task.own.get(Own::NoUnwind) || panicking() {
+    act_on_cancel(task)
+}
+
+/// The slow half of [`pending_cancel`].
+#[cold]
+#[inline(never)]
+fn act_on_cancel(task: &Task) -> bool {
+    let recorded = task.own.get(Own::CancelPending);
+    if panicking() {
+        // Mid-unwind, only a no-unwind region gives up (it reports the cancellation); other waits
+        // (a destructor's) wait as usual rather than return at once, which would spin.
+        return recorded && task.own.get(Own::NoUnwind);
+    }
+    if task.own.get(Own::NoUnwind) {
+        record_cancel(task);
         return true;
     }
     task.own.set(Own::CancelPending, false);
     unwind_cancelled(task)
+}
+
+/// As [`pending_cancel`] for a recorded cancellation only: what a park asks before it changes
+/// the park state (a requested one is seen by `ParkState::begin_park` itself, at no extra cost).
+#[inline]
+pub(crate) fn pending_recorded_cancel(task: &Task) -> bool {
+    task.own.get(Own::CancelPending) && act_on_cancel(task)
 }
 
 /// Records a cancellation the fiber cannot unwind for now (see [`suspend`]).
@@ -134,17 +194,30 @@ pub(crate) fn record_cancel(task: &Task) {
     task.own.set(Own::CancelPending, true);
 }
 
-/// Is a cancellation recorded on `task` (see [`record_cancel`])?
+/// Is a cancellation recorded on `task` (see [`record_cancel`]), or requested while it is not
+/// unwinding already? A requested one is recorded here inside [`without_unwinding`], so that the
+/// region reports it (a wait that gives up on it must not look like a time-out).
 #[inline]
 pub(crate) fn is_cancel_pending(task: &Task) -> bool {
-    task.own.get(Own::CancelPending)
+    if task.own.get(Own::CancelPending) {
+        return true;
+    }
+    if task.park.cancel_requested() && !panicking() {
+        if task.own.get(Own::NoUnwind) {
+            record_cancel(task);
+        }
+        return true;
+    }
+    false
 }
 
-/// Is a cancellation pending that the running fiber could not unwind for (see [`suspend`])?
-/// Waits inside [`without_unwinding`] give up when it is: they cannot wait any longer.
+/// Is the running fiber inside [`without_unwinding`] with a cancellation pending (recorded, or
+/// requested)? Waits there give up when it is: they cannot wait any longer, nor unwind. Outside
+/// such a region always false: a wait there must not end without what it waits for (a lock
+/// "acquired" that way would not be held); it parks, and the park unwinds.
 #[inline]
 pub(crate) fn cancel_pending() -> bool {
-    with_task(is_cancel_pending).unwrap_or(false)
+    with_task(|task| task.own.get(Own::NoUnwind) && is_cancel_pending(task)).unwrap_or(false)
 }
 
 /// Runs `f` on the current fiber with cancellation recorded instead of unwound (for code inside
@@ -181,6 +254,7 @@ pub(crate) fn suspend_uncancellable(task: &Task, reason: Suspend) -> Resume {
     // A fiber that caught its panic keeps its record until here (see [`panicking`]).
     if task.own.get(Own::Unwinding) {
         task.own.set(Own::Unwinding, false);
+        task.own.set(Own::CancelUnwind, false);
     }
     switch_out(task, reason)
 }

@@ -90,7 +90,10 @@ fn spent() {
         Some(true) => {
             context::with_task(|task| context::suspend(task, Suspend::Yield));
         }
-        Some(false) => {}
+        // Nothing else to run here: still a point where a requested cancellation lands.
+        Some(false) => {
+            context::with_task(context::pending_cancel);
+        }
         // A plain thread: nothing to check, for the next 2^32 operations either.
         None => LEFT.set(u32::MAX),
     }

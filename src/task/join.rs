@@ -76,7 +76,8 @@ impl<T> Packet<T> {
         // SAFETY: both owners have let go: the fiber completed (no more writes) and the handle is
         // gone (no more reads); the AcqRel decrement orders their accesses before ours.
         let result = unsafe { (*self.result.get()).take() };
-        let unhandled_panic = matches!(result, Some(Err(_)));
+        // A cancelled fiber did not panic: its scope does not report it.
+        let unhandled_panic = matches!(&result, Some(Err(e)) if !e.is::<context::Cancelled>());
         drop(result);
         if let Some(scope) = &self.scope {
             scope.fiber_finished(unhandled_panic);
@@ -161,12 +162,16 @@ impl<F: FnOnce() -> T + Send, T: Send> Job for JobCell<F, T> {
         self.packet.release();
     }
 
-    fn cancel(&self) {
+    fn cancel(&self, requested: bool) {
         if let Some(f) = self.take() {
             drop(f);
-            let msg: Box<dyn Any + Send> = Box::new(
-                "the fiber never ran: its runtime shut down or no stack could be allocated",
-            );
+            let msg: Box<dyn Any + Send> = if requested {
+                Box::new(context::Cancelled)
+            } else {
+                Box::new(
+                    "the fiber never ran: its runtime shut down or no stack could be allocated",
+                )
+            };
             self.packet.complete(Err(msg));
             self.packet.release();
         }
@@ -222,6 +227,14 @@ impl<T> JoinHandle<T> {
     /// whose stack the fiber borrows (`block_on`).
     pub(crate) fn join_uncancellable(self) -> Result<T> {
         self.target.job.packet().wait(false)
+    }
+
+    /// Cancels the fiber (as [`Fiber::cancel`]): it is unwound from its current or next wait,
+    /// or never runs if it has not started, and `join` then returns `Err` with a
+    /// [`Cancelled`](crate::Cancelled) payload (unless it finished first). Returns at once;
+    /// see docs/cancellation.md.
+    pub fn cancel(&self) {
+        self.fiber.cancel();
     }
 
     /// True once the fiber's body has returned (or panicked).

@@ -5,7 +5,7 @@
 //! | field        | written by                                  | read by                        |
 //! |--------------|---------------------------------------------|--------------------------------|
 //! | `id`, `name`, `stack_size`, `scheduler` | spawn (immutable after) | anyone                      |
-//! | `park`       | the fiber (park) and unparkers (atomic)     | both                           |
+//! | `park`       | the fiber (park, sleep), unparkers, cancellers (atomic) | all             |
 //! | `home`       | the home worker, once, when the fiber starts | unparkers, after seeing PARKED |
 //! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
 //! | `job`        | the worker holding the run token (run or cancel, once) | the join handle (packet) |
@@ -13,7 +13,8 @@
 //!
 //! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
 //! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
-//! `Yield`, by the one unparker that sees `PARKED`, or by the timer that owns a sleep. Before the
+//! `Yield`, by the one unparker (or canceller) that takes the fiber out of `PARKED`, or by whichever
+//! of the sleep's timer and a canceller clears `SLEEPING` (src/task/state.rs). Before the
 //! first run the token may move between workers (stealing); after, only the home worker holds it.
 pub(crate) mod context;
 pub(crate) mod coop;
@@ -46,6 +47,9 @@ pub(crate) enum Own {
     /// The fiber was unwinding when it last switched out, or has begun a panic since (see
     /// `context::panicking`: std's own answer is per OS thread, shared by a carrier's fibers).
     Unwinding = 4,
+    /// The unwind recorded by `Unwinding` is a cancellation's (`context::cancel_unwinding`):
+    /// guards dropped by it do not poison their locks.
+    CancelUnwind = 8,
 }
 
 /// The [`Own`] facts of one fiber.
@@ -104,8 +108,10 @@ pub(crate) trait Job: Send + Sync {
     /// Runs the closure to completion and fills the join packet. Called at most once, on the
     /// fiber's own stack.
     fn run(&self);
-    /// Drops the closure unrun and completes the join packet with an error (idempotent).
-    fn cancel(&self);
+    /// Drops the closure unrun and completes the join packet with an error (idempotent): the
+    /// public [`context::Cancelled`] if `requested` (the fiber was cancelled before it started),
+    /// else a message (its runtime shut down, or no stack could be had).
+    fn cancel(&self, requested: bool);
 }
 
 pub(crate) struct Task<J: ?Sized = dyn Job> {
@@ -197,6 +203,34 @@ impl Task {
         // copy): the count is the same either way, and the requeued reference can only be popped
         // (and dropped) by that same worker, after the switch.
         unsafe { Arc::from_raw(self as *const Task) }
+    }
+
+    /// Requests cancellation (docs/cancellation.md): sets the sticky bit and, if the fiber is
+    /// parked or sleeping, wakes it so that it unwinds from there. The wake-up goes through the
+    /// same `Schedule::wake` as an unpark's, to the fiber's home worker: exactly one party (this
+    /// call, or an unparker, notifier or timer) takes the fiber out of its wait and requeues it.
+    pub(crate) fn cancel(&self) {
+        match self.park.request_cancel() {
+            state::CancelWake::Nothing => {}
+            state::CancelWake::Parked => self.scheduler.wake(self.take_run_token()),
+            state::CancelWake::Sleeping => {
+                // SAFETY: as in `take_run_token`, the task lives in an `Arc`; we add a count for
+                // the reference the run queue will hold (the timer entry keeps its own).
+                unsafe { Arc::increment_strong_count(self as *const Task) };
+                // SAFETY: the count added just above is the one this `Arc` owns.
+                let task = unsafe { Arc::from_raw(self as *const Task) };
+                let scheduler: *const dyn Schedule = Arc::as_ptr(&task.scheduler);
+                // SAFETY: as in `Wakeup::wake`: `task` holds the scheduler alive until `wake` lets
+                // go of it, and the implementation keeps itself alive past that if it needs to.
+                unsafe { (*scheduler).wake(task) }
+            }
+        }
+    }
+
+    /// Drops the closure of a fiber that will never start, completing its join packet with an
+    /// error: [`Cancelled`](crate::Cancelled) if a cancellation was requested, else a message.
+    pub(crate) fn cancel_unrun(&self) {
+        self.job.cancel(self.park.cancel_requested());
     }
 
     /// A fiber resumed without an unpark (a cancellation) leaves the parked state, releasing the
@@ -322,6 +356,17 @@ impl Fiber {
         match &self.inner {
             Inner::Task(task) => task.unpark(),
             Inner::Thread(thread, _) => thread.unpark(),
+        }
+    }
+
+    /// Cancels the fiber: it is unwound from its current or next wait, with the payload
+    /// [`Cancelled`](crate::Cancelled) (see docs/cancellation.md for where exactly it lands).
+    /// Returns at once; join the fiber to wait for it to stop. Idempotent. On a handle standing
+    /// for a plain OS thread ([`current`](crate::current) called on one) it does nothing: threads
+    /// cannot be cancelled.
+    pub fn cancel(&self) {
+        if let Inner::Task(task) = &self.inner {
+            task.cancel();
         }
     }
 

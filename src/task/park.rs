@@ -4,6 +4,7 @@
 use std::cell::Cell;
 
 use super::context;
+use super::state::Begin;
 use super::{Fiber, FiberId, Task};
 use crate::coro::{Resume, Suspend};
 
@@ -40,9 +41,9 @@ pub fn park() {
     }
 }
 
-/// As [`park`], but runtime shutdown does not unwind the caller out of it (it returns, like a
-/// spurious wake-up). For waits that other fibers' borrows depend on: a scope's owner waiting for
-/// its scoped fibers, a `block_on` caller waiting for its closure. If such a caller never gets
+/// As [`park`], but cancellation (runtime shutdown, `Fiber::cancel`) does not unwind the caller
+/// out of it (it returns, like a spurious wake-up). For waits that other fibers' borrows depend
+/// on: a scope's owner waiting for its scoped fibers, a `block_on` caller waiting for its closure. If such a caller never gets
 /// what it waits for, shutdown leaks its stack rather than freeing memory still borrowed.
 pub(crate) fn park_uncancellable() {
     if context::with_task(|task| park_fiber(task, false)).is_none() {
@@ -64,19 +65,31 @@ pub fn yield_now() {
 /// Returns how the fiber was resumed (`Run` when a token was consumed without switching out); an
 /// uncancellable park returns `Cancel` when runtime shutdown resumed it.
 pub(crate) fn park_fiber(task: &Task, cancellable: bool) -> Resume {
-    // Before the park state changes: a pending cancellation unwinds (or, where the fiber cannot
+    // Before the park state changes: a recorded cancellation unwinds (or, where the fiber cannot
     // unwind, ends the park) without switching out.
-    if cancellable && context::pending_cancel(task) {
+    if cancellable && context::pending_recorded_cancel(task) {
         return Resume::Cancel;
     }
-    if !task.park.begin_park() {
-        return Resume::Run;
+    match task.park.begin_park(cancellable) {
+        Begin::Parked => {}
+        Begin::Token => return Resume::Run,
+        Begin::Cancelled => {
+            // Requested (`Task::cancel`): unwind, or end the park where the fiber cannot unwind.
+            if context::pending_cancel(task) {
+                return Resume::Cancel;
+            }
+            // The fiber is unwinding already: its destructors' waits work as usual.
+            match task.park.begin_park(false) {
+                Begin::Parked => {}
+                _ => return Resume::Run,
+            }
+        }
     }
     struct EndPark<'a>(&'a Task);
     impl Drop for EndPark<'_> {
         fn drop(&mut self) {
-            // Woken by an unpark: the unparker already left PARKED. Resumed by a cancellation
-            // (runtime shutdown), perhaps unwinding: leave it here, unless an unparker races us.
+            // Woken by an unpark (or a cancel request): the waker already left PARKED. Resumed by
+            // runtime shutdown, perhaps unwinding: leave it here, unless an unparker races us.
             self.0.cancel_park();
         }
     }

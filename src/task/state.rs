@@ -1,4 +1,5 @@
-//! The park state of a fiber: one byte, std's park protocol.
+//! The park state of a fiber: one byte, std's park protocol, plus two bits that share its
+//! read-modify-writes (`SLEEPING`, `CANCELLED`, below the table).
 //!
 //! | state      | meaning                                                        |
 //! |------------|----------------------------------------------------------------|
@@ -17,6 +18,16 @@
 //!   of `PARKED` with [`ParkState::leave_parked`]; whichever of it and a racing unparker makes the
 //!   `PARKED → EMPTY` transition owns the requeue.
 //!
+//! Two more bits, so that their races are decided by the same atomic operations
+//! (docs/cancellation.md):
+//! - `SLEEPING`: the fiber is suspended in `sleep` (`Suspend::Wait`), whose timer entry holds a
+//!   reference. Whoever clears the bit (the timer firing, or a cancel) requeues the fiber; a fiber
+//!   resumed with the bit still set (runtime shutdown) clears it itself.
+//! - `CANCELLED`: sticky, set once by [`ParkState::request_cancel`]. The setter wakes the fiber if
+//!   it was `PARKED` (taking the run token, as an unpark does) or `SLEEPING` (clearing the bit).
+//!   A cancellable park whose `EMPTY → PARKED` fails on this bit does not park
+//!   ([`Begin::Cancelled`]); an uncancellable one parks regardless.
+//!
 //! The *run token* of a parked fiber (its queue reference, see src/task/mod.rs) stays with the
 //! `PARKED` state: the worker does not drop its `Arc` when a fiber parks, and the one caller that
 //! makes the `PARKED → EMPTY` transition takes that reference over.
@@ -31,32 +42,80 @@ use std::sync::atomic::{AtomicU8, Ordering};
 const EMPTY: u8 = 0;
 const PARKED: u8 = 1;
 const NOTIFIED: u8 = 2;
+/// The two bits of the park state proper (`EMPTY`, `PARKED`, `NOTIFIED`).
+const STATE: u8 = 3;
+/// Suspended in `sleep`; see the module docs.
+const SLEEPING: u8 = 4;
+/// Cancellation requested; see the module docs.
+const CANCELLED: u8 = 8;
 
 pub(crate) struct ParkState(AtomicU8);
+
+/// How [`ParkState::begin_park`] ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Begin {
+    /// `EMPTY → PARKED`: the caller must switch out with `Suspend::Park`.
+    Parked,
+    /// A token was available and is consumed: return without switching out.
+    Token,
+    /// Cancellation was requested (and the caller honours it): nothing changed.
+    Cancelled,
+}
+
+/// What [`ParkState::request_cancel`] found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CancelWake {
+    /// Already requested before, or the fiber is not waiting: nothing to do.
+    Nothing,
+    /// It was `PARKED` and is now `EMPTY`: the caller owns the run token and must requeue it.
+    Parked,
+    /// It was `SLEEPING` and the bit is now clear: the caller must requeue it with a reference of
+    /// its own (the timer entry keeps, and later drops, its own).
+    Sleeping,
+}
 
 impl ParkState {
     pub(crate) const fn new() -> ParkState {
         ParkState(AtomicU8::new(EMPTY))
     }
 
-    /// `EMPTY → PARKED`; false if a token was available instead (it is consumed). Acquire on
-    /// both outcomes: what the unparker that left the token did before `unpark` is visible.
+    /// `EMPTY → PARKED`, or consumes an available token ([`Begin::Token`]). With `honour_cancel`,
+    /// a requested cancellation ends it instead ([`Begin::Cancelled`], nothing changed); without,
+    /// the fiber parks (or consumes) as if none were requested. Acquire on every outcome: what
+    /// the unparker that left a token (or the canceller) did before is visible.
     #[inline]
-    pub(crate) fn begin_park(&self) -> bool {
+    pub(crate) fn begin_park(&self, honour_cancel: bool) -> Begin {
         match self
             .0
             .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
         {
-            Ok(_) => true,
-            Err(seen) => {
-                // Only NOTIFIED can be seen here: only the fiber itself sets PARKED, and it is
-                // never PARKED while it runs (a wake-up or a cancelled resume leaves it first).
-                debug_assert_eq!(seen, NOTIFIED, "park state corrupted");
-                // Consume with a read-modify-write, not a store: it reads the latest unpark's write
-                // (every unpark is an RMW), so the caller sees what *every* unparker did before
-                // its condition re-check. A plain store could swallow a racing unpark unseen.
-                self.0.swap(EMPTY, Ordering::Acquire);
-                false
+            Ok(_) => Begin::Parked,
+            Err(seen) => self.begin_park_slow(seen, honour_cancel),
+        }
+    }
+
+    #[cold]
+    fn begin_park_slow(&self, mut seen: u8, honour_cancel: bool) -> Begin {
+        loop {
+            if honour_cancel && seen & CANCELLED != 0 {
+                return Begin::Cancelled;
+            }
+            // Only the fiber itself sets PARKED or SLEEPING, and it is neither while it runs (a
+            // wake-up or a cancelled resume leaves them first).
+            debug_assert_eq!(seen & (SLEEPING | PARKED), 0, "park state corrupted");
+            if seen & STATE == NOTIFIED {
+                // Consume with a read-modify-write, not a store: it reads the latest unpark's
+                // write (every unpark is an RMW), so the caller sees what *every* unparker did
+                // before its condition re-check. A plain store could swallow a racing unpark.
+                self.0.fetch_and(!STATE, Ordering::Acquire);
+                return Begin::Token;
+            }
+            match self
+                .0
+                .compare_exchange(seen, seen | PARKED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Begin::Parked,
+                Err(now) => seen = now,
             }
         }
     }
@@ -69,12 +128,13 @@ impl ParkState {
         loop {
             // Always a write, even NOTIFIED → NOTIFIED: each unpark is a release operation that
             // the next `begin_park` acquires, so the parker sees what this unparker did.
-            let new = if seen == PARKED { EMPTY } else { NOTIFIED };
+            let parked = seen & STATE == PARKED;
+            let new = (seen & !STATE) | if parked { EMPTY } else { NOTIFIED };
             match self
                 .0
                 .compare_exchange_weak(seen, new, Ordering::AcqRel, Ordering::Relaxed)
             {
-                Ok(_) => return seen == PARKED,
+                Ok(_) => return parked,
                 Err(now) => seen = now,
             }
         }
@@ -83,14 +143,80 @@ impl ParkState {
     /// `PARKED → EMPTY` only; true if this call made it, and the caller then owns the run token
     /// the parked state held. Used by notifiers that must decide before publishing what the
     /// fiber waits for (they requeue it), and by a fiber resumed without an unpark, i.e. a
-    /// cancellation (it releases the token); false if the fiber was not parked, or someone else
-    /// made the transition first.
+    /// shutdown cancellation (it releases the token); false if the fiber was not parked, or
+    /// someone else made the transition first.
     #[inline]
     pub(crate) fn leave_parked(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == PARKED
-            && self
+        let mut seen = self.0.load(Ordering::Relaxed);
+        while seen & STATE == PARKED {
+            match self
                 .0
-                .compare_exchange(PARKED, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+                .compare_exchange(seen, seen & !STATE, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => seen = now,
+            }
+        }
+        false
+    }
+
+    /// Sets `SLEEPING` before the fiber suspends in `sleep`; false (nothing changed) if a
+    /// cancellation is requested and `honour_cancel`: the fiber must not sleep.
+    #[inline]
+    pub(crate) fn begin_sleep(&self, honour_cancel: bool) -> bool {
+        let mut seen = self.0.load(Ordering::Relaxed);
+        loop {
+            if honour_cancel && seen & CANCELLED != 0 {
+                return false;
+            }
+            match self.0.compare_exchange_weak(
+                seen,
+                seen | SLEEPING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// Clears `SLEEPING`; true if this call did, and the caller then decides the fiber's
+    /// resumption (the timer requeues it; a fiber resumed by shutdown just goes on).
+    #[inline]
+    pub(crate) fn leave_sleep(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & SLEEPING != 0
+            && self.0.fetch_and(!SLEEPING, Ordering::AcqRel) & SLEEPING != 0
+    }
+
+    /// Sets `CANCELLED` and takes the fiber out of a wait it is in, in one operation; see
+    /// [`CancelWake`]. Only the first request wakes: later ones find the bit set and do nothing.
+    pub(crate) fn request_cancel(&self) -> CancelWake {
+        let mut seen = self.0.load(Ordering::Relaxed);
+        loop {
+            if seen & CANCELLED != 0 {
+                return CancelWake::Nothing;
+            }
+            let (new, wake) = if seen & STATE == PARKED {
+                ((seen & !STATE) | CANCELLED, CancelWake::Parked)
+            } else if seen & SLEEPING != 0 {
+                ((seen & !SLEEPING) | CANCELLED, CancelWake::Sleeping)
+            } else {
+                (seen | CANCELLED, CancelWake::Nothing)
+            };
+            match self
+                .0
+                .compare_exchange_weak(seen, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return wake,
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// Has a cancellation been requested? (Sticky: once true, always true.)
+    #[inline]
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & CANCELLED != 0
     }
 }
