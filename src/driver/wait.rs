@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::timer::{self, TimerAction};
-use crate::coro::{Resume, Suspend};
+use crate::coro::Suspend;
 use crate::task::context;
 use crate::task::park::{park, park_fiber};
 use crate::task::wait::{Node, WaitResult};
@@ -127,7 +127,9 @@ pub(crate) fn park_while_not_uncancellable(
 ) -> Result<(), context::Cancelled> {
     let parked = context::with_task(|task| {
         while !ready() {
-            if park_fiber(task, false) == Resume::Cancel || context::is_cancel_pending(task) {
+            if park_fiber(task, false) == crate::coro::Resume::Cancel
+                || context::is_cancel_pending(task)
+            {
                 context::record_cancel(task);
                 if withdraw() {
                     return Err(context::Cancelled);
