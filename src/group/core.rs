@@ -35,25 +35,42 @@ pub struct Group<'g, 'env: 'g, T, E> {
 }
 
 /// A handle to one member of a group: to cancel it, or to tell which it is.
-#[derive(Clone, Debug)]
-pub struct Member {
+#[derive(Clone)]
+pub struct Member<'g> {
     index: usize,
     fiber: Fiber,
+    group: &'g (dyn CancelMember + Sync),
 }
 
-impl Member {
+/// What a [`Member`] needs of its group, whatever the group's `T` and `E`.
+trait CancelMember {
+    fn cancel_member(&self, index: usize, fiber: &Fiber);
+}
+
+impl std::fmt::Debug for Member<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("index", &self.index)
+            .field("fiber", &self.fiber)
+            .finish()
+    }
+}
+
+impl Member<'_> {
     /// Its position in the group's outcomes (order of spawn).
     pub fn index(&self) -> usize {
         self.index
     }
 
-    /// Cancels this member, as [`JoinHandle::cancel`](crate::JoinHandle::cancel). In a
-    /// fail-fast group that counts as its failure if nothing else failed first.
+    /// Cancels this member, as [`JoinHandle::cancel`](crate::JoinHandle::cancel); its outcome
+    /// is [`Outcome::Cancelled`] unless it had ended already. In a fail-fast group that is its
+    /// failure if nothing else failed first, and it cancels the others.
     pub fn cancel(&self) {
-        self.fiber.cancel()
+        self.group.cancel_member(self.index, &self.fiber)
     }
 
-    /// The member's fiber.
+    /// The member's fiber. (Cancel through [`Member::cancel`]: `fiber().cancel()` bypasses the
+    /// group, which then does not count it as a failure.)
     pub fn fiber(&self) -> &Fiber {
         &self.fiber
     }
@@ -77,7 +94,7 @@ impl<'g, 'env, T: Send, E: Send> Group<'g, 'env, T, E> {
     /// [`Scope::spawn`](crate::Scope::spawn)). If the group is already decided, the member is
     /// cancelled at once (its closure does not run, or unwinds at its first wait). Panics if the
     /// runtime cannot take the fiber.
-    pub fn spawn<F>(&'g self, f: F) -> Member
+    pub fn spawn<F>(&'g self, f: F) -> Member<'g>
     where
         F: FnOnce() -> Result<T, E> + Send + 'g,
     {
@@ -101,7 +118,11 @@ impl<'g, 'env, T: Send, E: Send> Group<'g, 'env, T, E> {
         if late {
             fiber.cancel();
         }
-        Member { index, fiber }
+        Member {
+            index,
+            fiber,
+            group: self,
+        }
     }
 
     /// A member's body: run `f`, record how it ended, and cancel the others if that decides.
@@ -113,16 +134,22 @@ impl<'g, 'env, T: Send, E: Send> Group<'g, 'env, T, E> {
             Err(payload) => Outcome::Panicked(payload),
         };
         let decisive = self.policy.decides(&outcome);
-        let to_cancel = {
-            let mut members = self.lock();
-            members.slots[index].outcome = Some(outcome);
-            if decisive && members.decided.is_none() {
-                members.decided = Some(index);
-                members.unfinished()
-            } else {
-                Vec::new()
-            }
+        let mut members = self.lock();
+        if members.slots[index].outcome.is_some() {
+            // Cancelled through its handle, and so reported (see `cancel_member`). The value is
+            // dropped outside the lock: its destructor may do anything.
+            drop(members);
+            drop(outcome);
+            return;
+        }
+        members.slots[index].outcome = Some(outcome);
+        let to_cancel = if decisive && members.decided.is_none() {
+            members.decided = Some(index);
+            members.unfinished()
+        } else {
+            Vec::new()
         };
+        drop(members);
         // Outside the lock: cancelling only sets a bit and perhaps requeues; it never waits.
         for fiber in to_cancel {
             fiber.cancel();
@@ -140,6 +167,26 @@ impl<'g, 'env, T: Send, E: Send> Group<'g, 'env, T, E> {
     fn lock(&self) -> MutexGuard<'_, Members<T, E>> {
         // Nothing panics while holding it; recover rather than cascade if that ever changes.
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<T: Send, E: Send> CancelMember for Group<'_, '_, T, E> {
+    fn cancel_member(&self, index: usize, fiber: &Fiber) {
+        let mut to_cancel = vec![fiber.clone()];
+        {
+            let mut members = self.lock();
+            let fail_fast = matches!(self.policy, Policy::FailFast);
+            if fail_fast && members.slots[index].outcome.is_none() && members.decided.is_none() {
+                // Decided now, not when the member unwinds: one cancelled before it ran never
+                // records an outcome itself.
+                members.slots[index].outcome = Some(Outcome::Cancelled);
+                members.decided = Some(index);
+                to_cancel.extend(members.unfinished());
+            }
+        }
+        for fiber in to_cancel {
+            fiber.cancel();
+        }
     }
 }
 
