@@ -395,3 +395,53 @@ fn cancelling_the_fiber_that_owns_a_group_cancels_its_members() {
         );
     });
 }
+
+#[test]
+fn a_member_cancelled_past_the_group_before_it_ran_is_still_the_failure() {
+    watchdog(30, || {
+        // One worker: the members cannot start before this fiber parks.
+        let rt = runtime(1, "group-bypass");
+        let result = rt.block_on(|| {
+            group::fail_fast(|g| {
+                let first = g.spawn(|| Ok::<_, String>(1));
+                g.spawn(|| Ok(2));
+                first.fiber().cancel();
+            })
+        });
+        let err = result.unwrap_err();
+        assert_eq!(err.index(), 0);
+        assert!(err.first().is_cancelled());
+        assert_eq!(tally(err.outcomes()), (1, 0, 0, 1));
+    });
+}
+
+#[test]
+fn a_group_run_by_a_destructor_of_a_cancelled_fiber_works_as_usual() {
+    watchdog(30, || {
+        struct RunsAGroup(std::sync::Arc<Mutex<Option<Vec<u32>>>>);
+        impl Drop for RunsAGroup {
+            fn drop(&mut self) {
+                let values = group::fail_fast(|g| {
+                    for i in 0..3 {
+                        g.spawn(move || {
+                            fiber::sleep(Duration::from_millis(5));
+                            Ok::<_, String>(i)
+                        });
+                    }
+                });
+                *self.0.lock().unwrap() = values.ok();
+            }
+        }
+        let rt = runtime(2, "group-drop");
+        let seen = std::sync::Arc::new(Mutex::new(None));
+        let guard = RunsAGroup(seen.clone());
+        let handle = rt.spawn(move || {
+            let _guard = guard;
+            fiber::sleep(LONG);
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        handle.cancel();
+        assert!(handle.join().unwrap_err().is::<fiber::Cancelled>());
+        assert_eq!(*seen.lock().unwrap(), Some(vec![0, 1, 2]));
+    });
+}

@@ -253,7 +253,9 @@ where
     (outcomes.collect(), members.decided)
 }
 
-/// Has the calling fiber been asked to cancel? (False on a plain thread.)
+/// Has the calling fiber been asked to cancel? False on a plain thread, and while it unwinds
+/// (a group run by a destructor works as usual, as every wait does then).
 fn caller_cancelled() -> bool {
-    context::with_task(|task| task.park.cancel_requested()).unwrap_or(false)
+    let requested = context::with_task(|task| task.park.cancel_requested());
+    requested.unwrap_or(false) && !context::panicking()
 }

@@ -58,6 +58,9 @@ where
     F: for<'g> FnOnce(&'g Group<'g, 'env, T, E>),
 {
     let (outcomes, decided) = run_group(Policy::FailFast, f);
+    // Undecided yet not all Ok: a member cancelled before it ran, bypassing the group
+    // (`Member::fiber().cancel()`, runtime shutdown); it is the failure.
+    let decided = decided.or_else(|| outcomes.iter().position(|o| !o.is_ok()));
     match decided {
         Some(first) => Err(GroupError::new(first, outcomes)),
         None => Ok(outcomes
