@@ -70,7 +70,8 @@ impl Member<'_> {
     }
 
     /// The member's fiber. (Cancel through [`Member::cancel`]: `fiber().cancel()` bypasses the
-    /// group, which then does not count it as a failure.)
+    /// group, which sees it only when the member unwinds, or, for one cancelled before it ran,
+    /// when every member has ended.)
     pub fn fiber(&self) -> &Fiber {
         &self.fiber
     }
