@@ -445,3 +445,33 @@ fn a_group_run_by_a_destructor_of_a_cancelled_fiber_works_as_usual() {
         assert_eq!(*seen.lock().unwrap(), Some(vec![0, 1, 2]));
     });
 }
+
+#[test]
+fn racing_decisions_have_exactly_one_winner() {
+    watchdog(60, || {
+        for round in 0..support::scaled(200, 50) {
+            // Every member fails at once: one of them is the failure, the rest failed or were
+            // cancelled, and nothing is lost.
+            let err = group::fail_fast(|g| {
+                for i in 0..100u32 {
+                    g.spawn(move || Err::<(), _>(i));
+                }
+            })
+            .unwrap_err();
+            assert_eq!(err.error(), Some(&(err.index() as u32)), "round {round}");
+            let (ok, errors, panics, cancelled) = tally(err.outcomes());
+            assert_eq!(
+                (ok, panics, errors + cancelled),
+                (0, 0, 100),
+                "round {round}"
+            );
+            // Every member succeeds at once: one value wins.
+            let winner = group::first_ok(|g| {
+                for i in 0..100u32 {
+                    g.spawn(move || Ok::<_, ()>(i));
+                }
+            });
+            assert!(winner.unwrap() < 100);
+        }
+    });
+}
