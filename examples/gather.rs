@@ -66,9 +66,12 @@ fn gather_fail_fast(addr: SocketAddr, jobs: u64, panic_every: u64) {
     };
     let first = err.index();
     let (kind, why) = match err.first() {
-        Outcome::Err(e) => ("error", e.clone()),
-        Outcome::Panicked(payload) => ("panic", format!("panicked: {}", panic_message(&**payload))),
-        _ => ("cancelled", "cancelled".to_owned()),
+        Outcome::Err(e) => ("error", e.clone()), // "job {i}: ..." already
+        Outcome::Panicked(p) => (
+            "panic",
+            format!("job {first} panicked: {}", panic_message(&**p)),
+        ),
+        _ => ("cancelled", format!("job {first} was cancelled")),
     };
     let count =
         |pred: fn(&Outcome<u64, String>) -> bool| err.outcomes().iter().filter(|o| pred(o)).count();
@@ -76,8 +79,8 @@ fn gather_fail_fast(addr: SocketAddr, jobs: u64, panic_every: u64) {
     let errors = count(|o| matches!(o, Outcome::Err(_)));
     let panics = count(|o| matches!(o, Outcome::Panicked(_)));
     let cancelled = count(Outcome::is_cancelled);
-    println!("{jobs} jobs, failed fast in {elapsed:.2?}: job {first}: {why}");
-    println!("  before it was cancelled: {ok} jobs succeeded, {errors} errors, {panics} panics; {cancelled} cancelled");
+    println!("{jobs} jobs, failed fast in {elapsed:.2?}: {why}");
+    println!("  outcomes: {ok} succeeded and {errors} errors, {panics} panics before the cancel; {cancelled} cancelled");
     let accounted = ok + errors + panics + cancelled;
     println!(
         "RESULT mode=fail_fast jobs={jobs} first={first} first_kind={kind} ok={ok} errors={errors} panics={panics} cancelled={cancelled} accounted={accounted} elapsed_ms={}",
