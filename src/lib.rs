@@ -29,6 +29,7 @@ mod blocking;
 mod coro;
 pub(crate) mod driver;
 pub mod fs;
+pub mod group;
 #[cfg(feature = "hook")]
 pub mod hook;
 pub mod net;

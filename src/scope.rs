@@ -138,3 +138,25 @@ impl<'scope> Scope<'scope, '_> {
         }
     }
 }
+
+impl Scope<'_, '_> {
+    /// A scope owned by a value instead of entered through [`scope`]: for groups (src/group),
+    /// which must wait for [`Scope::running`] to reach zero themselves before they are dropped.
+    pub(crate) fn owned() -> Self {
+        Scope {
+            data: Arc::new(ScopeData {
+                running: AtomicUsize::new(0),
+                panicked: AtomicBool::new(false),
+                owner: crate::current(),
+            }),
+            shared: crate::runtime::current_or_default(),
+            scope: PhantomData,
+            env: PhantomData,
+        }
+    }
+
+    /// Scoped fibers not finished yet; the owner is unparked when this reaches zero.
+    pub(crate) fn running(&self) -> usize {
+        self.data.running.load(Ordering::Acquire)
+    }
+}

@@ -1,5 +1,6 @@
 //! Smoke test of `examples/gather.rs`: every outcome is collected — values, errors and panics —
-//! and they add up to the number of jobs.
+//! and they add up to the number of jobs; with `--fail-fast`, the first failure cancels the jobs
+//! still waiting on the server, and every job is still accounted for.
 mod pattern_support;
 mod support;
 
@@ -17,6 +18,62 @@ fn gather_returns_every_value_error_and_panic() {
         assert_eq!(num(&r, "ok"), ok.len() as f64);
         assert_eq!(num(&r, "accounted"), 200.0);
         assert_eq!(r["sum"], ok.iter().map(|i| 2 * i).sum::<u64>().to_string());
+    });
+}
+
+#[test]
+fn gather_fail_fast_stops_at_the_first_panic_and_cancels_every_request_in_flight() {
+    support::watchdog(120, || {
+        // The server takes 2 s; job 7 panics at once, before any answer can arrive.
+        let args = ["--jobs", "200", "--latency-ms", "2000", "--fail-fast"];
+        let r = run_ok("gather", &args, 110).result();
+        assert_eq!(r["mode"], "fail_fast");
+        assert_eq!(num(&r, "first"), 7.0);
+        assert_eq!(r["first_kind"], "panic");
+        assert_eq!(num(&r, "panics"), 1.0);
+        assert_eq!(num(&r, "ok"), 0.0);
+        assert_eq!(num(&r, "errors"), 0.0);
+        assert_eq!(num(&r, "cancelled"), 199.0);
+        assert_eq!(num(&r, "accounted"), 200.0);
+        assert!(
+            num(&r, "elapsed_ms") < 1500.0,
+            "waited for the server: {r:?}"
+        );
+    });
+}
+
+#[test]
+fn gather_fail_fast_stops_at_the_first_error_and_accounts_for_every_job() {
+    support::watchdog(120, || {
+        let args = [
+            "--jobs",
+            "200",
+            "--latency-ms",
+            "20",
+            "--panic-every",
+            "0",
+            "--fail-fast",
+        ];
+        let r = run_ok("gather", &args, 110).result();
+        assert_eq!(r["first_kind"], "error");
+        assert_eq!(
+            num(&r, "first") as u64 % 10,
+            3,
+            "the first failure is a failing job"
+        );
+        assert_eq!(num(&r, "panics"), 0.0);
+        assert!(num(&r, "errors") >= 1.0);
+        let (ok, errors, cancelled) = (num(&r, "ok"), num(&r, "errors"), num(&r, "cancelled"));
+        // Every job either finished before the failure landed, or was cancelled.
+        assert_eq!(ok + errors + cancelled, 200.0);
+        assert_eq!(num(&r, "accounted"), 200.0);
+        // All ok: every value, in order.
+        let args = ["--jobs", "3", "--latency-ms", "5", "--fail-fast"];
+        let r = run_ok("gather", &args, 110).result();
+        assert_eq!(
+            (num(&r, "first"), num(&r, "ok"), num(&r, "sum")),
+            (-1.0, 3.0, 6.0)
+        );
     });
 }
 
