@@ -501,15 +501,20 @@ fn cancel_from_another_worker_and_from_a_thread() {
             let home = home.lock().unwrap().clone().unwrap();
             (handle, home)
         };
-        // Canceller fibers land on either worker; the first on the other one cancels.
+        // Two fibers that spin without a fiber operation until both have started must run on
+        // different workers at once (a worker runs one at a time, and an unstarted one is
+        // stolen by the idle worker): exactly one of them is on the other worker, and cancels.
         let (target, home) = spawn_target();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            assert!(attempts < 10_000, "no fiber ran on the other worker");
-            let (victim, home) = (target.fiber().clone(), home.clone());
-            let cancelled = rt
-                .spawn(move || {
+        let started = Arc::new(AtomicUsize::new(0));
+        let spinners: Vec<_> = (0..2)
+            .map(|_| {
+                let (started, victim, home) =
+                    (started.clone(), target.fiber().clone(), home.clone());
+                rt.spawn(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    while started.load(Ordering::SeqCst) < 2 {
+                        std::hint::spin_loop();
+                    }
                     let here = std::thread::current().name().map(str::to_owned);
                     let other = here.as_deref() != Some(home.as_str());
                     if other {
@@ -517,12 +522,13 @@ fn cancel_from_another_worker_and_from_a_thread() {
                     }
                     other
                 })
-                .join()
-                .unwrap();
-            if cancelled {
-                break;
-            }
-        }
+            })
+            .collect();
+        let from_other: usize = spinners
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap()))
+            .sum();
+        assert_eq!(from_other, 1, "one spinner on each worker");
         assert_cancelled("from another worker", target.join());
 
         let (target, _) = spawn_target();

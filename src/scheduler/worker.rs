@@ -494,10 +494,15 @@ impl Worker {
     }
 
     /// Found work while searching: stop, and if we were the last searcher wake another worker,
-    /// since there may be more stealable work than we took.
+    /// since there may be more stealable work than we took: in our deque (the rest of a batch),
+    /// or still in the injector (a batch of one leaves the rest there). Without the injector
+    /// check, spawns that arrived while we searched (their notify saw a searcher and woke
+    /// nobody) waited for good behind a fiber that holds this worker, with the others asleep.
     fn stop_searching(&self) {
         self.searching.set(false);
-        if self.shared.idle.end_search() && !self.deque.is_empty() {
+        if self.shared.idle.end_search()
+            && (!self.deque.is_empty() || !self.shared.injector.is_empty())
+        {
             self.shared.notify_work();
         }
     }
