@@ -83,14 +83,27 @@ pub fn sleep_until(deadline: Instant) {
 
 /// Suspends the running fiber until its worker's timer reaches `deadline`, or a cancellation.
 fn sleep_on_timer(task: &crate::task::Task, deadline: Instant) {
-    // Unwinds if cancelled; returns true (do not sleep) where the fiber cannot unwind.
-    if context::pending_cancel(task) {
-        return;
+    // A cancel request that finds the fiber sleeping where it cannot unwind (mid-unwind, in a
+    // shield) wakes it early: it sleeps on for the rest.
+    loop {
+        // Unwinds if cancelled; returns true (do not sleep) where the fiber cannot unwind.
+        if context::pending_cancel(task) {
+            return;
+        }
+        sleep_once(task, deadline);
+        if Instant::now() >= deadline {
+            return;
+        }
     }
+}
+
+/// One suspension of [`sleep_on_timer`].
+fn sleep_once(task: &crate::task::Task, deadline: Instant) {
     let me = context::task().expect("called on a fiber");
     let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
-    // A fiber already unwinding sleeps even if cancelled (its destructors' waits work as usual).
-    if !task.park.begin_sleep(!context::panicking()) {
+    // A fiber already unwinding, or shielded, sleeps even if cancelled (its destructors' waits
+    // work as usual).
+    if !task.park.begin_sleep(context::honours_cancel(task)) {
         // A cancel request arrived since the check above.
         timer::with(|t| t.cancel(key));
         context::pending_cancel(task);
@@ -130,7 +143,7 @@ pub(crate) fn park_while_not_uncancellable(
             if park_fiber(task, false) == Resume::Cancel || context::is_cancel_pending(task) {
                 context::record_cancel(task);
                 if withdraw() {
-                    return Err(context::Cancelled);
+                    return Err(context::Cancelled::TARGETED);
                 }
             }
         }
