@@ -84,21 +84,21 @@ pub fn sleep_until(deadline: Instant) {
 /// Suspends the running fiber until its worker's timer reaches `deadline`, or a cancellation.
 fn sleep_on_timer(task: &crate::task::Task, deadline: Instant) {
     // A cancel request that finds the fiber sleeping where it cannot unwind (mid-unwind, in a
-    // shield) wakes it early: it sleeps on for the rest.
+    // shield) wakes it early: it sleeps on for the rest. Runtime shutdown resuming it
+    // (`Resume::Cancel`) ends the sleep.
     loop {
         // Unwinds if cancelled; returns true (do not sleep) where the fiber cannot unwind.
         if context::pending_cancel(task) {
             return;
         }
-        sleep_once(task, deadline);
-        if Instant::now() >= deadline {
+        if sleep_once(task, deadline) == Resume::Cancel || Instant::now() >= deadline {
             return;
         }
     }
 }
 
-/// One suspension of [`sleep_on_timer`].
-fn sleep_once(task: &crate::task::Task, deadline: Instant) {
+/// One suspension of [`sleep_on_timer`]; how the fiber was resumed.
+fn sleep_once(task: &crate::task::Task, deadline: Instant) -> Resume {
     let me = context::task().expect("called on a fiber");
     let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
     // A fiber already unwinding, or shielded, sleeps even if cancelled (its destructors' waits
@@ -107,7 +107,7 @@ fn sleep_once(task: &crate::task::Task, deadline: Instant) {
         // A cancel request arrived since the check above.
         timer::with(|t| t.cancel(key));
         context::pending_cancel(task);
-        return;
+        return Resume::Run;
     }
     // Only the timer and a cancel request requeue a sleeping fiber, each after clearing
     // `SLEEPING` (src/task/state.rs); the timer also removes its entry. Resumed by anything else
@@ -123,7 +123,7 @@ fn sleep_once(task: &crate::task::Task, deadline: Instant) {
         }
     }
     let _end = EndSleep(task, Some(key));
-    context::suspend(task, Suspend::Wait);
+    context::suspend(task, Suspend::Wait)
 }
 
 /// Parks the calling fiber until `ready()` holds, as [`park_while_not`] without a deadline, but
