@@ -1,8 +1,8 @@
 //! Deadlines: `fiber::timeout` and `timeout_at` run a closure on the calling fiber and cancel it
 //! back up to that call if the deadline passes first (docs/cancellation.md, "Deadlines").
 //!
-//! A deadline is one entry in the home worker's timer map. When it fires (on that worker, while
-//! the fiber is switched out) it counts one expired deadline in the task (`deadlines_expired`)
+//! A deadline is one entry in the home worker's timer map. When it fires (on that worker's thread:
+//! between fibers, or in the running fiber's own budget check) it counts one expired deadline in the task (`deadlines_expired`)
 //! and sets the scoped `DEADLINE` bit of the park state, waking the fiber exactly as `cancel()`
 //! does (src/task/state.rs). The fiber then unwinds from its next cancellable wait with
 //! `Cancelled::DEADLINE`. Each `timeout` frame catches every unwind, removes its own timer entry,
@@ -90,7 +90,7 @@ fn settle<T>(
 ) -> Result<T, Elapsed> {
     // A hooked call that failed with ECANCELED recorded this; read before it is cleared.
     let hooked_call_cancelled = task.own.get(Own::CancelPending);
-    // Absent from the map: it fired (timers fire only on this thread, while the fiber is out).
+    // Absent from the map: it fired (only this thread touches this fiber's timers).
     let expired = !timer::with(|t| t.cancel(key));
     if expired && task.deadline_caught() && !task.park.targeted() {
         // No expired deadline left: a cancellation a hooked call recorded for one is spent too.
@@ -107,10 +107,14 @@ fn settle<T>(
         }
         resume_unwind(payload);
     }
-    let by_deadline = payload
-        .downcast_ref::<Cancelled>()
-        .is_some_and(|c| c.by_deadline());
-    if expired && (by_deadline || hooked_call_cancelled) {
+    let (by_deadline, panic) = match payload.downcast_ref::<Cancelled>() {
+        Some(cancelled) => (cancelled.by_deadline(), false),
+        None => (false, true),
+    };
+    // A panic after a hooked call failed with ECANCELED for this deadline is that failure's
+    // consequence (std's `thread::sleep` asserts on it): still a time-out. A shutdown's unwind
+    // (targeted `Cancelled`) is never caught.
+    if expired && (by_deadline || (panic && hooked_call_cancelled)) {
         return Err(Elapsed);
     }
     resume_unwind(payload)

@@ -140,9 +140,9 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// Position in the home worker's list of started fibers.
     pub(crate) live_index: Cell<u32>,
     /// How many of the fiber's active `timeout` calls have expired and not yet caught their
-    /// unwind (src/timeout.rs); `DEADLINE` in `park` is set while this is not zero. Written by
-    /// the home worker's timer (while the fiber is switched out) and by the fiber; one byte,
-    /// which the header had spare.
+    /// unwind (src/timeout.rs); `DEADLINE` in `park` is set while this is not zero. Written only
+    /// on the home worker's thread, by its timers and by the fiber (atomic all the same: no
+    /// argument needed); one byte, which the header had spare.
     pub(crate) deadlines_expired: AtomicU8,
     /// The closure and join packet (last: unsized in `Task<dyn Job>`).
     pub(crate) job: J,
@@ -222,8 +222,8 @@ impl Task {
         self.wake_cancelled(self.park.request_cancel());
     }
 
-    /// One of the fiber's `timeout` deadlines expired (its timer entry fired, on the home worker
-    /// while the fiber is switched out): a scoped cancellation, woken exactly as [`cancel`]'s.
+    /// One of the fiber's `timeout` deadlines expired (its timer entry fired, on the home worker's
+    /// thread): a scoped cancellation, woken exactly as [`cancel`](Self::cancel)'s.
     pub(crate) fn expire_deadline(&self) {
         let before = self.deadlines_expired.load(Ordering::Relaxed);
         self.deadlines_expired
