@@ -87,6 +87,9 @@ where
         }
         park_uncancellable();
     }
+    // The fibers' tasks hold the scope's data (their packets tell it when they finish): let go
+    // of them, or each would keep the other alive.
+    scope.data.forget_fibers();
     if passed_on {
         // The deadline's unwind lands here, now that nothing borrows this stack any more.
         crate::task::context::with_task(crate::task::context::pending_cancel);

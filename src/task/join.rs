@@ -56,6 +56,13 @@ impl ScopeData {
         }
     }
 
+    /// Lets go of the scope's fibers (the scope has ended; they have all finished).
+    pub(crate) fn forget_fibers(&self) {
+        drop(std::mem::take(
+            &mut *self.fibers.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+    }
+
     /// Cancels every fiber of the scope, and those spawned in it from now on.
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
