@@ -35,10 +35,14 @@ impl std::error::Error for Elapsed {}
 ///
 /// ```
 /// use std::time::Duration;
-/// let slow = fiber::timeout(Duration::from_millis(10), || fiber::sleep(Duration::from_secs(3600)));
-/// assert_eq!(slow, Err(fiber::Elapsed));
-/// let fast = fiber::timeout(Duration::from_secs(3600), || 7);
-/// assert_eq!(fast, Ok(7));
+/// fiber::spawn(|| {
+///     let slow = fiber::timeout(Duration::from_millis(10), || fiber::sleep(Duration::from_secs(3600)));
+///     assert_eq!(slow, Err(fiber::Elapsed));
+///     let fast = fiber::timeout(Duration::from_secs(3600), || 7);
+///     assert_eq!(fast, Ok(7));
+/// })
+/// .join()
+/// .unwrap();
 /// ```
 ///
 /// # Panics
