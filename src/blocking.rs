@@ -247,7 +247,7 @@ where
         return Ok(job());
     };
     if pending {
-        return Err(context::Cancelled);
+        return Err(context::Cancelled::TARGETED);
     }
     struct Handoff<T> {
         state: AtomicU8,

@@ -42,6 +42,7 @@ pub mod sync;
 mod task;
 pub mod thread;
 pub mod time;
+mod timeout;
 mod util;
 
 pub use blocking::spawn_blocking;
@@ -52,13 +53,14 @@ pub use runtime::{
 };
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use spawn::{spawn, Builder};
-pub use task::context::Cancelled;
+pub use task::context::{uncancellable, Cancelled};
 pub use task::join::JoinHandle;
 pub use task::local::LocalKey;
 pub use task::park::{current, is_fiber, park, yield_now};
 pub use task::{Fiber, FiberId};
 /// std's names, at the root too, for ports that write `use fiber as thread;`.
 pub use thread::{available_parallelism, panicking, Thread, ThreadId};
+pub use timeout::{timeout, timeout_at, Elapsed};
 
 /// The README's example, compiled and run as a doctest so that it stays true.
 #[cfg(doctest)]

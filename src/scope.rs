@@ -1,7 +1,7 @@
 //! Scoped fibers, as `std::thread::scope`: fibers that may borrow from the caller's stack.
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::runtime::spawn::{check_name, spawn_in};
@@ -69,20 +69,30 @@ where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
     let scope = Scope {
-        data: Arc::new(ScopeData {
-            running: AtomicUsize::new(0),
-            panicked: AtomicBool::new(false),
-            owner: crate::current(),
-        }),
+        data: Arc::new(ScopeData::new(crate::current())),
         shared: crate::runtime::current_or_default(),
         scope: PhantomData,
         env: PhantomData,
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     // The scoped fibers borrow from this stack: this wait must not be cut short, not even by a
-    // runtime shutdown cancelling this fiber (it would free what they borrow).
+    // runtime shutdown cancelling this fiber (it would free what they borrow). An expired
+    // `timeout` around the scope cancels them instead (they are part of its work), once.
+    let mut passed_on = false;
     while scope.data.running.load(Ordering::Acquire) != 0 {
+        if !passed_on && deadline_landed() {
+            passed_on = true;
+            scope.data.cancel();
+            continue;
+        }
         park_uncancellable();
+    }
+    // The fibers' tasks hold the scope's data (their packets tell it when they finish): let go
+    // of them, or each would keep the other alive.
+    scope.data.forget_fibers();
+    if passed_on {
+        // The deadline's unwind lands here, now that nothing borrows this stack any more.
+        crate::task::context::with_task(crate::task::context::pending_cancel);
     }
     match result {
         Err(payload) => resume_unwind(payload),
@@ -91,7 +101,24 @@ where
     }
 }
 
+/// Has a deadline of the calling fiber expired, to be honoured now (not in a shield)?
+fn deadline_landed() -> bool {
+    crate::task::context::with_task(|task| {
+        task.park.deadline_expired() && crate::task::context::cancel_would_land(task)
+    })
+    .unwrap_or(false)
+}
+
 impl<'scope> Scope<'scope, '_> {
+    /// Cancels every fiber spawned in this scope, as [`ScopedJoinHandle::cancel`] on each: parked
+    /// ones wake and unwind, running ones unwind at their next wait, unstarted ones never run.
+    /// Fibers spawned in the scope after this call are cancelled at once. Returns at once; the
+    /// scope still waits for them all to stop. Their `join()` gives `Err(Cancelled)` (unless
+    /// they finished first); the scope does not count them as panicked.
+    pub fn cancel(&self) {
+        self.data.cancel();
+    }
+
     /// Spawns a scoped fiber; see [`scope`]. Panics if the runtime cannot take it.
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
@@ -126,10 +153,13 @@ impl<'scope> Scope<'scope, '_> {
             f,
             Some(self.data.clone()),
         ) {
-            Ok(handle) => Ok(ScopedJoinHandle {
-                handle,
-                scope: PhantomData,
-            }),
+            Ok(handle) => {
+                self.data.register(handle.fiber());
+                Ok(ScopedJoinHandle {
+                    handle,
+                    scope: PhantomData,
+                })
+            }
             Err(err) => {
                 // The packet was never made: undo the count ourselves.
                 self.data.running.fetch_sub(1, Ordering::Relaxed);
@@ -144,15 +174,17 @@ impl Scope<'_, '_> {
     /// which must wait for [`Scope::running`] to reach zero themselves before they are dropped.
     pub(crate) fn owned() -> Self {
         Scope {
-            data: Arc::new(ScopeData {
-                running: AtomicUsize::new(0),
-                panicked: AtomicBool::new(false),
-                owner: crate::current(),
-            }),
+            data: Arc::new(ScopeData::new(crate::current())),
             shared: crate::runtime::current_or_default(),
             scope: PhantomData,
             env: PhantomData,
         }
+    }
+
+    /// Lets go of the scope's fibers once none is running (their packets hold the scope's
+    /// data: kept, each would keep the other alive).
+    pub(crate) fn forget_fibers(&self) {
+        self.data.forget_fibers();
     }
 
     /// Scoped fibers not finished yet; the owner is unparked when this reaches zero.

@@ -19,6 +19,8 @@ pub(crate) enum TimerAction {
     Resume(Arc<Task>),
     /// Unpark a fiber (its `park_timeout` expired).
     Unpark(Arc<Task>),
+    /// Cancel a fiber back up to its `fiber::timeout` call (that deadline expired).
+    Deadline(Arc<Task>),
 }
 
 /// Key of a pending timer, to cancel it.

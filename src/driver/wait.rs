@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::timer::{self, TimerAction};
-use crate::coro::Suspend;
+use crate::coro::{Resume, Suspend};
 use crate::task::context;
 use crate::task::park::{park, park_fiber};
 use crate::task::wait::{Node, WaitResult};
@@ -83,18 +83,31 @@ pub fn sleep_until(deadline: Instant) {
 
 /// Suspends the running fiber until its worker's timer reaches `deadline`, or a cancellation.
 fn sleep_on_timer(task: &crate::task::Task, deadline: Instant) {
-    // Unwinds if cancelled; returns true (do not sleep) where the fiber cannot unwind.
-    if context::pending_cancel(task) {
-        return;
+    // A cancel request that finds the fiber sleeping where it cannot unwind (mid-unwind, in a
+    // shield) wakes it early: it sleeps on for the rest. Runtime shutdown resuming it
+    // (`Resume::Cancel`) ends the sleep.
+    loop {
+        // Unwinds if cancelled; returns true (do not sleep) where the fiber cannot unwind.
+        if context::pending_cancel(task) {
+            return;
+        }
+        if sleep_once(task, deadline) == Resume::Cancel || Instant::now() >= deadline {
+            return;
+        }
     }
+}
+
+/// One suspension of [`sleep_on_timer`]; how the fiber was resumed.
+fn sleep_once(task: &crate::task::Task, deadline: Instant) -> Resume {
     let me = context::task().expect("called on a fiber");
     let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
-    // A fiber already unwinding sleeps even if cancelled (its destructors' waits work as usual).
-    if !task.park.begin_sleep(!context::panicking()) {
+    // A fiber already unwinding, or shielded, sleeps even if cancelled (its destructors' waits
+    // work as usual).
+    if !task.park.begin_sleep(context::honours_cancel(task)) {
         // A cancel request arrived since the check above.
         timer::with(|t| t.cancel(key));
         context::pending_cancel(task);
-        return;
+        return Resume::Run;
     }
     // Only the timer and a cancel request requeue a sleeping fiber, each after clearing
     // `SLEEPING` (src/task/state.rs); the timer also removes its entry. Resumed by anything else
@@ -110,7 +123,7 @@ fn sleep_on_timer(task: &crate::task::Task, deadline: Instant) {
         }
     }
     let _end = EndSleep(task, Some(key));
-    context::suspend(task, Suspend::Wait);
+    context::suspend(task, Suspend::Wait)
 }
 
 /// Parks the calling fiber until `ready()` holds, as [`park_while_not`] without a deadline, but
@@ -127,12 +140,10 @@ pub(crate) fn park_while_not_uncancellable(
 ) -> Result<(), context::Cancelled> {
     let parked = context::with_task(|task| {
         while !ready() {
-            if park_fiber(task, false) == crate::coro::Resume::Cancel
-                || context::is_cancel_pending(task)
-            {
+            if park_fiber(task, false) == Resume::Cancel || context::is_cancel_pending(task) {
                 context::record_cancel(task);
                 if withdraw() {
-                    return Err(context::Cancelled);
+                    return Err(context::Cancelled::TARGETED);
                 }
             }
         }

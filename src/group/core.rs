@@ -234,6 +234,7 @@ where
         }
         park_uncancellable();
     }
+    group.scope.forget_fibers();
     if let Err(payload) = result {
         resume_unwind(payload);
     }

@@ -49,7 +49,7 @@ impl<T, E> Outcome<T, E> {
             Outcome::Ok(value) => Ok(Ok(value)),
             Outcome::Err(error) => Ok(Err(error)),
             Outcome::Panicked(payload) => Err(payload),
-            Outcome::Cancelled => Err(Box::new(crate::Cancelled)),
+            Outcome::Cancelled => Err(Box::new(crate::Cancelled::TARGETED)),
         }
     }
 }
@@ -119,7 +119,7 @@ impl<T, E> GroupError<T, E> {
         match self.outcomes.swap_remove(self.first) {
             Outcome::Err(error) => error,
             Outcome::Panicked(payload) => resume_unwind(payload),
-            Outcome::Cancelled => resume_unwind(Box::new(crate::Cancelled)),
+            Outcome::Cancelled => resume_unwind(Box::new(crate::Cancelled::TARGETED)),
             Outcome::Ok(_) => unreachable!("the first failure is not an Ok"),
         }
     }

@@ -262,6 +262,8 @@ impl Worker {
                     }
                 }
                 TimerAction::Unpark(task) => task.unpark(),
+                // Fired here, on the fiber's home worker, while the fiber is switched out.
+                TimerAction::Deadline(task) => task.expire_deadline(),
             }
             fired = true;
         }

@@ -31,9 +31,27 @@ thread_local! {
 /// let err = fiber.join().unwrap_err();
 /// assert!(err.is::<fiber::Cancelled>());
 /// ```
+///
+/// A fiber unwound by an expired [`timeout`](crate::timeout) carries this payload too (the
+/// `timeout` call catches it and returns `Err(Elapsed)`; it reaches `join()` only if user code
+/// carried it past that call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Cancelled;
+pub struct Cancelled {
+    /// Raised for an expired deadline (scoped) rather than for the fiber itself.
+    by_deadline: bool,
+}
+
+impl Cancelled {
+    /// The fiber itself was cancelled (`cancel()`, runtime shutdown).
+    pub(crate) const TARGETED: Cancelled = Cancelled { by_deadline: false };
+    /// A `timeout` of the fiber expired.
+    pub(crate) const DEADLINE: Cancelled = Cancelled { by_deadline: true };
+
+    /// Was this unwind raised by an expired deadline (caught by its `timeout`)?
+    pub(crate) fn by_deadline(&self) -> bool {
+        self.by_deadline
+    }
+}
 
 impl std::fmt::Display for Cancelled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,22 +108,32 @@ pub(crate) fn suspend(task: &Task, reason: Suspend) -> Resume {
         return Resume::Cancel;
     }
     let msg = suspend_uncancellable(task, reason);
-    if (msg == Resume::Cancel || task.park.cancel_requested()) && !panicking() {
+    if (msg == Resume::Cancel || task.park.cancel_requested())
+        && !panicking()
+        && !task.own.get(Own::Shielded)
+    {
         if task.own.get(Own::NoUnwind) {
             record_cancel(task);
             return Resume::Cancel;
         }
-        unwind_cancelled(task);
+        unwind_cancelled(task, msg == Resume::Cancel);
     }
     msg
 }
 
-/// Unwinds the running fiber with the shutdown marker. `resume_unwind` runs no panic hook, so
-/// the fiber notes its own unwind (see [`panicking`]).
-fn unwind_cancelled(task: &Task) -> ! {
+/// Unwinds the running fiber with the [`Cancelled`] marker: the targeted kind if `targeted`
+/// (runtime shutdown) or on a `cancel()`, which wins over an expired deadline; else the
+/// deadline's. `resume_unwind` runs no panic hook, so the fiber notes its own unwind (see
+/// [`panicking`]).
+pub(crate) fn unwind_cancelled(task: &Task, targeted: bool) -> ! {
     task.own.set(Own::Unwinding, true);
     task.own.set(Own::CancelUnwind, true);
-    std::panic::resume_unwind(Box::new(Cancelled))
+    let by_deadline = !targeted && !task.park.targeted() && task.park.deadline_expired();
+    std::panic::resume_unwind(Box::new(if by_deadline {
+        Cancelled::DEADLINE
+    } else {
+        Cancelled::TARGETED
+    }))
 }
 
 /// `std::thread::panicking()`, answered for the running fiber rather than for its carrier.
@@ -167,6 +195,10 @@ pub(crate) fn pending_cancel(task: &Task) -> bool {
 #[cold]
 #[inline(never)]
 fn act_on_cancel(task: &Task) -> bool {
+    if task.own.get(Own::Shielded) {
+        // Deferred until the shield ends; waits inside it complete as usual.
+        return false;
+    }
     let recorded = task.own.get(Own::CancelPending);
     if panicking() {
         // Mid-unwind, only a no-unwind region gives up (it reports the cancellation); other waits
@@ -178,7 +210,7 @@ fn act_on_cancel(task: &Task) -> bool {
         return true;
     }
     task.own.set(Own::CancelPending, false);
-    unwind_cancelled(task)
+    unwind_cancelled(task, false)
 }
 
 /// As [`pending_cancel`] for a recorded cancellation only: what a park asks before it changes
@@ -199,6 +231,9 @@ pub(crate) fn record_cancel(task: &Task) {
 /// region reports it (a wait that gives up on it must not look like a time-out).
 #[inline]
 pub(crate) fn is_cancel_pending(task: &Task) -> bool {
+    if task.own.get(Own::Shielded) {
+        return false;
+    }
     if task.own.get(Own::CancelPending) {
         return true;
     }
@@ -242,6 +277,56 @@ pub(crate) fn without_unwinding<R>(f: impl FnOnce() -> R) -> (R, bool) {
     let value = f();
     drop(restore);
     (value, task.own.get(Own::CancelPending))
+}
+
+/// Runs `f` on the current fiber with cancellation deferred (a shield): a `cancel()`, an expired
+/// [`timeout`](crate::timeout) or runtime shutdown arriving meanwhile neither unwinds nor cuts
+/// short a wait inside `f` (waits complete as usual; a hooked libc call does not fail with
+/// `ECANCELED`). The cancellation takes effect at the first cancellable wait after `f` returns.
+/// Nests. On a plain OS thread (which nothing cancels), just runs `f`.
+///
+/// Runtime shutdown resumes a shielded fiber a few times and then leaks its stack if `f` still
+/// waits: keep shielded work short (cleanup that must finish, as asyncio's `shield`).
+///
+/// ```
+/// use std::time::Duration;
+/// let fiber = fiber::spawn(|| {
+///     fiber::uncancellable(|| fiber::sleep(Duration::from_millis(20))); // completes
+///     fiber::sleep(Duration::from_secs(3600)); // the cancel lands here
+/// });
+/// fiber::sleep(Duration::from_millis(5));
+/// fiber.cancel();
+/// assert!(fiber.join().unwrap_err().is::<fiber::Cancelled>());
+/// ```
+pub fn uncancellable<R>(f: impl FnOnce() -> R) -> R {
+    let Some(ptr) = task_ptr() else {
+        return f();
+    };
+    // SAFETY: as in `with_task`: the running task, alive while it runs; `f` runs on it.
+    let task = unsafe { ptr.as_ref() };
+    // Restores the outer state however `f` ends.
+    struct Restore<'a>(&'a Task, bool);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.own.set(Own::Shielded, self.1);
+        }
+    }
+    let _restore = Restore(task, task.own.replace(Own::Shielded, true));
+    f()
+}
+
+/// Would a cancellation requested of the running fiber unwind it at its next cancellable wait
+/// (a request of either kind, not inside a shield, not unwinding already)? For waits that cannot
+/// be cut short themselves but can pass the cancellation on (a scope's owner).
+pub(crate) fn cancel_would_land(task: &Task) -> bool {
+    task.park.cancel_requested() && honours_cancel(task)
+}
+
+/// Does the running fiber honour cancellation in its waits now (not inside a shield, not
+/// unwinding already)?
+#[inline]
+pub(crate) fn honours_cancel(task: &Task) -> bool {
+    !task.own.get(Own::Shielded) && !panicking()
 }
 
 /// As [`suspend`], but a cancellation is returned, not unwound: for waits that must not end early

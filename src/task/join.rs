@@ -23,9 +23,55 @@ pub(crate) struct ScopeData {
     pub(crate) running: AtomicUsize,
     pub(crate) panicked: AtomicBool,
     pub(crate) owner: Fiber,
+    /// Set by `Scope::cancel`: fibers spawned afterwards are cancelled at once.
+    pub(crate) cancelled: AtomicBool,
+    /// The scope's fibers, for `Scope::cancel` (finished ones are pruned as it grows).
+    pub(crate) fibers: std::sync::Mutex<Vec<Fiber>>,
 }
 
 impl ScopeData {
+    pub(crate) fn new(owner: Fiber) -> ScopeData {
+        ScopeData {
+            running: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            owner,
+            cancelled: AtomicBool::new(false),
+            fibers: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts a spawned fiber in for [`cancel`](Self::cancel); cancels it if the scope is.
+    pub(crate) fn register(&self, fiber: &Fiber) {
+        {
+            let mut fibers = self.fibers.lock().unwrap_or_else(|e| e.into_inner());
+            if fibers.len() == fibers.capacity() && fibers.len() >= 32 {
+                // Amortised O(1): drop the finished before the vector would grow.
+                fibers.retain(|f| !f.is_sole_reference());
+            }
+            fibers.push(fiber.clone());
+        }
+        // After the push: a `cancel` racing this either sees the fiber or set the flag first.
+        if self.cancelled.load(Ordering::SeqCst) {
+            fiber.cancel();
+        }
+    }
+
+    /// Lets go of the scope's fibers (the scope has ended; they have all finished).
+    pub(crate) fn forget_fibers(&self) {
+        drop(std::mem::take(
+            &mut *self.fibers.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+    }
+
+    /// Cancels every fiber of the scope, and those spawned in it from now on.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        let fibers = std::mem::take(&mut *self.fibers.lock().unwrap_or_else(|e| e.into_inner()));
+        for fiber in &fibers {
+            fiber.cancel();
+        }
+    }
+
     /// Called when a scoped fiber's packet is dropped (its result is gone).
     pub(crate) fn fiber_finished(&self, unhandled_panic: bool) {
         if unhandled_panic {
@@ -166,7 +212,7 @@ impl<F: FnOnce() -> T + Send, T: Send> Job for JobCell<F, T> {
         if let Some(f) = self.take() {
             drop(f);
             let msg: Box<dyn Any + Send> = if requested {
-                Box::new(context::Cancelled)
+                Box::new(context::Cancelled::TARGETED)
             } else {
                 Box::new(
                     "the fiber never ran: its runtime shut down or no stack could be allocated",

@@ -27,7 +27,7 @@ pub(crate) mod wait;
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Yielder};
@@ -50,6 +50,9 @@ pub(crate) enum Own {
     /// The unwind recorded by `Unwinding` is a cancellation's (`context::cancel_unwinding`):
     /// guards dropped by it do not poison their locks.
     CancelUnwind = 8,
+    /// The fiber runs inside [`uncancellable`](crate::uncancellable): every wait behaves as an
+    /// uncancellable one, and a cancellation (of any kind) waits for the region to end.
+    Shielded = 16,
 }
 
 /// The [`Own`] facts of one fiber.
@@ -136,6 +139,11 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     pub(crate) locals: LocalMap,
     /// Position in the home worker's list of started fibers.
     pub(crate) live_index: Cell<u32>,
+    /// How many of the fiber's active `timeout` calls have expired and not yet caught their
+    /// unwind (src/timeout.rs); `DEADLINE` in `park` is set while this is not zero. Written only
+    /// on the home worker's thread, by its timers and by the fiber (atomic all the same: no
+    /// argument needed); one byte, which the header had spare.
+    pub(crate) deadlines_expired: AtomicU8,
     /// The closure and join packet (last: unsized in `Task<dyn Job>`).
     pub(crate) job: J,
 }
@@ -178,6 +186,7 @@ impl<J> Task<J> {
             yielder: Cell::new(std::ptr::null()),
             locals: LocalMap::default(),
             live_index: Cell::new(u32::MAX),
+            deadlines_expired: AtomicU8::new(0),
             job,
         }
     }
@@ -210,7 +219,35 @@ impl Task {
     /// same `Schedule::wake` as an unpark's, to the fiber's home worker: exactly one party (this
     /// call, or an unparker, notifier or timer) takes the fiber out of its wait and requeues it.
     pub(crate) fn cancel(&self) {
-        match self.park.request_cancel() {
+        self.wake_cancelled(self.park.request_cancel());
+    }
+
+    /// One of the fiber's `timeout` deadlines expired (its timer entry fired, on the home worker's
+    /// thread): a scoped cancellation, woken exactly as [`cancel`](Self::cancel)'s.
+    pub(crate) fn expire_deadline(&self) {
+        let before = self.deadlines_expired.load(Ordering::Relaxed);
+        self.deadlines_expired
+            .store(before.saturating_add(1), Ordering::Relaxed);
+        self.wake_cancelled(self.park.request_deadline());
+    }
+
+    /// The fiber caught the unwind of one expired deadline (or finished before it landed); the
+    /// `DEADLINE` bit goes once none is left. True if none is left.
+    pub(crate) fn deadline_caught(&self) -> bool {
+        let left = self
+            .deadlines_expired
+            .load(Ordering::Relaxed)
+            .saturating_sub(1);
+        self.deadlines_expired.store(left, Ordering::Relaxed);
+        if left == 0 {
+            self.park.clear_deadline();
+        }
+        left == 0
+    }
+
+    /// Requeues the fiber if a cancel request took it out of its wait (see [`state::CancelWake`]).
+    fn wake_cancelled(&self, wake: state::CancelWake) {
+        match wake {
             state::CancelWake::Nothing => {}
             state::CancelWake::Parked => self.scheduler.wake(self.take_run_token()),
             state::CancelWake::Sleeping => {
@@ -230,7 +267,7 @@ impl Task {
     /// Drops the closure of a fiber that will never start, completing its join packet with an
     /// error: [`Cancelled`](crate::Cancelled) if a cancellation was requested, else a message.
     pub(crate) fn cancel_unrun(&self) {
-        self.job.cancel(self.park.cancel_requested());
+        self.job.cancel(self.park.targeted());
     }
 
     /// A fiber resumed without an unpark (a cancellation) leaves the parked state, releasing the
@@ -368,6 +405,12 @@ impl Fiber {
         if let Inner::Task(task) = &self.inner {
             task.cancel();
         }
+    }
+
+    /// True if this handle is the only reference to a fiber (so it has finished, or will never
+    /// run: a live fiber's run token is a reference too); false for a thread's handle.
+    pub(crate) fn is_sole_reference(&self) -> bool {
+        matches!(&self.inner, Inner::Task(task) if Arc::strong_count(task) == 1)
     }
 
     /// The fiber's unique id.

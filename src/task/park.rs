@@ -5,7 +5,7 @@ use std::cell::Cell;
 
 use super::context;
 use super::state::Begin;
-use super::{Fiber, FiberId, Task};
+use super::{Fiber, FiberId, Own, Task};
 use crate::coro::{Resume, Suspend};
 
 /// The handle of the calling fiber; on a plain OS thread, a handle standing for that thread.
@@ -65,6 +65,8 @@ pub fn yield_now() {
 /// Returns how the fiber was resumed (`Run` when a token was consumed without switching out); an
 /// uncancellable park returns `Cancel` when runtime shutdown resumed it.
 pub(crate) fn park_fiber(task: &Task, cancellable: bool) -> Resume {
+    // Inside `uncancellable` every park is an uncancellable one.
+    let cancellable = cancellable && !task.own.get(Own::Shielded);
     // Before the park state changes: a recorded cancellation unwinds (or, where the fiber cannot
     // unwind, ends the park) without switching out.
     if cancellable && context::pending_recorded_cancel(task) {

@@ -27,6 +27,11 @@
 //!   it was `PARKED` (taking the run token, as an unpark does) or `SLEEPING` (clearing the bit).
 //!   A cancellable park whose `EMPTY → PARKED` fails on this bit does not park
 //!   ([`Begin::Cancelled`]); an uncancellable one parks regardless.
+//! - `DEADLINE`: a `fiber::timeout` of this fiber expired and has not caught its unwind yet
+//!   (src/timeout.rs). It acts exactly as `CANCELLED` (set and woken by
+//!   [`ParkState::request_deadline`]), but it is *scoped*: the fiber clears it
+//!   ([`ParkState::clear_deadline`]) when the expired `timeout` calls have caught their unwinds.
+//!   Either bit set means "woken already": only the request that sets the first of them wakes.
 //!
 //! The *run token* of a parked fiber (its queue reference, see src/task/mod.rs) stays with the
 //! `PARKED` state: the worker does not drop its `Arc` when a fiber parks, and the one caller that
@@ -48,6 +53,10 @@ const STATE: u8 = 3;
 const SLEEPING: u8 = 4;
 /// Cancellation requested; see the module docs.
 const CANCELLED: u8 = 8;
+/// A deadline expired (scoped cancellation); see the module docs.
+const DEADLINE: u8 = 16;
+/// Either kind of cancellation: what every cancellable wait honours.
+const ANY_CANCEL: u8 = CANCELLED | DEADLINE;
 
 pub(crate) struct ParkState(AtomicU8);
 
@@ -97,7 +106,7 @@ impl ParkState {
     #[cold]
     fn begin_park_slow(&self, mut seen: u8, honour_cancel: bool) -> Begin {
         loop {
-            if honour_cancel && seen & CANCELLED != 0 {
+            if honour_cancel && seen & ANY_CANCEL != 0 {
                 return Begin::Cancelled;
             }
             // Only the fiber itself sets PARKED or SLEEPING, and it is neither while it runs (a
@@ -166,7 +175,7 @@ impl ParkState {
     pub(crate) fn begin_sleep(&self, honour_cancel: bool) -> bool {
         let mut seen = self.0.load(Ordering::Relaxed);
         loop {
-            if honour_cancel && seen & CANCELLED != 0 {
+            if honour_cancel && seen & ANY_CANCEL != 0 {
                 return false;
             }
             match self.0.compare_exchange_weak(
@@ -192,17 +201,30 @@ impl ParkState {
     /// Sets `CANCELLED` and takes the fiber out of a wait it is in, in one operation; see
     /// [`CancelWake`]. Only the first request wakes: later ones find the bit set and do nothing.
     pub(crate) fn request_cancel(&self) -> CancelWake {
+        self.request(CANCELLED)
+    }
+
+    /// As [`request_cancel`](Self::request_cancel) for the scoped `DEADLINE` bit.
+    pub(crate) fn request_deadline(&self) -> CancelWake {
+        self.request(DEADLINE)
+    }
+
+    fn request(&self, bit: u8) -> CancelWake {
         let mut seen = self.0.load(Ordering::Relaxed);
         loop {
-            if seen & CANCELLED != 0 {
+            if seen & bit != 0 {
                 return CancelWake::Nothing;
             }
-            let (new, wake) = if seen & STATE == PARKED {
-                ((seen & !STATE) | CANCELLED, CancelWake::Parked)
+            // A fiber with either bit set was woken by the request that set it, or was running;
+            // it honours the new bit at the same points.
+            let (new, wake) = if seen & ANY_CANCEL != 0 {
+                (seen | bit, CancelWake::Nothing)
+            } else if seen & STATE == PARKED {
+                ((seen & !STATE) | bit, CancelWake::Parked)
             } else if seen & SLEEPING != 0 {
-                ((seen & !SLEEPING) | CANCELLED, CancelWake::Sleeping)
+                ((seen & !SLEEPING) | bit, CancelWake::Sleeping)
             } else {
-                (seen | CANCELLED, CancelWake::Nothing)
+                (seen | bit, CancelWake::Nothing)
             };
             match self
                 .0
@@ -214,9 +236,27 @@ impl ParkState {
         }
     }
 
-    /// Has a cancellation been requested? (Sticky: once true, always true.)
+    /// Clears `DEADLINE` (the fiber itself, once the expired deadlines have caught their unwinds).
+    #[inline]
+    pub(crate) fn clear_deadline(&self) {
+        self.0.fetch_and(!DEADLINE, Ordering::Relaxed);
+    }
+
+    /// Is a cancellation of either kind requested (the sticky one, or an expired deadline)?
     #[inline]
     pub(crate) fn cancel_requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & ANY_CANCEL != 0
+    }
+
+    /// Has the fiber itself been cancelled (`Task::cancel`; sticky: once true, always true)?
+    #[inline]
+    pub(crate) fn targeted(&self) -> bool {
         self.0.load(Ordering::Relaxed) & CANCELLED != 0
+    }
+
+    /// Has a deadline of the fiber expired, not yet caught?
+    #[inline]
+    pub(crate) fn deadline_expired(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & DEADLINE != 0
     }
 }
