@@ -1,7 +1,10 @@
-//! Retry: every request has a timeout; a failed attempt (timeout or 5xx) is retried after an
-//! exponential backoff with jitter, up to a maximum number of attempts. The local server is
-//! flaky on purpose: item `i` fails its first `i % 5` attempts, alternately by hanging past the
-//! client's timeout and by answering 503. All items are fetched concurrently, one fiber each.
+//! Retry: every attempt has a timeout and the whole item an overall deadline, both with
+//! `fiber::timeout` around plain blocking code (the HTTP client is given no socket timeout); a
+//! failed attempt (timeout or 5xx) is retried after an exponential backoff with jitter, up to a
+//! maximum number of attempts or until the deadline cuts the item off, whatever it is doing.
+//! The local server is flaky on purpose: item `i` fails its first `i % 5` attempts,
+//! alternately by hanging past the client's timeout and by answering 503. All items are
+//! fetched concurrently, one fiber each.
 //!
 //! `cargo run --release --example retry -- --items 20 --max-attempts 4 --timeout-ms 200`
 
@@ -17,17 +20,19 @@ use fiber_support::http_client;
 use fiber_support::http_server::{Reply, Server};
 
 const USAGE: &str =
-    "usage: retry [--items N] [--max-attempts A] [--timeout-ms MS] [--backoff-ms MS]
+    "usage: retry [--items N] [--max-attempts A] [--timeout-ms MS] [--backoff-ms MS] [--deadline-ms MS]
   --items         items to fetch, concurrently (default 20)
   --max-attempts  attempts per item before giving up (default 4)
   --timeout-ms    per-attempt timeout (default 200)
-  --backoff-ms    first backoff; doubled after each failure, capped at 2 s (default 20)";
+  --backoff-ms    first backoff; doubled after each failure, capped at 2 s (default 20)
+  --deadline-ms   overall deadline per item, attempts and backoffs included (default 60000)";
 
 /// How to retry.
 struct Policy {
     max_attempts: u32,
     timeout: Duration,
     first_backoff: Duration,
+    deadline: Duration,
 }
 
 /// What happened to one item: the body or why we gave up, and why each failed attempt failed.
@@ -41,23 +46,47 @@ fn jitter(d: Duration) -> Duration {
     d + d.mul_f64(f64::from(nanos.wrapping_mul(2_654_435_761) % 1000) / 2000.0)
 }
 
-/// The pattern: attempt, and on failure sleep `backoff` (doubling) and try again.
+/// The pattern: attempt within `timeout`, and on failure sleep `backoff` (doubling) and try
+/// again; the whole loop within `deadline`. Neither timeout reaches the client: each cancels
+/// whatever the fiber is waiting in (a connect, a read, a backoff sleep) back up to its call.
 fn fetch_with_retry(addr: SocketAddr, item: u64, policy: &Policy) -> Outcome {
-    let mut backoff = policy.first_backoff;
     let mut failures = Vec::new();
-    for attempt in 1..=policy.max_attempts {
-        match http_client::get(addr, &format!("/item/{item}"), Some(policy.timeout)) {
-            Ok(resp) if resp.status == 200 => return (Ok(resp.body), failures),
-            Ok(resp) => failures.push(format!("HTTP {}", resp.status)),
-            Err(e) => failures.push(e.to_string()), // "timed out" when the server hangs
+    // An attempt, rather than a backoff, is under way (read after the deadline's unwind).
+    let in_flight = std::cell::Cell::new(false);
+    let deadline = Instant::now() + policy.deadline;
+    let result = fiber::timeout_at(deadline, || {
+        let mut backoff = policy.first_backoff;
+        for attempt in 1..=policy.max_attempts {
+            let path = format!("/item/{item}");
+            in_flight.set(true);
+            let answer = fiber::timeout(policy.timeout, || http_client::get(addr, &path, None));
+            in_flight.set(false);
+            match answer {
+                Ok(Ok(resp)) if resp.status == 200 => return Ok(resp.body),
+                Ok(Ok(resp)) => failures.push(format!("HTTP {}", resp.status)),
+                Ok(Err(e)) => failures.push(e.to_string()),
+                Err(fiber::Elapsed) => failures.push("timed out".to_owned()),
+            }
+            if attempt < policy.max_attempts {
+                fiber::sleep(jitter(backoff));
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
         }
-        if attempt < policy.max_attempts {
-            fiber::sleep(jitter(backoff));
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+        Err(format!("gave up after {} attempts", policy.max_attempts))
+    });
+    match result {
+        Ok(outcome) => (outcome, failures),
+        Err(fiber::Elapsed) if in_flight.get() => {
+            // The attempt in progress was cut off: it counts as a failed one.
+            failures.push("deadline".to_owned());
+            let n = failures.len();
+            (Err(format!("deadline passed during attempt {n}")), failures)
+        }
+        Err(fiber::Elapsed) => {
+            let n = failures.len();
+            (Err(format!("deadline passed after {n} attempts")), failures)
         }
     }
-    let gave_up = format!("gave up after {} attempts", policy.max_attempts);
-    (Err(gave_up), failures)
 }
 
 fn main() {
@@ -67,10 +96,14 @@ fn main() {
         max_attempts: args.get("--max-attempts", 4),
         timeout: Duration::from_millis(args.get("--timeout-ms", 200)),
         first_backoff: Duration::from_millis(args.get("--backoff-ms", 20)),
+        deadline: Duration::from_millis(args.get("--deadline-ms", 60_000)),
     };
     args.done();
-    if policy.max_attempts == 0 || policy.timeout.is_zero() {
-        flags::fail(USAGE, "--max-attempts and --timeout-ms must be at least 1");
+    if policy.max_attempts == 0 || policy.timeout.is_zero() || policy.deadline.is_zero() {
+        flags::fail(
+            USAGE,
+            "--max-attempts, --timeout-ms and --deadline-ms must be at least 1",
+        );
     }
 
     // The flaky server: counts attempts per item; item i fails its first i % 5.
@@ -101,8 +134,8 @@ fn main() {
     });
 
     println!(
-        "retry: {items} items, {} attempts max, timeout {:?}, first backoff {:?}",
-        policy.max_attempts, policy.timeout, policy.first_backoff
+        "retry: {items} items, {} attempts max, timeout {:?}, first backoff {:?}, deadline {:?}",
+        policy.max_attempts, policy.timeout, policy.first_backoff, policy.deadline
     );
     let start = Instant::now();
     let (addr, policy) = (server.addr, &policy);
@@ -129,15 +162,21 @@ fn main() {
     let failures = outcomes.iter().flat_map(|(_, f)| f);
     let attempts = ok + failures.clone().count();
     let timeouts = failures.clone().filter(|f| f.contains("timed out")).count();
+    let deadlines = failures.clone().filter(|f| *f == "deadline").count();
+    let cut = outcomes
+        .iter()
+        .filter(|(r, _)| r.as_ref().is_err_and(|e| e.starts_with("deadline")))
+        .count();
     let http503 = failures.filter(|f| f.contains("503")).count();
     let server_saw: u32 = seen.lock().unwrap().values().sum();
     println!("{ok} ok, {} gave up, in {elapsed:.2?}", outcomes.len() - ok);
     println!(
-        "{attempts} attempts ({timeouts} timed out, {http503} got 503); server saw {server_saw}"
+        "{attempts} attempts ({timeouts} timed out, {http503} got 503, {deadlines} cut by the \
+         deadline); server saw {server_saw}; {cut} items stopped by the deadline"
     );
     println!(
         "RESULT items={items} ok={ok} gave_up={} attempts={attempts} timeouts={timeouts} \
-         http503={http503} server_attempts={server_saw}",
+         http503={http503} deadlines={deadlines} cut={cut} server_attempts={server_saw}",
         outcomes.len() - ok
     );
 }
