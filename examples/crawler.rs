@@ -4,7 +4,9 @@
 //! current level, at most `--concurrency` fetches in flight (a `Semaphore`), a shared visited set
 //! (a `Mutex<HashSet>`) so that every page is fetched exactly once, statistics per worker thread,
 //! and pages per second. The server counts its hits and connections, so "exactly once" and the
-//! connection reuse are checked, not assumed.
+//! connection reuse are checked, not assumed. `--budget-ms` gives the whole crawl a time budget
+//! (`fiber::timeout`): when it is spent every fetch in flight is cancelled, wherever it waits,
+//! and the crawl reports what it fetched by then.
 //!
 //! `cargo run --release --example crawler -- --pages 2000 --concurrency 50 --latency-ms 20`
 
@@ -19,10 +21,12 @@ use fiber_support::flags::{self, Flags};
 use fiber_support::http_server::{Reply, Server};
 use fiber_support::{fmt, site};
 
-const USAGE: &str = "usage: crawler [--pages N] [--concurrency C] [--latency-ms MS]
+const USAGE: &str =
+    "usage: crawler [--pages N] [--concurrency C] [--latency-ms MS] [--budget-ms MS]
   --pages        pages in the generated site (default 2000)
   --concurrency  fetches in flight at most (default 50)
-  --latency-ms   server latency per page (default 20)";
+  --latency-ms   server latency per page (default 20)
+  --budget-ms    time budget for the whole crawl (default: none)";
 
 /// What one worker thread (a carrier of fibers) did: pages, bytes, time fetching.
 type WorkerStats = (usize, usize, Duration);
@@ -37,6 +41,10 @@ struct Crawl {
     in_flight: AtomicUsize,
     peak: AtomicUsize,
     errors: AtomicUsize,
+    /// Pages fetched in full (the body read).
+    fetched: AtomicUsize,
+    /// When the budget is spent, if there is one: a fetch failing after it was cut off by it.
+    budget_end: Option<Instant>,
 }
 
 impl Crawl {
@@ -50,12 +58,18 @@ impl Crawl {
         self.in_flight.fetch_sub(1, Relaxed);
         let body = match page {
             Ok(body) => body,
+            // A hooked call cancelled by the spent budget fails (ECANCELED) rather than unwinds;
+            // the fiber unwinds at its next wait. Not an error of the crawl.
+            Err(_) if self.budget_end.is_some_and(|end| Instant::now() >= end) => {
+                return Vec::new()
+            }
             Err(e) => {
                 eprintln!("{path}: {e}");
                 self.errors.fetch_add(1, Relaxed);
                 return Vec::new();
             }
         };
+        self.fetched.fetch_add(1, Relaxed);
         let worker = std::thread::current().name().unwrap_or("?").to_owned();
         let mut stats = self.per_worker.lock().unwrap();
         let w = stats.entry(worker).or_default();
@@ -74,7 +88,11 @@ fn main() {
     let pages: usize = args.get("--pages", 2000);
     let concurrency: usize = args.get("--concurrency", 50);
     let latency = Duration::from_millis(args.get("--latency-ms", 20));
+    let budget: Option<u64> = args.opt("--budget-ms");
     args.done();
+    if budget == Some(0) {
+        flags::fail(USAGE, "--budget-ms must be at least 1");
+    }
     if pages == 0 || concurrency == 0 {
         flags::fail(USAGE, "--pages and --concurrency must be at least 1");
     }
@@ -113,27 +131,47 @@ fn main() {
         in_flight: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
         errors: AtomicUsize::new(0),
+        fetched: AtomicUsize::new(0),
+        budget_end: budget.map(|ms| Instant::now() + Duration::from_millis(ms)),
     };
     let start = Instant::now();
-    let mut level = vec!["/page/0".to_owned()];
     let mut depth = 0;
-    while !level.is_empty() {
-        println!("depth {depth}: {} pages", level.len());
-        // One fiber per page of this level; the semaphore bounds how many fetch at once.
-        level = fiber::scope(|s| {
-            let crawl = &crawl;
-            let fetches: Vec<_> = level
-                .iter()
-                .map(|p| s.spawn(move || crawl.visit(p)))
-                .collect();
-            fetches
-                .into_iter()
-                .flat_map(|f| f.join().unwrap())
-                .collect()
-        });
-        depth += 1;
-    }
+    let mut crawl_all = || {
+        let mut level = vec!["/page/0".to_owned()];
+        while !level.is_empty() {
+            println!("depth {depth}: {} pages", level.len());
+            // One fiber per page of this level; the semaphore bounds how many fetch at once.
+            level = fiber::scope(|s| {
+                let crawl = &crawl;
+                let fetches: Vec<_> = level
+                    .iter()
+                    .map(|p| s.spawn(move || crawl.visit(p)))
+                    .collect();
+                fetches
+                    .into_iter()
+                    .flat_map(|f| f.join().unwrap())
+                    .collect()
+            });
+            depth += 1;
+        }
+    };
+    // The budget cancels the scope's fibers wherever they wait (the semaphore, a fetch), and
+    // the crawl with them; `timeout` returns once every one of them has ended.
+    let stopped = match crawl.budget_end {
+        // A deadline belongs to a fiber: run the crawl as one (`block_on` may borrow).
+        Some(end) => fiber::Runtime::builder()
+            .build()
+            .expect("runtime")
+            .block_on(|| fiber::timeout_at(end, crawl_all).is_err()),
+        None => {
+            crawl_all();
+            false
+        }
+    };
     let elapsed = start.elapsed();
+    if stopped {
+        println!("the time budget was spent: every fetch in flight was cancelled");
+    }
 
     let visited = crawl.visited.lock().unwrap().len();
     let fetched: usize = hits.iter().map(|h| h.load(Relaxed)).sum();
@@ -157,10 +195,13 @@ fn main() {
         println!("{name:<20} {pages:>7} {bytes:>10} {avg:>12}");
     }
     let errors = crawl.errors.load(Relaxed);
+    let complete = crawl.fetched.load(Relaxed);
+    let ms = elapsed.as_millis();
     println!(
         "RESULT pages={pages} visited={visited} fetched={fetched} distinct={distinct} \
          duplicates={twice} errors={errors} peak={peak} limit={concurrency} depth={depth} \
-         connections={connections}"
+         connections={connections} complete={complete} stopped={} elapsed_ms={ms}",
+        u8::from(stopped)
     );
 }
 
