@@ -39,36 +39,3 @@ fn idle_workers_use_no_cpu_body() {
     // Still responsive after the idle period.
     assert_eq!(rt.block_on(|| fiber::spawn(|| 7).join().unwrap()), 7);
 }
-
-/// Spawns from outside the runtime while a worker searches: two fibers that spin, with no fiber
-/// operation, until both run. The second can only run if the other worker, asleep, is woken for
-/// it; a searcher that took the first and left the second in the injector must do that.
-#[test]
-fn a_spawn_during_a_search_is_not_left_to_a_busy_worker() {
-    support::watchdog(60, || {
-        let rt = support::runtime(2, "idle-spin");
-        for _ in 0..support::scaled(200, 50) {
-            // Let both workers go to sleep, so the spawns below find one searcher at most.
-            std::thread::sleep(Duration::from_millis(2));
-            let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let spinners: Vec<_> = (0..2)
-                .map(|_| {
-                    let started = started.clone();
-                    rt.spawn(move || {
-                        use std::sync::atomic::Ordering::SeqCst;
-                        started.fetch_add(1, SeqCst);
-                        while started.load(SeqCst) < 2 {
-                            std::hint::spin_loop();
-                        }
-                        std::thread::current().name().map(str::to_owned)
-                    })
-                })
-                .collect();
-            let names: Vec<_> = spinners.into_iter().map(|h| h.join().unwrap()).collect();
-            assert_ne!(
-                names[0], names[1],
-                "the two spinners ran at once, on both workers"
-            );
-        }
-    });
-}
