@@ -24,11 +24,16 @@ fn gather_returns_every_value_error_and_panic() {
 #[test]
 fn gather_fail_fast_stops_at_the_first_panic_and_cancels_every_request_in_flight() {
     support::watchdog(120, || {
-        // The server takes 2 s; job 7 panics at once, before any answer can arrive.
+        // The server takes 2 s; jobs 7, 32, 57, ... panic at once, before any answer can arrive.
+        // Which of them runs first is the scheduler's choice (job 57 did once, on 2 workers).
         let args = ["--jobs", "200", "--latency-ms", "2000", "--fail-fast"];
         let r = run_ok("gather", &args, 110).result();
         assert_eq!(r["mode"], "fail_fast");
-        assert_eq!(num(&r, "first"), 7.0);
+        assert_eq!(
+            num(&r, "first") as u64 % 25,
+            7,
+            "the first failure is a panicking job"
+        );
         assert_eq!(r["first_kind"], "panic");
         assert_eq!(num(&r, "panics"), 1.0);
         assert_eq!(num(&r, "ok"), 0.0);
