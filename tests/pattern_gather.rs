@@ -35,10 +35,14 @@ fn gather_fail_fast_stops_at_the_first_panic_and_cancels_every_request_in_flight
             "the first failure is a panicking job"
         );
         assert_eq!(r["first_kind"], "panic");
-        assert_eq!(num(&r, "panics"), 1.0);
+        // A job already running on another worker may panic too before its cancel lands: at
+        // most one per worker (a cancelled job that has not started never runs).
+        let panics = num(&r, "panics");
+        let workers = std::thread::available_parallelism().unwrap().get() as f64;
+        assert!((1.0..=workers).contains(&panics), "{panics} panics");
         assert_eq!(num(&r, "ok"), 0.0);
         assert_eq!(num(&r, "errors"), 0.0);
-        assert_eq!(num(&r, "cancelled"), 199.0);
+        assert_eq!(num(&r, "cancelled"), 200.0 - panics);
         assert_eq!(num(&r, "accounted"), 200.0);
         assert!(
             num(&r, "elapsed_ms") < 1500.0,
