@@ -454,3 +454,36 @@ fn short_reads_leave_later_bytes_eof_and_peeked_bytes_readable() {
         });
     });
 }
+
+/// A std listener (backlog 128) that a fiber accepts on gets the system's maximum backlog: 300
+/// connections made while nobody accepts all complete their handshake. With 128 the kernel
+/// drops the SYNs past 129 and those connects time out.
+#[test]
+fn a_fiber_accept_widens_a_std_listeners_backlog() {
+    watchdog(60, || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let rt = runtime(1, "hook-backlog");
+        // One accept in a fiber, then nobody accepts.
+        let first = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+        let listener = rt.block_on(move || {
+            let _ = listener.accept().unwrap();
+            listener
+        });
+        let _first = first.join().unwrap();
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for _ in 0..300 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(20)) {
+                Ok(s) => held.push(s),
+                Err(_) => refused += 1,
+            }
+        }
+        assert_eq!(
+            (held.len(), refused),
+            (300, 0),
+            "connects completed while nobody accepted"
+        );
+        drop(listener);
+    });
+}

@@ -29,6 +29,8 @@ pub(super) struct Socket {
     pub(super) opts: Arc<Options>,
     /// `SOCK_STREAM`: a short read shows the receive queue empty (see `driver::io::run`).
     pub(super) stream: bool,
+    /// Set once a fiber's `accept` has looked at the socket's backlog (see `socket::accept`).
+    pub(super) backlog_checked: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -196,6 +198,7 @@ pub(super) fn dup(old: &Socket, new: c_int) {
             reg: Registration::new(),
             opts: old.opts.clone(),
             stream: old.stream,
+            backlog_checked: std::sync::atomic::AtomicBool::new(false),
         }));
         let old_entry = slot.replace(&mut slot.entry.lock(), socket);
         drop(old_entry);
@@ -252,6 +255,7 @@ fn classify(fd: c_int) -> (Option<Entry>, Option<Arc<Socket>>) {
         reg: Registration::new(),
         opts: Arc::new(opts),
         stream: ty == libc::SOCK_STREAM,
+        backlog_checked: std::sync::atomic::AtomicBool::new(false),
     });
     (Some(Entry::Socket(socket.clone())), Some(socket))
 }

@@ -547,6 +547,7 @@ pub(crate) unsafe extern "C" fn accept(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> c_int {
+    widen_backlog_once(fd);
     // SAFETY: as in `read`.
     transfer(
         fd,
@@ -567,6 +568,7 @@ pub(crate) unsafe extern "C" fn accept4(
     len: *mut socklen_t,
     flags: c_int,
 ) -> c_int {
+    widen_backlog_once(fd);
     // SAFETY: as in `read`.
     transfer(
         fd,
@@ -574,6 +576,44 @@ pub(crate) unsafe extern "C" fn accept4(
         None,
         || unsafe { real_accept4(fd, addr, len, flags) } as ssize_t,
     ) as c_int
+}
+
+/// The first time a fiber accepts on a listening stream socket, its backlog is raised to the
+/// system's maximum (`net.core.somaxconn`), as Go listens and as `fiber::net` does. std listens
+/// with 128; a fiber accept loop runs when its worker polls the reactor (every 61 ticks when
+/// busy), so a burst of connects from fibers overflowed 128 and the dropped SYNs waited 1 s to be
+/// retried. One `getsockopt(SO_ACCEPTCONN)` and one `listen` per listener; a socket that is not
+/// listening is left alone (its `accept` fails as libc's). Errors leave the backlog as it was.
+fn widen_backlog_once(fd: c_int) {
+    if !in_hooked_fiber() {
+        return;
+    }
+    let Some(sock) = fds::socket(fd) else { return };
+    if !sock.stream
+        || sock
+            .backlog_checked
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
+    let saved = errno();
+    let mut listening: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: `listening` and `len` are valid and writable, `len` is the size of `listening`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&raw mut listening).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 && listening != 0 {
+        // SAFETY: `listen` on a socket that is listening already only updates its backlog.
+        let _ = unsafe { libc::listen(fd, c_int::MAX) };
+    }
+    set_errno(saved);
 }
 
 /// `connect(2)`: in a fiber, on a blocking socket, the handshake waits on the reactor
