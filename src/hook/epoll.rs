@@ -24,7 +24,7 @@ use libc::{c_int, epoll_event, sigset_t, timespec};
 use super::poll::{read_limit, timeout_ms, Limit};
 use super::real::real;
 use super::waitset::{self, reactor_serves_caller, Waited};
-use super::{errno, fds, in_hooked_fiber, set_errno};
+use super::{enosys, errno, fds, in_hooked_fiber, set_errno};
 use crate::driver::io::{run, Interest, Wait};
 use crate::task::context::without_unwinding;
 
@@ -62,11 +62,6 @@ real!(
     ) -> c_int,
     enosys()
 );
-
-fn enosys() -> c_int {
-    set_errno(libc::ENOSYS);
-    -1
-}
 
 /// `epoll_wait(2)`.
 ///

@@ -55,6 +55,13 @@ const OFF: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
+/// What a readiness hook answers when libc has no definition to forward to (see `real!`).
+#[cfg(fiber_hook)]
+fn enosys() -> libc::c_int {
+    set_errno(libc::ENOSYS);
+    -1
+}
+
 /// Whether the interposed functions park fibers: true on Linux/glibc (dynamically linked) unless
 /// the environment variable `FIBER_HOOK` is `0`, read once, on the first call that needs it.
 /// Where the hooks are compiled out (other targets, a static build) it is false.

@@ -37,7 +37,7 @@ use libc::{c_int, nfds_t, pollfd, sigset_t, size_t, timespec};
 
 use super::real::real;
 use super::waitset::{self, Waited};
-use super::{errno, fds, in_hooked_fiber, set_errno};
+use super::{enosys, errno, fds, in_hooked_fiber, set_errno};
 use crate::driver::io::{run, Interest, Wait};
 use crate::task::context::without_unwinding;
 
@@ -75,11 +75,6 @@ real!(
     ) -> c_int,
     enosys()
 );
-
-fn enosys() -> c_int {
-    set_errno(libc::ENOSYS);
-    -1
-}
 
 /// `poll(2)`.
 ///

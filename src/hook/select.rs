@@ -20,7 +20,7 @@ use libc::{c_int, c_ulong, fd_set, sigset_t, timespec, timeval, FD_SETSIZE};
 use super::poll::{read_limit, Limit};
 use super::real::real;
 use super::waitset::{self, Waited};
-use super::{errno, in_hooked_fiber, set_errno};
+use super::{enosys, errno, in_hooked_fiber, set_errno};
 
 real!(
     REAL_SELECT,
@@ -43,11 +43,6 @@ real!(
     ) -> c_int,
     enosys()
 );
-
-fn enosys() -> c_int {
-    set_errno(libc::ENOSYS);
-    -1
-}
 
 const WORD_BITS: usize = c_ulong::BITS as usize;
 /// An `fd_set` as the kernel reads it: `FD_SETSIZE` bits in native words.
