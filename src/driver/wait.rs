@@ -91,14 +91,27 @@ fn sleep_on_timer(task: &crate::task::Task, deadline: Instant) {
         if context::pending_cancel(task) {
             return;
         }
-        if sleep_once(task, deadline) == Resume::Cancel || Instant::now() >= deadline {
-            return;
+        match sleep_once(task, deadline) {
+            // The timer fired: the deadline has passed, no clock read needed.
+            Woke::Timer | Woke::Shutdown => return,
+            Woke::Early if Instant::now() >= deadline => return,
+            Woke::Early => {}
         }
     }
 }
 
-/// One suspension of [`sleep_on_timer`]; how the fiber was resumed.
-fn sleep_once(task: &crate::task::Task, deadline: Instant) -> Resume {
+/// How one suspension of [`sleep_on_timer`] ended.
+enum Woke {
+    /// Requeued by its timer entry (the deadline passed).
+    Timer,
+    /// Resumed by runtime shutdown: the sleep ends.
+    Shutdown,
+    /// Anything else (a cancel request it could not honour): sleep on if time is left.
+    Early,
+}
+
+/// One suspension of [`sleep_on_timer`].
+fn sleep_once(task: &crate::task::Task, deadline: Instant) -> Woke {
     let me = context::task().expect("called on a fiber");
     let key = timer::with(|t| t.insert(deadline, TimerAction::Resume(me)));
     // A fiber already unwinding, or shielded, sleeps even if cancelled (its destructors' waits
@@ -107,23 +120,38 @@ fn sleep_once(task: &crate::task::Task, deadline: Instant) -> Resume {
         // A cancel request arrived since the check above.
         timer::with(|t| t.cancel(key));
         context::pending_cancel(task);
-        return Resume::Run;
+        return Woke::Early;
     }
     // Only the timer and a cancel request requeue a sleeping fiber, each after clearing
     // `SLEEPING` (src/task/state.rs); the timer also removes its entry. Resumed by anything else
     // (runtime shutdown), the fiber clears the bit itself. Either way but the timer's, the entry
     // is left behind and removed here (if it fired meanwhile, that finds nothing).
     struct EndSleep<'a>(&'a crate::task::Task, Option<timer::TimerKey>);
-    impl Drop for EndSleep<'_> {
-        fn drop(&mut self) {
+    impl EndSleep<'_> {
+        /// True if the timer requeued the fiber; otherwise its entry is removed.
+        fn end(&mut self) -> bool {
             let not_by_timer = self.0.park.leave_sleep() || self.0.park.cancel_requested();
+            // Taken however it ended: a fired entry is gone already.
             if let Some(key) = self.1.take().filter(|_| not_by_timer) {
                 timer::with(|t| t.cancel(key));
             }
+            !not_by_timer
         }
     }
-    let _end = EndSleep(task, Some(key));
-    context::suspend(task, Suspend::Wait)
+    impl Drop for EndSleep<'_> {
+        fn drop(&mut self) {
+            if self.1.is_some() {
+                self.end();
+            }
+        }
+    }
+    let mut end = EndSleep(task, Some(key));
+    let resumed = context::suspend(task, Suspend::Wait);
+    match (end.end(), resumed) {
+        (true, _) => Woke::Timer,
+        (false, Resume::Cancel) => Woke::Shutdown,
+        (false, _) => Woke::Early,
+    }
 }
 
 /// Parks the calling fiber until `ready()` holds, as [`park_while_not`] without a deadline, but
