@@ -172,7 +172,11 @@ fn report(
     );
     let go = go_peer::build();
     match go {
-        Ok(b) => eprintln!("bench_report: Go peer {} built: {}", b.version, b.bin.display()),
+        Ok(b) => eprintln!(
+            "bench_report: Go peer {} built: {}",
+            b.version,
+            b.bin.display()
+        ),
         Err(why) => eprintln!("bench_report: Go peer: {why}"),
     }
     let tables = run::all(quick, only, go);
@@ -196,6 +200,9 @@ fn report(
             chart_dir,
             go: match go {
                 Ok(b) => b.version.clone(),
+                Err(why) if why == go_peer::NOT_INSTALLED => {
+                    format!("{why} (no `go` on `PATH`, or `{}` set)", go_peer::NO_GO_ENV)
+                }
                 Err(why) => why.clone(),
             },
         },

@@ -65,7 +65,15 @@ impl Table {
         };
         println!(
             "\n{:<8} {:<34} {:>10} {:>10} {:>10} {:>10} {:>13} {:>13} {:>13}",
-            "stage", "metric", "fiber", "std", "tokio", "go", "fiber/tokio", "fiber/go", "fiber/std"
+            "stage",
+            "metric",
+            "fiber",
+            "std",
+            "tokio",
+            "go",
+            "fiber/tokio",
+            "fiber/go",
+            "fiber/std"
         );
         println!("{}", "-".repeat(142));
         for r in &self.0 {

@@ -102,7 +102,11 @@ pub fn build() -> &'static Result<Built, String> {
             .map_err(|e| format!("go build: {e}"))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             return Err(format!("go build failed: {last}"));
         }
         Ok(Built { bin, version })
@@ -255,7 +259,14 @@ pub mod stress {
         }
         let (mut child, addr) = spawn_server(workers);
         let duration = Duration::from_secs(secs);
-        let r = echo_load::run_load(addr, conns, duration, Duration::from_millis(500), 64, workers);
+        let r = echo_load::run_load(
+            addr,
+            conns,
+            duration,
+            Duration::from_millis(500),
+            64,
+            workers,
+        );
         let _ = child.kill();
         let _ = child.wait();
         println!(
@@ -265,7 +276,11 @@ pub mod stress {
             r.p99.as_secs_f64() * 1e3,
             r.errors
         );
-        table.set_go("echo", "time per round trip", Some(1e6 / r.per_sec().max(1.0)));
+        table.set_go(
+            "echo",
+            "time per round trip",
+            Some(1e6 / r.per_sec().max(1.0)),
+        );
         table.set_go("echo", "p99 latency", Some(r.p99.as_secs_f64() * 1e3));
     }
 }
