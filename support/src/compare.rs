@@ -75,7 +75,7 @@ impl Table {
             "fiber/go",
             "fiber/std"
         );
-        println!("{}", "-".repeat(142));
+        println!("{}", "-".repeat(130));
         for r in &self.0 {
             println!(
                 "{:<8} {:<34} {:>10} {:>10} {:>10} {:>10} {:>13} {:>13} {:>13}",

@@ -121,6 +121,7 @@ static BUILT: OnceLock<Result<Built, String>> = OnceLock::new();
 pub fn describe() -> Option<String> {
     BUILT.get().map(|built| match built {
         Ok(b) => format!("{} (benches/peers/go)", b.version),
+        Err(e) if e == NOT_INSTALLED => format!("{e} (no `go` on PATH, or {NO_GO_ENV} set)"),
         Err(e) => e.clone(),
     })
 }
