@@ -117,8 +117,8 @@ pub(crate) const SPECS: &[Spec] = &[
         id: "memory",
         title: "Memory per sleeping unit",
         about: "N workers each sleep (fiber::sleep, tokio::time::sleep, may's sleep, \
-                thread::sleep; Go: time.Sleep, GOMAXPROCS 2) for 1 s + 4 µs × N, so that all are asleep at once; figure = (peak \
-                RSS − RSS before) / the most asleep at once. One child process per cell, so the \
+                thread::sleep; Go: time.Sleep, GOMAXPROCS 2) for 1 s + 4 µs × N, so that all \
+                are asleep at once; figure = (peak RSS − RSS before) / the most asleep at once. One child process per cell, so the \
                 peak (`VmHWM`) is that crowd's alone; one run (a crowd is its own warm-up).",
         x_name: "N",
         x_label: count,
