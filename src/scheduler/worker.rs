@@ -50,6 +50,7 @@ use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
 use crate::driver::timer::{self, TimerAction};
 use crate::driver::{Poller, Reactor};
+use crate::observe::trace;
 use crate::task::{context, coop, Stage, Task};
 use crate::util::rng::FastRng;
 use crate::util::steal::steal_with;
@@ -258,6 +259,7 @@ impl Worker {
                 // clears `SLEEPING` requeues, src/task/state.rs).
                 TimerAction::Resume(task) => {
                     if task.park.leave_sleep() {
+                        trace::unparked(task.id.as_u64());
                         self.runq.borrow_mut().push_back(task);
                     }
                 }
@@ -335,7 +337,10 @@ impl Worker {
         let stack = match self.take_stack(task.stack_size()) {
             Ok(stack) => stack,
             Err(err) => {
-                eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
+                trace::report_warn(
+                    "start",
+                    &format!("could not start fiber {:?}: {err}", task.id),
+                );
                 task.stage.set(Stage::Done);
                 task.cancel_unrun();
                 return false;
@@ -384,7 +389,16 @@ impl Worker {
         };
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         coop::refill();
-        let outcome = coro.resume(msg);
+        // Inside the fiber's span (feature `tracing`; else nothing), with the events of how it
+        // switched out, while `task` is certainly alive.
+        let outcome = trace::in_span(&task.span, || {
+            let outcome = coro.resume(msg);
+            match &outcome {
+                Outcome::Suspended(how) => trace::suspended(*how),
+                Outcome::Finished(_) => trace::finished(),
+            }
+            outcome
+        });
         context::set_task(previous);
         match outcome {
             Outcome::Suspended(Suspend::Yield) => {
@@ -631,9 +645,12 @@ impl Worker {
             }
         }
         for task in pending {
-            eprintln!(
-                "fiber: fiber {:?} kept waiting while its runtime shut down; its stack is leaked",
-                task.id
+            trace::report_warn(
+                "shutdown",
+                &format!(
+                    "fiber {:?} kept waiting while its runtime shut down; its stack is leaked",
+                    task.id
+                ),
             );
             // SAFETY: we are the home worker holding the run token; the coroutine is suspended
             // and will never be resumed again. Leaking it (and the task, which holds the name it

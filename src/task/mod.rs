@@ -10,6 +10,7 @@
 //! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
 //! | `job`        | the worker holding the run token (run or cancel, once) | the join handle (packet) |
 //! | `yielder`, `locals`, `timer` | the fiber itself, on its stack's thread | the fiber itself  |
+//! | `span`       | spawn (immutable after; `tracing::Span` is `Sync`) | the worker resuming it |
 //!
 //! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
 //! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
@@ -31,6 +32,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Yielder};
+use crate::observe::trace::FiberSpan;
 use local::LocalMap;
 use state::ParkState;
 
@@ -144,6 +146,9 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// on the home worker's thread, by its timers and by the fiber (atomic all the same: no
     /// argument needed); one byte, which the header had spare.
     pub(crate) deadlines_expired: AtomicU8,
+    /// The fiber's `tracing` span (src/observe/trace.rs): set at spawn, entered by the worker
+    /// around each resume. Zero-sized without the `tracing` feature.
+    pub(crate) span: FiberSpan,
     /// The closure and join packet (last: unsized in `Task<dyn Job>`).
     pub(crate) job: J,
 }
@@ -187,6 +192,7 @@ impl<J> Task<J> {
             locals: LocalMap::default(),
             live_index: Cell::new(u32::MAX),
             deadlines_expired: AtomicU8::new(0),
+            span: FiberSpan::none(),
             job,
         }
     }
@@ -461,11 +467,20 @@ mod tests {
             std::mem::size_of::<Task<JobCell<F, ()>>>()
         }
         let size = size_of_task(&f);
-        assert!(size <= 248, "Task with a 24-byte closure is {size} bytes");
-        let chunk = (size + 16 + 8).div_ceil(16) * 16;
-        assert_eq!(
-            chunk, 272,
-            "the Arc<Task> allocation no longer fits a 272-byte chunk"
-        );
+        // The `tracing` feature adds the fiber's span (40 bytes) and accepts the larger chunk.
+        #[cfg(feature = "tracing")]
+        {
+            let bound = 248 + std::mem::size_of::<tracing::Span>();
+            assert!(size <= bound, "Task with a 24-byte closure is {size} bytes");
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            assert!(size <= 248, "Task with a 24-byte closure is {size} bytes");
+            let chunk = (size + 16 + 8).div_ceil(16) * 16;
+            assert_eq!(
+                chunk, 272,
+                "the Arc<Task> allocation no longer fits a 272-byte chunk"
+            );
+        }
     }
 }
