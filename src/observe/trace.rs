@@ -13,7 +13,7 @@
 //!
 //! This module names nothing above `coro`: the callers pass what they know (ids, names, the
 //! suspension kind), so the task header can hold a [`FiberSpan`] without a layering cycle.
-use crate::coro::Suspend;
+use crate::coro::{Outcome, Suspend};
 
 /// A fiber's span, stored in its task (`Task::span`). Zero-sized without the feature.
 pub(crate) struct FiberSpan {
@@ -71,19 +71,44 @@ pub(crate) fn spawn_span(_id: u64, _name: Option<&str>, _kind: &'static str) -> 
     FiberSpan {}
 }
 
-/// Runs `f` (one resume of the fiber, and the worker's look at how it ended) inside the fiber's
-/// span: entered before the switch in, exited after the switch out, on the worker's thread.
-#[inline(always)]
-pub(crate) fn in_span<R>(span: &FiberSpan, f: impl FnOnce() -> R) -> R {
+/// The fiber's span, entered on the worker's thread from just before the switch into the fiber
+/// until [`switched_out`] (zero-sized without the feature).
+pub(crate) struct Entered<'a> {
     #[cfg(feature = "tracing")]
-    {
-        span.span.in_scope(f)
+    _entered: tracing::span::Entered<'a>,
+    #[cfg(not(feature = "tracing"))]
+    _span: std::marker::PhantomData<&'a FiberSpan>,
+}
+
+/// Enters the fiber's span before its worker resumes it.
+#[inline(always)]
+pub(crate) fn enter(span: &FiberSpan) -> Entered<'_> {
+    Entered {
+        #[cfg(feature = "tracing")]
+        _entered: span.span.enter(),
+        #[cfg(not(feature = "tracing"))]
+        _span: {
+            let _ = span;
+            std::marker::PhantomData
+        },
+    }
+}
+
+/// The fiber switched out: records how (a `park` event with its reason, `yield`, or `finish`)
+/// inside its span, then exits the span.
+#[inline(always)]
+pub(crate) fn switched_out(entered: Entered<'_>, outcome: &Outcome) {
+    #[cfg(feature = "tracing")]
+    match outcome {
+        Outcome::Suspended(Suspend::Yield) => tracing::trace!(target: "fiber::task", "yield"),
+        Outcome::Suspended(how) => {
+            tracing::trace!(target: "fiber::task", reason = park_reason(*how), "park")
+        }
+        Outcome::Finished(_) => tracing::trace!(target: "fiber::task", "finish"),
     }
     #[cfg(not(feature = "tracing"))]
-    {
-        let _ = span;
-        f()
-    }
+    let _ = outcome;
+    drop(entered);
 }
 
 /// Why the fiber stopped running, for the `park` event: what the switch-out knows (its
@@ -96,26 +121,6 @@ pub(crate) fn park_reason(how: Suspend) -> &'static str {
         Suspend::Wait => "sleep",
         Suspend::Yield => "yield",
     }
-}
-
-/// The fiber just switched out with `how` (called by its worker inside [`in_span`]): a `park`
-/// event with its reason, or a `yield` event.
-#[inline(always)]
-pub(crate) fn suspended(how: Suspend) {
-    #[cfg(feature = "tracing")]
-    match how {
-        Suspend::Yield => tracing::trace!(target: "fiber::task", "yield"),
-        _ => tracing::trace!(target: "fiber::task", reason = park_reason(how), "park"),
-    }
-    #[cfg(not(feature = "tracing"))]
-    let _ = how;
-}
-
-/// The fiber's body returned (called by its worker inside [`in_span`]).
-#[inline(always)]
-pub(crate) fn finished() {
-    #[cfg(feature = "tracing")]
-    tracing::trace!(target: "fiber::task", "finish");
 }
 
 /// Fiber `id` was taken out of its park or sleep and requeued (by an unpark, a notifier, I/O

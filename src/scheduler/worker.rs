@@ -389,16 +389,10 @@ impl Worker {
         };
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         coop::refill();
-        // Inside the fiber's span (feature `tracing`; else nothing), with the events of how it
-        // switched out, while `task` is certainly alive.
-        let outcome = trace::in_span(&task.span, || {
-            let outcome = coro.resume(msg);
-            match &outcome {
-                Outcome::Suspended(how) => trace::suspended(*how),
-                Outcome::Finished(_) => trace::finished(),
-            }
-            outcome
-        });
+        // The fiber runs inside its span (feature `tracing`; else nothing is compiled in).
+        let entered = trace::enter(&task.span);
+        let outcome = coro.resume(msg);
+        trace::switched_out(entered, &outcome);
         context::set_task(previous);
         match outcome {
             Outcome::Suspended(Suspend::Yield) => {
