@@ -262,6 +262,20 @@ fn count_naming(ids: &HashSet<u64>, message: &str) -> usize {
     .len()
 }
 
+/// Waits until `n()` reaches `at_least` (the worker records `finish` after the fiber's body has
+/// returned, so a `join` may return just before it): loose bound, the watchdog covers a hang.
+fn await_count(at_least: usize, n: impl Fn() -> usize) {
+    let start = Instant::now();
+    while n() < at_least {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "still {} of {at_least}",
+            n()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn a_fibers_span_has_its_name_id_and_spawn_location() {
     install();
@@ -305,6 +319,7 @@ fn a_fibers_span_has_its_name_id_and_spawn_location() {
         let ids = HashSet::from([id]);
         let spans = HashSet::from([span_id]);
         assert_eq!(count_naming(&ids, "spawn"), 1);
+        await_count(1, || count_in(&spans, "finish"));
         assert_eq!(count_in(&spans, "finish"), 1);
         for e in events(|e| e.target == "fiber::task") {
             assert_eq!(e.level, Level::TRACE, "{e:?}");
@@ -364,6 +379,7 @@ fn a_hundred_fibers_parking_and_sleeping_once_give_exact_counts() {
         assert_eq!(slept.len(), N);
         // One wake-up per park (the unpark) and one per sleep (the timer).
         assert_eq!(count_naming(&ids, "unpark"), 2 * N);
+        await_count(N, || count_in(&spans, "finish"));
         assert_eq!(count_in(&spans, "finish"), N);
         // After each park and each sleep the fiber is back in its own span.
         for probe in ["after-park", "after-sleep"] {

@@ -337,10 +337,7 @@ impl Worker {
         let stack = match self.take_stack(task.stack_size()) {
             Ok(stack) => stack,
             Err(err) => {
-                trace::report_warn(
-                    "start",
-                    &format!("could not start fiber {:?}: {err}", task.id),
-                );
+                eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
                 task.stage.set(Stage::Done);
                 task.cancel_unrun();
                 return false;
@@ -639,12 +636,9 @@ impl Worker {
             }
         }
         for task in pending {
-            trace::report_warn(
-                "shutdown",
-                &format!(
-                    "fiber {:?} kept waiting while its runtime shut down; its stack is leaked",
-                    task.id
-                ),
+            eprintln!(
+                "fiber: fiber {:?} kept waiting while its runtime shut down; its stack is leaked",
+                task.id
             );
             // SAFETY: we are the home worker holding the run token; the coroutine is suspended
             // and will never be resumed again. Leaking it (and the task, which holds the name it
