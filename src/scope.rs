@@ -120,7 +120,7 @@ impl<'scope> Scope<'scope, '_> {
     }
 
     /// Spawns a scoped fiber; see [`scope`]. Panics if the runtime cannot take it.
-    #[track_caller]
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -134,7 +134,7 @@ impl<'scope> Scope<'scope, '_> {
 
 impl<'scope> Scope<'scope, '_> {
     /// `Builder::spawn_scoped`'s work: count the fiber in, spawn it, or undo the count.
-    #[track_caller]
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub(crate) fn spawn_with<F, T>(
         &'scope self,
         name: Option<String>,

@@ -164,7 +164,7 @@ impl Runtime {
 
     /// Spawns a fiber on this runtime. Panics, as `std::thread::spawn` does, if the runtime cannot
     /// take it (see [`crate::Builder::spawn_on`] for the fallible form).
-    #[track_caller]
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -178,7 +178,7 @@ impl Runtime {
     /// in `f` resumes in the caller. Called from a fiber, it parks only that fiber.
     ///
     /// `f` may borrow from the caller: the call does not return before `f` has finished.
-    #[track_caller]
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -241,7 +241,7 @@ pub(crate) fn current_or_default() -> Arc<Handle> {
 }
 
 /// Runs `f` on the default runtime and blocks until it returns, as [`Runtime::block_on`].
-#[track_caller]
+#[cfg_attr(feature = "tracing", track_caller)]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,

@@ -21,9 +21,10 @@ pub(crate) fn check_name(name: Option<&str>) {
     }
 }
 
-// `#[track_caller]` down from the public spawn functions: the fiber's span records where it was
+// `#[track_caller]` (under the `tracing` feature, so that the default build passes no hidden
+// argument) from the public spawn functions down to here: the fiber's span records where it was
 // spawned (src/observe/trace.rs).
-#[track_caller]
+#[cfg_attr(feature = "tracing", track_caller)]
 pub(crate) fn spawn_in<'a, F, T>(
     shared: Arc<Handle>,
     name: Option<String>,
@@ -84,7 +85,7 @@ where
 }
 
 /// Runs `f` as a fiber of `shared` and waits for its result; `f` may borrow from the caller.
-#[track_caller]
+#[cfg_attr(feature = "tracing", track_caller)]
 pub(crate) fn run_borrowed<F, T>(shared: &Arc<Handle>, f: F) -> std::thread::Result<T>
 where
     F: FnOnce() -> T + Send,
