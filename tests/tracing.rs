@@ -69,6 +69,7 @@ impl Visit for Fields {
 
 #[derive(Clone, Debug)]
 struct SpanRec {
+    meta: &'static Metadata<'static>,
     name: &'static str,
     target: String,
     level: Level,
@@ -135,6 +136,7 @@ impl Subscriber for Recorder {
         };
         let meta = attrs.metadata();
         let rec = SpanRec {
+            meta,
             name: meta.name(),
             target: meta.target().to_owned(),
             level: *meta.level(),
@@ -181,6 +183,19 @@ impl Subscriber for Recorder {
             .get_or_insert_with(Records::default)
             .events
             .push(rec);
+    }
+
+    fn current_span(&self) -> tracing_core::span::Current {
+        let Some(id) = STACK.with(|s| s.borrow().last().copied()) else {
+            return tracing_core::span::Current::none();
+        };
+        let meta = records()
+            .as_ref()
+            .and_then(|r| r.spans.get(&id).map(|s| s.meta));
+        match meta {
+            Some(meta) => tracing_core::span::Current::new(Id::from_u64(id), meta),
+            None => tracing_core::span::Current::none(),
+        }
     }
 
     fn enter(&self, span: &Id) {
@@ -497,5 +512,62 @@ fn fibers_on_many_workers_keep_their_spans_apart() {
                 "an event of fiber {me} in another span: {e:?}"
             );
         }
+    });
+}
+
+#[test]
+fn a_span_held_across_a_wait_is_current_again_after_it_and_not_meanwhile() {
+    install();
+    watchdog(60, || {
+        // One worker: the two fibers share its thread, so a span left entered by one would be
+        // seen by the other.
+        let rt = fiber::Runtime::builder().worker_threads(1).build().unwrap();
+        let holder = rt.spawn(|| {
+            let outer = tracing::info_span!("request", probe = "outer");
+            let _outer = outer.enter();
+            let inner = tracing::info_span!("step", probe = "inner");
+            let _inner = inner.enter();
+            fiber::sleep(Duration::from_millis(20));
+            tracing::info!(probe = "holder-after-sleep", "resumed");
+            fiber::yield_now();
+            tracing::info!(probe = "holder-after-yield", "resumed");
+            (
+                outer.id().unwrap().into_u64(),
+                inner.id().unwrap().into_u64(),
+            )
+        });
+        let other = rt.spawn(|| {
+            fiber::sleep(Duration::from_millis(5));
+            tracing::info!(probe = "other", "meanwhile");
+        });
+        other.join().unwrap();
+        let holder_id = holder.fiber().id().as_u64();
+        let (outer, inner) = holder.join().unwrap();
+        let (fiber_span, _) = span_of(holder_id);
+        // The held spans nest in the fiber's span, and are current again after each wait.
+        let (outer_rec, inner_rec) = {
+            let r = records();
+            let r = r.as_ref().unwrap();
+            (r.spans[&outer].clone(), r.spans[&inner].clone())
+        };
+        assert_eq!(outer_rec.parent, Some(fiber_span));
+        assert_eq!(inner_rec.parent, Some(outer));
+        for probe in ["holder-after-sleep", "holder-after-yield"] {
+            let after = events(|e| e.fields.get("probe") == Some(&Value::Str(probe.into())));
+            assert_eq!(after.len(), 1);
+            assert_eq!(after[0].current, Some(inner), "{probe}: in the held span");
+        }
+        // The other fiber's event, while the holder slept on the same thread, is in its own
+        // span only.
+        let meanwhile = events(|e| e.fields.get("probe") == Some(&Value::Str("other".into())));
+        assert_eq!(meanwhile.len(), 1);
+        let current = meanwhile[0].current.unwrap();
+        let current_rec = records().as_ref().unwrap().spans[&current].clone();
+        assert_eq!(current_rec.name, "fiber");
+        assert_ne!(current, fiber_span);
+        // The park and yield events of the holder are recorded in its innermost held span.
+        let parks = events(|e| e.message() == "park" && e.current == Some(inner));
+        assert_eq!(parks.len(), 1);
+        assert_eq!(records().as_ref().unwrap().misordered_exits, 0);
     });
 }

@@ -19,6 +19,13 @@ use crate::coro::{Outcome, Suspend};
 pub(crate) struct FiberSpan {
     #[cfg(feature = "tracing")]
     span: tracing::Span,
+    /// Spans the fiber had entered inside its own when it last switched out, outermost first:
+    /// exited at the switch-out and entered again at the next resume, so that a span a fiber
+    /// holds entered across a wait (`let _g = span.enter(); stream.read(..)`) is current again
+    /// when it resumes, and not meanwhile for the other fibers of its worker. Touched only by
+    /// the worker resuming the fiber, before and after the switch.
+    #[cfg(feature = "tracing")]
+    held: std::cell::RefCell<Vec<tracing::Span>>,
 }
 
 impl FiberSpan {
@@ -28,7 +35,42 @@ impl FiberSpan {
         FiberSpan {
             #[cfg(feature = "tracing")]
             span: tracing::Span::none(),
+            #[cfg(feature = "tracing")]
+            held: std::cell::RefCell::new(Vec::new()),
         }
+    }
+}
+
+/// At most this many spans entered inside a fiber's are carried across one switch (a bound
+/// against a subscriber whose current span does not follow exits).
+#[cfg(feature = "tracing")]
+const MAX_HELD: usize = 64;
+
+/// Exits the spans entered inside the fiber's own (innermost first) and keeps them for
+/// [`reenter`]. Stops at the fiber's span, or when the subscriber tells no current span.
+#[cfg(feature = "tracing")]
+#[inline(never)]
+fn stash_held(fiber: &FiberSpan) {
+    let Some(own) = fiber.span.id() else { return };
+    let mut held = fiber.held.borrow_mut();
+    for _ in 0..MAX_HELD {
+        let current = tracing::Span::current();
+        match current.id() {
+            Some(id) if id != own => {}
+            _ => break,
+        }
+        current.with_subscriber(|(id, dispatch)| dispatch.exit(id));
+        held.push(current);
+    }
+    held.reverse();
+}
+
+/// Enters again, outermost first, the spans [`stash_held`] exited.
+#[cfg(feature = "tracing")]
+#[inline(never)]
+fn reenter(held: &mut Vec<tracing::Span>) {
+    for span in held.drain(..) {
+        span.with_subscriber(|(id, dispatch)| dispatch.enter(id));
     }
 }
 
@@ -61,7 +103,10 @@ pub(crate) fn spawn_span(id: u64, name: Option<&str>, kind: &'static str) -> Fib
         loc.col = loc.column(),
     );
     tracing::trace!(target: "fiber::task", { fiber.id = id, kind }, "spawn");
-    FiberSpan { span }
+    FiberSpan {
+        span,
+        held: std::cell::RefCell::new(Vec::new()),
+    }
 }
 
 /// See the feature's version.
@@ -75,40 +120,60 @@ pub(crate) fn spawn_span(_id: u64, _name: Option<&str>, _kind: &'static str) -> 
 /// until [`switched_out`] (zero-sized without the feature).
 pub(crate) struct Entered<'a> {
     #[cfg(feature = "tracing")]
+    fiber: &'a FiberSpan,
+    #[cfg(feature = "tracing")]
     _entered: tracing::span::Entered<'a>,
     #[cfg(not(feature = "tracing"))]
     _span: std::marker::PhantomData<&'a FiberSpan>,
 }
 
-/// Enters the fiber's span before its worker resumes it.
+/// Enters the fiber's span before its worker resumes it, and the spans the fiber held entered
+/// inside it when it switched out.
 #[inline(always)]
 pub(crate) fn enter(span: &FiberSpan) -> Entered<'_> {
-    Entered {
-        #[cfg(feature = "tracing")]
-        _entered: span.span.enter(),
-        #[cfg(not(feature = "tracing"))]
-        _span: {
-            let _ = span;
-            std::marker::PhantomData
-        },
+    #[cfg(feature = "tracing")]
+    {
+        let entered = span.span.enter();
+        let mut held = span.held.borrow_mut();
+        if !held.is_empty() {
+            reenter(&mut held);
+        }
+        Entered {
+            fiber: span,
+            _entered: entered,
+        }
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = span;
+        Entered {
+            _span: std::marker::PhantomData,
+        }
     }
 }
 
 /// The fiber switched out: records how (a `park` event with its reason, `yield`, or `finish`)
-/// inside its span, then exits the span.
+/// in its current span, exits the spans it holds entered inside its own (kept for the next
+/// [`enter`]), then its own span.
 #[inline(always)]
-pub(crate) fn switched_out(_entered: Entered<'_>, outcome: &Outcome) {
+pub(crate) fn switched_out(entered: Entered<'_>, outcome: &Outcome) {
     #[cfg(feature = "tracing")]
-    match outcome {
-        Outcome::Suspended(Suspend::Yield) => tracing::trace!(target: "fiber::task", "yield"),
-        Outcome::Suspended(how) => {
-            tracing::trace!(target: "fiber::task", reason = park_reason(*how), "park")
+    {
+        match outcome {
+            Outcome::Suspended(Suspend::Yield) => tracing::trace!(target: "fiber::task", "yield"),
+            Outcome::Suspended(how) => {
+                tracing::trace!(target: "fiber::task", reason = park_reason(*how), "park")
+            }
+            Outcome::Finished(_) => tracing::trace!(target: "fiber::task", "finish"),
         }
-        Outcome::Finished(_) => tracing::trace!(target: "fiber::task", "finish"),
+        if matches!(outcome, Outcome::Suspended(_)) && !entered.fiber.span.is_none() {
+            stash_held(entered.fiber);
+        }
     }
     #[cfg(not(feature = "tracing"))]
     let _ = outcome;
-    // `_entered` exits the span here, after the event.
+    // `entered` exits the fiber's span here, after the event.
+    let _entered = entered;
 }
 
 /// Why the fiber stopped running, for the `park` event: what the switch-out knows (its

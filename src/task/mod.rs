@@ -10,7 +10,7 @@
 //! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
 //! | `job`        | the worker holding the run token (run or cancel, once) | the join handle (packet) |
 //! | `yielder`, `locals`, `timer` | the fiber itself, on its stack's thread | the fiber itself  |
-//! | `span`       | spawn (immutable after; `tracing::Span` is `Sync`) | the worker resuming it |
+//! | `span`       | spawn; its held spans: the worker holding the run token | that worker |
 //!
 //! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
 //! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
@@ -153,13 +153,14 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     pub(crate) job: J,
 }
 
-// SAFETY: the fields that are not thread-safe on their own are `stage`, `coro`, `yielder`, `locals`
-// and `live_index`. By the table above each is touched only by the worker holding the run token or
-// by the fiber itself; once the fiber has started both are on the home worker's thread, so its
-// coroutine (and any `!Send` value on its stack) never changes thread. Before the start the task
-// holds no coroutine, only the job's `Send` closure, which may move with the token. A task dropped on
-// another thread holds no coroutine: the worker removes a started coroutine (finishing or leaking
-// it) before releasing the task. `J: Send + Sync` covers the job.
+// SAFETY: the fields that are not thread-safe on their own are `stage`, `coro`, `yielder`, `locals`,
+// `live_index` and (feature `tracing`) the spans `span` holds. By the table above each is touched
+// only by the worker holding the run token or by the fiber itself; once the fiber has started both
+// are on the home worker's thread, so its coroutine (and any `!Send` value on its stack) never
+// changes thread. Before the start the task holds no coroutine, only the job's `Send` closure,
+// which may move with the token. A task dropped on another thread holds no coroutine: the worker
+// removes a started coroutine (finishing or leaking it) before releasing the task.
+// `J: Send + Sync` covers the job.
 unsafe impl<J: ?Sized + Send + Sync> Send for Task<J> {}
 // SAFETY: see above.
 unsafe impl<J: ?Sized + Send + Sync> Sync for Task<J> {}
@@ -467,10 +468,10 @@ mod tests {
             std::mem::size_of::<Task<JobCell<F, ()>>>()
         }
         let size = size_of_task(&f);
-        // The `tracing` feature adds the fiber's span (40 bytes) and accepts the larger chunk.
+        // The `tracing` feature adds the fiber's span (72 bytes) and accepts the larger chunk.
         #[cfg(feature = "tracing")]
         {
-            let bound = 248 + std::mem::size_of::<tracing::Span>();
+            let bound = 248 + std::mem::size_of::<FiberSpan>();
             assert!(size <= bound, "Task with a 24-byte closure is {size} bytes");
         }
         #[cfg(not(feature = "tracing"))]
