@@ -134,9 +134,11 @@ pub(crate) fn enter(span: &FiberSpan) -> Entered<'_> {
     #[cfg(feature = "tracing")]
     {
         let entered = span.span.enter();
-        let mut held = span.held.borrow_mut();
-        if !held.is_empty() {
-            reenter(&mut held);
+        if !span.span.is_none() {
+            let mut held = span.held.borrow_mut();
+            if !held.is_empty() {
+                reenter(&mut held);
+            }
         }
         Entered {
             fiber: span,
