@@ -118,9 +118,20 @@ fn records() -> MutexGuard<'static, Option<Records>> {
 /// Records every span and event, and which span is current on each thread.
 struct Recorder;
 
+thread_local! {
+    /// Set on a test's thread: the fiber spans it creates are disabled (as a filter that drops
+    /// `fiber::task` would), the user's spans still recorded.
+    static NO_FIBER_SPANS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Subscriber for Recorder {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        // Ask `enabled` every time: it depends on the thread (`NO_FIBER_SPANS`).
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        !(meta.is_span() && meta.target() == "fiber::task" && NO_FIBER_SPANS.with(|f| f.get()))
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
@@ -568,6 +579,49 @@ fn a_span_held_across_a_wait_is_current_again_after_it_and_not_meanwhile() {
         // The park and yield events of the holder are recorded in its innermost held span.
         let parks = events(|e| e.message() == "park" && e.current == Some(inner));
         assert_eq!(parks.len(), 1);
+        assert_eq!(records().as_ref().unwrap().misordered_exits, 0);
+    });
+}
+
+#[test]
+fn a_held_span_does_not_leak_to_other_fibers_when_fiber_spans_are_filtered_out() {
+    install();
+    watchdog(60, || {
+        // Fiber spans disabled (spawned from this thread), user spans recorded: the held span
+        // must still leave the worker's thread while its fiber waits.
+        NO_FIBER_SPANS.with(|f| f.set(true));
+        let rt = fiber::Runtime::builder().worker_threads(1).build().unwrap();
+        let holder = rt.spawn(|| {
+            let held = tracing::info_span!("request", probe = "filtered-held");
+            let _held = held.enter();
+            fiber::sleep(Duration::from_millis(20));
+            tracing::info!(probe = "filtered-holder-after", "resumed");
+            held.id().unwrap().into_u64()
+        });
+        let other = rt.spawn(|| {
+            fiber::sleep(Duration::from_millis(5));
+            tracing::info!(probe = "filtered-other", "meanwhile");
+        });
+        other.join().unwrap();
+        let held = holder.join().unwrap();
+        NO_FIBER_SPANS.with(|f| f.set(false));
+        let after =
+            events(|e| e.fields.get("probe") == Some(&Value::Str("filtered-holder-after".into())));
+        assert_eq!(after.len(), 1);
+        assert_eq!(
+            after[0].current,
+            Some(held),
+            "the held span is current after the sleep"
+        );
+        let meanwhile =
+            events(|e| e.fields.get("probe") == Some(&Value::Str("filtered-other".into())));
+        assert_eq!(meanwhile.len(), 1);
+        assert_eq!(
+            meanwhile[0].current, None,
+            "the other fiber (no span of its own) is in no span, not in the sleeping one's"
+        );
+        // The held span's parent: no fiber span, so none.
+        assert_eq!(records().as_ref().unwrap().spans[&held].parent, None);
         assert_eq!(records().as_ref().unwrap().misordered_exits, 0);
     });
 }

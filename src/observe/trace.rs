@@ -46,17 +46,27 @@ impl FiberSpan {
 #[cfg(feature = "tracing")]
 const MAX_HELD: usize = 64;
 
+/// Is any subscriber interested in anything (one relaxed load)? Without one, no span can have
+/// been entered, and the held-span bookkeeping is skipped.
+#[cfg(feature = "tracing")]
+#[inline(always)]
+fn tracing_active() -> bool {
+    tracing::level_filters::LevelFilter::current() != tracing::level_filters::LevelFilter::OFF
+}
+
 /// Exits the spans entered inside the fiber's own (innermost first) and keeps them for
-/// [`reenter`]. Stops at the fiber's span, or when the subscriber tells no current span.
+/// [`reenter`]. Stops at the fiber's span, or, if that is disabled (filtered out), where the
+/// subscriber tells no current span: a worker thread enters no span of its own, so whatever is
+/// current there is the fiber's.
 #[cfg(feature = "tracing")]
 #[inline(never)]
 fn stash_held(fiber: &FiberSpan) {
-    let Some(own) = fiber.span.id() else { return };
+    let own = fiber.span.id();
     let mut held = fiber.held.borrow_mut();
     for _ in 0..MAX_HELD {
         let current = tracing::Span::current();
         match current.id() {
-            Some(id) if id != own => {}
+            Some(id) if Some(&id) != own.as_ref() => {}
             _ => break,
         }
         current.with_subscriber(|(id, dispatch)| dispatch.exit(id));
@@ -134,7 +144,7 @@ pub(crate) fn enter(span: &FiberSpan) -> Entered<'_> {
     #[cfg(feature = "tracing")]
     {
         let entered = span.span.enter();
-        if !span.span.is_none() {
+        if tracing_active() {
             let mut held = span.held.borrow_mut();
             if !held.is_empty() {
                 reenter(&mut held);
@@ -168,7 +178,7 @@ pub(crate) fn switched_out(entered: Entered<'_>, outcome: &Outcome) {
             }
             Outcome::Finished(_) => tracing::trace!(target: "fiber::task", "finish"),
         }
-        if matches!(outcome, Outcome::Suspended(_)) && !entered.fiber.span.is_none() {
+        if matches!(outcome, Outcome::Suspended(_)) && tracing_active() {
             stash_held(entered.fiber);
         }
     }
