@@ -33,7 +33,6 @@ pub mod group;
 #[cfg(feature = "hook")]
 pub mod hook;
 pub mod net;
-mod observe;
 pub mod os;
 pub mod runtime;
 mod scheduler;

@@ -4,9 +4,9 @@ use std::io;
 use std::sync::Arc;
 
 use super::validate_stack_size;
-use crate::observe::trace;
 use crate::scheduler::Handle;
 use crate::task::join::{JobCell, JoinHandle, JoinTarget, ScopeData};
+use crate::task::trace;
 use crate::task::{Fiber, Job, Task};
 
 /// Spawns `f` on `shared` with a lifetime the caller guarantees: see `scope` and `block_on`.
@@ -23,7 +23,7 @@ pub(crate) fn check_name(name: Option<&str>) {
 
 // `#[track_caller]` (under the `tracing` feature, so that the default build passes no hidden
 // argument) from the public spawn functions down to here: the fiber's span records where it was
-// spawned (src/observe/trace.rs).
+// spawned (src/task/trace.rs).
 #[cfg_attr(feature = "tracing", track_caller)]
 pub(crate) fn spawn_in<'a, F, T>(
     shared: Arc<Handle>,

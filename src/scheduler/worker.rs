@@ -50,8 +50,7 @@ use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
 use crate::driver::timer::{self, TimerAction};
 use crate::driver::{Poller, Reactor};
-use crate::observe::trace;
-use crate::task::{context, coop, Stage, Task};
+use crate::task::{context, coop, trace, Stage, Task};
 use crate::util::rng::FastRng;
 use crate::util::steal::steal_with;
 

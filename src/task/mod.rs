@@ -23,6 +23,7 @@ pub(crate) mod join;
 pub(crate) mod local;
 pub(crate) mod park;
 pub(crate) mod state;
+pub(crate) mod trace;
 pub(crate) mod wait;
 
 use std::cell::{Cell, UnsafeCell};
@@ -32,9 +33,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Yielder};
-use crate::observe::trace::FiberSpan;
 use local::LocalMap;
 use state::ParkState;
+use trace::FiberSpan;
 
 /// One fact about a fiber that only the fiber itself reads and writes, on its carrier. Bits of one
 /// byte ([`OwnFlags`]): the header is budgeted to the byte (`the_task_header_stays_small`).
@@ -146,7 +147,7 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// on the home worker's thread, by its timers and by the fiber (atomic all the same: no
     /// argument needed); one byte, which the header had spare.
     pub(crate) deadlines_expired: AtomicU8,
-    /// The fiber's `tracing` span (src/observe/trace.rs): set at spawn, entered by the worker
+    /// The fiber's `tracing` span (src/task/trace.rs): set at spawn, entered by the worker
     /// around each resume. Zero-sized without the `tracing` feature.
     pub(crate) span: FiberSpan,
     /// The closure and join packet (last: unsized in `Task<dyn Job>`).

@@ -11,8 +11,10 @@
 //! Without the feature every function here is an empty `#[inline(always)]` one and
 //! [`FiberSpan`] is zero-sized: nothing is compiled in, the task header does not grow.
 //!
-//! This module names nothing above `coro`: the callers pass what they know (ids, names, the
-//! suspension kind), so the task header can hold a [`FiberSpan`] without a layering cycle.
+//! In the task layer, not in `observe` (the dumps, metrics and watchdog, which read the
+//! scheduler): the task header holds a [`FiberSpan`] and the worker enters it, so it must sit below
+//! both. It names nothing above `coro`; the callers pass what they know (ids, names, the
+//! suspension kind).
 use crate::coro::{Outcome, Suspend};
 
 /// A fiber's span, stored in its task (`Task::span`). Zero-sized without the feature.
