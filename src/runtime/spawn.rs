@@ -23,6 +23,7 @@ pub(crate) fn check_name(name: Option<&str>) {
 pub(crate) fn spawn_in<'a, F, T>(
     shared: Arc<Handle>,
     name: Option<String>,
+    site: &'static std::panic::Location<'static>,
     stack_size: Option<usize>,
     f: F,
     scope: Option<Arc<ScopeData>>,
@@ -51,6 +52,7 @@ where
     let task = Arc::new(Task::new(
         shared.clone(),
         name,
+        site,
         stack_size,
         JobCell::new(f, scope),
     ));
@@ -78,12 +80,14 @@ where
 }
 
 /// Runs `f` as a fiber of `shared` and waits for its result; `f` may borrow from the caller.
+#[track_caller]
 pub(crate) fn run_borrowed<F, T>(shared: &Arc<Handle>, f: F) -> std::thread::Result<T>
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let handle = spawn_in(shared.clone(), None, None, f, None)
+    let site = std::panic::Location::caller();
+    let handle = spawn_in(shared.clone(), None, site, None, f, None)
         .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"));
     // Waiting for the result is what makes the borrow sound (see `spawn_in`), so runtime shutdown
     // must not unwind the caller out of this wait either.

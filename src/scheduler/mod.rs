@@ -18,6 +18,7 @@ use crossbeam_deque::{Injector, Stealer};
 
 use crate::coro::stack::StackPool;
 use crate::driver::{Poller, Reactor};
+use crate::observe::registry::{Registry, Source};
 use crate::task::{Schedule, Task};
 use crate::util::steal::steal_with;
 use idle::Idle;
@@ -37,6 +38,8 @@ pub(crate) struct Remote {
     /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
     /// in the inbox would keep this `Handle` alive through its own reference (a cycle).
     pub(crate) exited: AtomicBool,
+    /// The fibers this worker started, for dumps (src/observe/registry.rs).
+    pub(crate) registry: Registry,
 }
 
 impl Remote {
@@ -92,6 +95,7 @@ impl Handle {
                     live: AtomicUsize::new(0),
                     reactor,
                     exited: AtomicBool::new(false),
+                    registry: Registry::default(),
                 })
             })
             .collect::<std::io::Result<_>>()?;
@@ -172,6 +176,24 @@ impl Handle {
     #[inline]
     pub(crate) fn is(&self, scheduler: &Arc<dyn Schedule>) -> bool {
         std::ptr::addr_eq(Arc::as_ptr(scheduler), self as *const Handle)
+    }
+}
+
+impl Source for Handle {
+    fn workers(&self) -> usize {
+        self.remotes.len()
+    }
+
+    fn fibers(&self, index: usize) -> Vec<Arc<Task>> {
+        self.remotes[index].registry.snapshot()
+    }
+
+    fn started(&self, index: usize) -> usize {
+        self.remotes[index].live.load(Ordering::Relaxed)
+    }
+
+    fn unstarted(&self) -> usize {
+        self.injector.len() + self.remotes.iter().map(|r| r.stealer.len()).sum::<usize>()
     }
 }
 

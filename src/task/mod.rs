@@ -21,12 +21,14 @@ pub(crate) mod coop;
 pub(crate) mod join;
 pub(crate) mod local;
 pub(crate) mod park;
+pub(crate) mod reason;
 pub(crate) mod state;
 pub(crate) mod wait;
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -119,9 +121,8 @@ pub(crate) trait Job: Send + Sync {
 
 pub(crate) struct Task<J: ?Sized = dyn Job> {
     pub(crate) id: FiberId,
-    /// Boxed twice so that the field is one word: names are rare, every task has the field.
-    #[allow(clippy::box_collection)] // deliberate: a thin pointer, see above
-    pub(crate) name: Option<Box<String>>,
+    /// The name (if any) and the spawn site, in one word.
+    pub(crate) label: Label,
     /// Requested stack size, or 0 for the runtime's default (at most `MAX_STACK_SIZE`, 1 GiB,
     /// so 32 bits, which pack with the other small fields).
     stack_size: u32,
@@ -130,6 +131,13 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     pub(crate) park: ParkState,
     /// Index of the home worker; `u32::MAX` until started (at most `MAX_WORKER_THREADS`).
     pub(crate) home: AtomicU32,
+    /// What the fiber waits for (`reason.rs`): written by the fiber, read by dumps.
+    pub(crate) wait: AtomicU64,
+    /// Where it waits: a park site compressed by `reason::encode_site` (0: unknown).
+    pub(crate) park_site: AtomicU32,
+    /// When the fiber last switched in or out (`reason::now_stamp`, coarse: the worker's clock),
+    /// with `reason::ON_CPU` set while it runs. Written by the home worker, read by dumps.
+    pub(crate) since: AtomicU32,
     pub(crate) stage: Cell<Stage>,
     /// Facts only the fiber itself reads and writes (see [`Own`]).
     pub(crate) own: OwnFlags,
@@ -149,7 +157,7 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
 }
 
 // SAFETY: the fields that are not thread-safe on their own are `stage`, `coro`, `yielder`, `locals`
-// and `live_index`. By the table above each is touched only by the worker holding the run token or
+// and `live_index` (`label` is immutable and `Sync`). By the table above each is touched only by the worker holding the run token or
 // by the fiber itself; once the fiber has started both are on the home worker's thread, so its
 // coroutine (and any `!Send` value on its stack) never changes thread. Before the start the task
 // holds no coroutine, only the job's `Send` closure, which may move with the token. A task dropped on
@@ -164,22 +172,115 @@ impl<J: ?Sized> Task<J> {
     pub(crate) fn stack_size(&self) -> usize {
         self.stack_size as usize
     }
+
+    /// The fiber's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.label.name().map(String::as_str)
+    }
+
+    /// Describes the wait the fiber enters (`reason::Scope`); returns the outer description.
+    /// Called by the fiber itself.
+    #[inline(always)]
+    pub(crate) fn enter_wait(&self, word: u64, site: u32) -> (u64, u32) {
+        let outer = (
+            self.wait.load(Ordering::Relaxed),
+            self.park_site.load(Ordering::Relaxed),
+        );
+        self.park_site.store(site, Ordering::Relaxed);
+        self.wait.store(word, Ordering::Relaxed);
+        outer
+    }
+
+    /// Restores the description `enter_wait` returned. Called by the fiber itself.
+    #[inline(always)]
+    pub(crate) fn leave_wait(&self, word: u64, site: u32) {
+        self.wait.store(word, Ordering::Relaxed);
+        self.park_site.store(site, Ordering::Relaxed);
+    }
 }
+
+/// A fiber's name and spawn site in one word (the header is budgeted to the byte): the spawn
+/// site's address with the low bit set for an unnamed fiber (a `Location` is 8-byte aligned),
+/// else a box holding both (named fibers allocate for the name anyway).
+pub(crate) struct Label(std::ptr::NonNull<()>);
+
+/// What a named fiber's [`Label`] points to.
+struct Named {
+    name: String,
+    site: &'static Location<'static>,
+}
+
+impl Label {
+    fn new(name: Option<String>, site: &'static Location<'static>) -> Label {
+        match name {
+            None => Label(std::ptr::NonNull::from(site).cast::<()>().map_addr(|a| a | 1)),
+            Some(name) => Label(std::ptr::NonNull::from(Box::leak(Box::new(Named { name, site }))).cast()),
+        }
+    }
+
+    fn named(&self) -> Option<&Named> {
+        if self.0.addr().get() & 1 != 0 {
+            return None;
+        }
+        // SAFETY: without the tag bit the pointer came from `Box::leak` of a `Named` in `new`,
+        // freed only by our `drop`; `Named` is immutable.
+        Some(unsafe { self.0.cast::<Named>().as_ref() })
+    }
+
+    /// The name, if any.
+    pub(crate) fn name(&self) -> Option<&String> {
+        self.named().map(|n| &n.name)
+    }
+
+    /// Where the fiber was spawned.
+    pub(crate) fn site(&self) -> &'static Location<'static> {
+        match self.named() {
+            Some(named) => named.site,
+            None => {
+                let ptr = self.0.map_addr(|a| {
+                    std::num::NonZeroUsize::new(a.get() & !1).expect("a location is not at 0")
+                });
+                // SAFETY: with the tag bit the pointer is a `&'static Location` (provenance kept
+                // by `map_addr`), untagged just now.
+                unsafe { ptr.cast::<Location<'static>>().as_ref() }
+            }
+        }
+    }
+}
+
+impl Drop for Label {
+    fn drop(&mut self) {
+        if self.0.addr().get() & 1 == 0 {
+            // SAFETY: untagged: the `Box<Named>` leaked in `new`, dropped once, here.
+            drop(unsafe { Box::from_raw(self.0.cast::<Named>().as_ptr()) });
+        }
+    }
+}
+
+// SAFETY: a `Label` owns a `Box<Named>` (a `String` and a `&'static Location`, both `Send` and
+// `Sync`) or is a `&'static Location`; it is never mutated after `new`.
+unsafe impl Send for Label {}
+// SAFETY: as above.
+unsafe impl Sync for Label {}
 
 impl<J> Task<J> {
     pub(crate) fn new(
         scheduler: Arc<dyn Schedule>,
         name: Option<String>,
+        site: &'static Location<'static>,
         stack_size: usize,
         job: J,
     ) -> Task<J> {
         Task {
             id: FiberId::next(),
-            name: name.map(Box::new),
+            label: Label::new(name, site),
             stack_size: u32::try_from(stack_size).expect("stack sizes are validated to <= 1 GiB"),
             scheduler,
             park: ParkState::new(),
             home: AtomicU32::new(u32::MAX),
+            wait: AtomicU64::new(0),
+            park_site: AtomicU32::new(0),
+            since: AtomicU32::new(0),
             stage: Cell::new(Stage::Unstarted),
             own: OwnFlags(Cell::new(0)),
             coro: UnsafeCell::new(None),
@@ -212,6 +313,20 @@ impl Task {
         // copy): the count is the same either way, and the requeued reference can only be popped
         // (and dropped) by that same worker, after the switch.
         unsafe { Arc::from_raw(self as *const Task) }
+    }
+
+    /// For a dump (docs/observability.md): keeps a parked fiber suspended while `read` runs, by
+    /// holding its run token as an unparker would; then gives the token back to the parked state,
+    /// or, if an unpark or a cancellation arrived meanwhile, requeues the fiber (which sees a
+    /// spurious wake-up). `None` (and `read` is not run) if the fiber is not parked. `read` must
+    /// not panic or block: it only loads atomics.
+    pub(crate) fn while_pinned<R>(&self, read: impl FnOnce() -> R) -> Option<R> {
+        let left = self.park.pin()?;
+        let value = read();
+        if !self.park.repark(left) {
+            self.scheduler.wake(self.take_run_token());
+        }
+        Some(value)
     }
 
     /// Requests cancellation (docs/cancellation.md): sets the sticky bit and, if the fiber is
@@ -350,6 +465,11 @@ impl FiberId {
     pub fn as_u64(&self) -> u64 {
         self.0.get()
     }
+
+    /// The id with this number (0 has none); for ids recorded as numbers (lock owners, dumps).
+    pub(crate) fn from_u64(id: u64) -> Option<FiberId> {
+        NonZeroU64::new(id).map(FiberId)
+    }
 }
 
 impl fmt::Debug for FiberId {
@@ -424,7 +544,7 @@ impl Fiber {
     /// The fiber's name, if it was given one (for a thread, the thread's name).
     pub fn name(&self) -> Option<&str> {
         match &self.inner {
-            Inner::Task(task) => task.name.as_deref().map(String::as_str),
+            Inner::Task(task) => task.name(),
             Inner::Thread(thread, _) => thread.name(),
         }
     }
