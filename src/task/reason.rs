@@ -153,14 +153,29 @@ pub(crate) fn enter(word: u64, site: &'static Location<'static>) -> Scope {
     }
 }
 
-/// As [`enter`], unless the fiber already describes a wait (a hooked libc call around the fd
-/// wait it causes keeps the function's name).
+/// As [`enter`] with a compressed site (0: unknown; the net and fd APIs do not pass their
+/// callers' locations down).
+#[inline]
+pub(crate) fn enter_site(word: u64, site: u32) -> Scope {
+    Scope {
+        outer: context::with_task(|task| task.enter_wait(word, site)),
+    }
+}
+
+/// As [`enter`], unless the fiber already describes a wait (a `Barrier` around its condvar).
 #[inline]
 pub(crate) fn enter_unless_described(word: u64, site: &'static Location<'static>) -> Scope {
+    enter_site_unless_described(word, encode_site(site))
+}
+
+/// As [`enter_site`], unless the fiber already describes a wait (a hooked libc call around the
+/// fd wait it causes keeps the function's name).
+#[inline]
+pub(crate) fn enter_site_unless_described(word: u64, site: u32) -> Scope {
     Scope {
         outer: context::with_task(|task| {
             if kind_of(task.wait.load(Ordering::Relaxed)) == kind::NONE {
-                Some(task.enter_wait(word, encode_site(site)))
+                Some(task.enter_wait(word, site))
             } else {
                 None
             }
