@@ -252,7 +252,7 @@ fn peer(f: &mut fmt::Formatter<'_>, peer: &Option<SocketAddr>) -> fmt::Result {
 
 fn owner(f: &mut fmt::Formatter<'_>, what: &str, who: &Option<FiberId>) -> fmt::Result {
     match who {
-        Some(id) => write!(f, ", {what} {}", id.as_u64()),
+        Some(id) => write!(f, ", {what} fiber {}", id.as_u64()),
         None => Ok(()),
     }
 }
