@@ -108,6 +108,20 @@ pub(crate) fn confirmed_cycles(
 /// Whether a global deadlock was reported already (once per process; see [`report_global`]).
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
+/// How long every worker must have slept with nothing to wake it, while a thread waits for a
+/// fiber, before the global deadlock is reported: a plain OS thread that is not waiting for a
+/// fiber could still wake one (a fiber waiting on a channel a thread sends on), and the runtime
+/// cannot see that; a second of total stillness is taken as the answer.
+pub(crate) const GRACE: Duration = Duration::from_secs(1);
+
+/// Should workers watch for a global deadlock? Not after one was reported (no periodic
+/// wake-ups), nor with `FIBER_DEADLOCK_REPORT=0`.
+pub(crate) fn watching() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    !REPORTED.load(Ordering::Relaxed)
+        && *ENABLED.get_or_init(|| std::env::var_os("FIBER_DEADLOCK_REPORT").is_none_or(|v| v != "0"))
+}
+
 /// Reports a global deadlock on stderr, once per process: Go's "all goroutines are asleep"
 /// message, the cycles a dump finds, and the dump's summary of what every fiber waits for.
 /// Returns the text (for the caller's panic, if it was asked to panic), or `None` if a report was

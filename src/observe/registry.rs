@@ -35,10 +35,10 @@ impl Registry {
                 moved.live_index.set(index as u32);
             }
         }
-        for task in started.iter() {
-            // More than u32::MAX live fibers on one worker would need more than 16 TiB of stacks.
-            task.live_index
-                .set(u32::try_from(fibers.len()).expect("fewer than 2^32 fibers per worker"));
+        for (k, task) in started.iter().enumerate() {
+            // More than 2^31 live fibers on one worker would need more than 8 TiB of stacks.
+            let index = u32::try_from(fibers.len() + k).expect("fewer than 2^31 fibers per worker");
+            task.live_index.set(index);
         }
         fibers.append(started);
         drop(fibers);

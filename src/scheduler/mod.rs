@@ -38,6 +38,9 @@ pub(crate) struct Remote {
     /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
     /// in the inbox would keep this `Handle` alive through its own reference (a cycle).
     pub(crate) exited: AtomicBool,
+    /// The worker sleeps with nothing that could wake it by itself: no timer, no registered fd
+    /// (for the global deadlock check, `worker::Worker::sleep`).
+    pub(crate) stalled: AtomicBool,
     /// The fibers this worker started, for dumps (src/observe/registry.rs).
     pub(crate) registry: Registry,
 }
@@ -64,6 +67,10 @@ pub(crate) struct Handle {
     pub(crate) idle: Idle,
     pub(crate) stacks: StackPool,
     pub(crate) shutdown: AtomicBool,
+    /// Bumped by a worker each time it wakes from sleep for a reason other than its own
+    /// deadlock grace period: the global deadlock check (`worker::Worker::sleep`) reports only
+    /// if no worker woke during the grace period.
+    pub(crate) wakeups: AtomicUsize,
 }
 
 impl Handle {
@@ -95,6 +102,7 @@ impl Handle {
                     live: AtomicUsize::new(0),
                     reactor,
                     exited: AtomicBool::new(false),
+                    stalled: AtomicBool::new(false),
                     registry: Registry::default(),
                 })
             })
@@ -105,6 +113,7 @@ impl Handle {
             idle: Idle::new(workers),
             stacks: StackPool::new(stack_size),
             shutdown: AtomicBool::new(false),
+            wakeups: AtomicUsize::new(0),
         };
         Ok((shared, pollers))
     }

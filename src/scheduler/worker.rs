@@ -50,6 +50,8 @@ use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
 use crate::driver::timer::{self, TimerAction};
 use crate::driver::{Poller, Reactor};
+use crate::observe::deadlock;
+use crate::task::join::THREAD_JOINERS;
 use crate::task::reason::{self, ON_CPU};
 use crate::task::{context, coop, Stage, Task};
 use crate::util::rng::FastRng;
@@ -641,8 +643,33 @@ impl Worker {
         };
         let cancel = shared.is_shutdown() || self.has_local_work() || self.has_stealable_work();
         if !cancel {
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            self.poller.borrow_mut().poll(timeout);
+            let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // The global deadlock check (docs/observability.md, "Deadlocks"): this worker has
+            // nothing that could wake it by itself; if no worker has, and a thread waits for a
+            // fiber, sleep only for the grace period, then report unless anyone woke meanwhile.
+            let mut grace = None;
+            if timeout.is_none() && !self.reactor().has_sources() {
+                remote.stalled.store(true, Ordering::SeqCst);
+                if deadlock::watching() && self.stalled_everywhere() {
+                    grace = Some(shared.wakeups.load(Ordering::SeqCst));
+                    timeout = Some(deadlock::GRACE);
+                }
+            }
+            let events = self.poller.borrow_mut().poll(timeout);
+            match grace {
+                Some(seen) if events == 0 => {
+                    if shared.wakeups.load(Ordering::SeqCst) == seen
+                        && self.stalled_everywhere()
+                        && !self.has_local_work()
+                    {
+                        deadlock::report_global("no fiber can run, no timer or I/O is pending");
+                    }
+                }
+                _ => {
+                    shared.wakeups.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            remote.stalled.store(false, Ordering::SeqCst);
         }
         remote.sleep.store(idle::RUNNING, Ordering::SeqCst);
         self.stamp.set(reason::now_stamp());
@@ -657,6 +684,16 @@ impl Worker {
                 shared.stacks.trim();
             }
         }
+    }
+
+    /// Every worker of this runtime sleeps with nothing that could wake it by itself, nothing
+    /// is queued, and a plain OS thread waits for a fiber (see `sleep`).
+    fn stalled_everywhere(&self) -> bool {
+        THREAD_JOINERS.load(Ordering::SeqCst) > 0
+            && self.shared.injector.is_empty()
+            && self.shared.remotes.iter().all(|r| {
+                r.stalled.load(Ordering::SeqCst) && r.inbox.is_empty() && r.stealer.is_empty()
+            })
     }
 
     // ---- shutdown -----------------------------------------------------------------------------

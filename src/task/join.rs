@@ -155,6 +155,8 @@ impl<T> Packet<T> {
     ) -> Result<T> {
         if self.state.load(Ordering::Acquire) != DONE {
             let _wait = reason::enter(reason::word(kind::JOIN, target), site);
+            // A plain OS thread waiting for a fiber: the global deadlock check counts it.
+            let _thread = (!super::park::is_fiber()).then(ThreadJoiner::enter);
             // SAFETY: the completing side reads `waiter` only after seeing WAITING, which we have
             // not published yet.
             unsafe { *self.waiter.get() = Some(current()) };
@@ -175,6 +177,26 @@ impl<T> Packet<T> {
         // SAFETY: DONE was observed with acquire ordering: the result is written and nobody else
         // touches it any more.
         unsafe { (*self.result.get()).take() }.expect("fiber result taken twice")
+    }
+}
+
+/// How many plain OS threads wait in `join` (or `block_on`) for a fiber right now: a global
+/// deadlock is one where such a thread waits and no fiber can run (src/observe/deadlock.rs).
+pub(crate) static THREAD_JOINERS: AtomicUsize = AtomicUsize::new(0);
+
+/// One thread counted in [`THREAD_JOINERS`], for as long as this lives.
+struct ThreadJoiner;
+
+impl ThreadJoiner {
+    fn enter() -> ThreadJoiner {
+        THREAD_JOINERS.fetch_add(1, Ordering::SeqCst);
+        ThreadJoiner
+    }
+}
+
+impl Drop for ThreadJoiner {
+    fn drop(&mut self) {
+        THREAD_JOINERS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
