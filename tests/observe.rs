@@ -396,6 +396,40 @@ fn fd_waits_name_the_fd_and_the_peer() {
     });
 }
 
+#[cfg(feature = "hook")]
+#[test]
+fn hooked_libc_calls_name_the_function_and_fd() {
+    watchdog(120, || {
+        let rt = runtime(2, "obs-hook");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        const CONNS: usize = 100;
+        // std's blocking TcpStream, unchanged: its read is interposed (docs/hook.md).
+        let readers: Vec<_> = (0..CONNS)
+            .map(|_| {
+                rt.spawn(move || {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    let mut buf = [0u8; 1];
+                    std::io::Read::read(&mut s, &mut buf).unwrap()
+                })
+            })
+            .collect();
+        let accepted: Vec<_> = (0..CONNS).map(|_| listener.accept().unwrap()).collect();
+        dump_until(&ids_of(&readers), |f| {
+            all_wait(f, |r| {
+                matches!(r, WaitReason::Hook { function, fd: Some(fd) }
+                    if (*function == "recv" || *function == "read") && *fd >= 0)
+            })
+        });
+        for (mut s, _) in accepted {
+            std::io::Write::write_all(&mut s, b"x").unwrap();
+        }
+        for h in readers {
+            assert_eq!(h.join().unwrap(), 1);
+        }
+    });
+}
+
 #[test]
 fn scope_and_group_owners_are_reported() {
     watchdog(60, || {

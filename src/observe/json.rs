@@ -60,8 +60,7 @@ fn reason(out: &mut String, r: &WaitReason) {
         | WaitReason::ChannelRecv { channel: a }
         | WaitReason::Semaphore { semaphore: a }
         | WaitReason::Barrier { barrier: a }
-        | WaitReason::WaitGroup { group: a }
-        | WaitReason::Once { once: a } => {
+        | WaitReason::WaitGroup { group: a } => {
             let _ = write!(out, ",\"object\":\"{a:#x}\"");
         }
         WaitReason::FdRead { fd, peer } | WaitReason::FdWrite { fd, peer } => {

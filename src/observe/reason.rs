@@ -112,20 +112,9 @@ pub enum WaitReason {
     Scope,
     /// A [`group`](crate::group)'s owner waiting for its members.
     Group,
-    /// `Once`, `OnceLock` or `LazyLock` waiting for another fiber's initialisation.
-    Once {
-        /// The once cell's address.
-        once: usize,
-    },
 }
 
-/// The names of the hooked functions a `Hook` wait word may carry (by index).
-pub(crate) const HOOK_NAMES: &[&str] = &[
-    "?", "read", "write", "readv", "writev", "recv", "recvfrom", "recvmsg", "send", "sendto",
-    "sendmsg", "accept", "accept4", "connect", "poll", "ppoll", "select", "pselect",
-    "epoll_wait", "nanosleep", "clock_nanosleep", "usleep", "sleep", "getaddrinfo",
-    "gethostbyname", "getnameinfo", "gethostbyaddr",
-];
+use crate::task::reason::HOOK_NAMES;
 
 fn instant(ms: u64) -> Instant {
     raw::base() + Duration::from_millis(ms)
@@ -170,7 +159,6 @@ pub(crate) fn decode(word: u64, owner: u64, peer: Option<SocketAddr>) -> Option<
         },
         kind::SCOPE => WaitReason::Scope,
         kind::GROUP => WaitReason::Group,
-        kind::ONCE => WaitReason::Once { once: addr },
         _ => return None,
     })
 }
@@ -216,7 +204,6 @@ impl WaitReason {
             WaitReason::Hook { .. } => "hook",
             WaitReason::Scope => "scope",
             WaitReason::Group => "group",
-            WaitReason::Once { .. } => "once",
         }
     }
 
@@ -307,7 +294,6 @@ impl fmt::Display for WaitReason {
             }
             WaitReason::Scope => f.write_str("scope (its scoped fibers)"),
             WaitReason::Group => f.write_str("group (its members)"),
-            WaitReason::Once { once } => write!(f, "Once {once:#x}"),
         }
     }
 }

@@ -72,8 +72,6 @@ pub(crate) mod kind {
     pub(crate) const SCOPE: u8 = 19;
     /// A fiber group's owner waiting for its members; no payload.
     pub(crate) const GROUP: u8 = 20;
-    /// `Once`, `OnceLock`, `LazyLock` waiting for another initialiser; payload: the address.
-    pub(crate) const ONCE: u8 = 21;
 }
 
 /// The word of a wait of `kind` with `payload` (truncated to [`PAYLOAD_BITS`]).
@@ -191,6 +189,62 @@ impl Drop for Scope {
             context::with_task(|task| task.leave_wait(word, site));
         }
     }
+}
+
+// ---- hooked libc calls -------------------------------------------------------------------------
+
+/// The names of the hooked functions a `kind::HOOK` word may carry (by index; 0 is unknown).
+pub(crate) const HOOK_NAMES: &[&str] = &[
+    "?",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recv",
+    "recvfrom",
+    "recvmsg",
+    "send",
+    "sendto",
+    "sendmsg",
+    "accept",
+    "accept4",
+    "connect",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+];
+
+/// The index of `name` in [`HOOK_NAMES`] (0 if absent), for `const` use at each hook.
+#[cfg(fiber_hook)]
+pub(crate) const fn hook_index(name: &str) -> u8 {
+    let name = name.as_bytes();
+    let mut i = 1;
+    while i < HOOK_NAMES.len() {
+        let candidate = HOOK_NAMES[i].as_bytes();
+        if candidate.len() == name.len() {
+            let mut j = 0;
+            while j < name.len() && candidate[j] == name[j] {
+                j += 1;
+            }
+            if j == name.len() {
+                return i as u8;
+            }
+        }
+        i += 1;
+    }
+    0
+}
+
+/// Describes a hooked libc call of the running fiber (function `index`, waiting on `fd`, or
+/// -1 if on none) for as long as the scope lives; an fd wait inside keeps this description.
+#[cfg(fiber_hook)]
+#[inline]
+pub(crate) fn enter_hook(index: u8, fd: i32) -> Scope {
+    enter_site(word(kind::HOOK, (u64::from(index) << 32) | u64::from(fd as u32)), 0)
 }
 
 // ---- lock owners -------------------------------------------------------------------------------
