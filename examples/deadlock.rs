@@ -17,18 +17,19 @@ fn main() {
     let b = Arc::new(Mutex::new("account b"));
     // Both hold their first lock before either asks for the second: a certain deadlock.
     let both = Arc::new(Barrier::new(2));
-    let transfer = |name: &str, first: Arc<Mutex<&'static str>>, second: Arc<Mutex<&'static str>>| {
-        let both = both.clone();
-        fiber::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let _one = first.lock().unwrap();
-                both.wait();
-                let _two = second.lock().unwrap();
-                unreachable!("the other transfer holds this lock and waits for ours");
-            })
-            .expect("spawn")
-    };
+    let transfer =
+        |name: &str, first: Arc<Mutex<&'static str>>, second: Arc<Mutex<&'static str>>| {
+            let both = both.clone();
+            fiber::Builder::new()
+                .name(name.to_string())
+                .spawn(move || {
+                    let _one = first.lock().unwrap();
+                    both.wait();
+                    let _two = second.lock().unwrap();
+                    unreachable!("the other transfer holds this lock and waits for ours");
+                })
+                .expect("spawn")
+        };
     let _ab = transfer("transfer a->b", a.clone(), b.clone());
     let _ba = transfer("transfer b->a", b.clone(), a.clone());
 
@@ -42,8 +43,12 @@ fn main() {
                 .iter()
                 .map(|id| dump.fiber(*id).and_then(|f| f.name()).unwrap_or("?"))
                 .collect();
-            println!("found the cycle {names:?} in {:.1?} ({} fibers dumped in {:.1?})",
-                start.elapsed(), dump.fibers().count(), dump.took());
+            println!(
+                "found the cycle {names:?} in {:.1?} ({} fibers dumped in {:.1?})",
+                start.elapsed(),
+                dump.fibers().count(),
+                dump.took()
+            );
             assert_eq!(cycle.fibers().len(), 2);
             drop(idle);
             std::process::exit(0);

@@ -1,6 +1,7 @@
 //! What a dump costs: spawns `--fibers N` (default 1,000,000) waiting fibers (half parked, a
 //! quarter sleeping, a quarter queued on 1,000 mutexes held by parked holders, so the dump pins
-//! a quarter of them to read the owners), then takes dumps while two fibers play channel
+//! a quarter of them to read the owners; the sleepers are cancelled by the runtime's shutdown at
+//! the end), then takes dumps while two fibers play channel
 //! ping-pong, and prints the time of the dump, of its text and JSON, and the ping-pong rate
 //! before and during the dump.
 //!
@@ -53,19 +54,29 @@ fn main() {
                     fiber::park();
                 }
             }
-            2 => fiber::sleep(Duration::from_secs(5)),
+            2 => fiber::sleep(Duration::from_secs(3600)),
             _ => drop(locks[i % 1000].lock().unwrap()),
         }));
     }
     // Wait until the workers have started and published them all.
     loop {
         let d = fiber::dump();
-        if d.fibers().count() >= n + 1000 && d.unlisted() == 0 && d.unstarted() == 0 {
+        let listed = d.fibers().count();
+        if listed >= n + 1000 && d.unlisted() == 0 && d.unstarted() == 0 {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        eprintln!(
+            "waiting: {listed} listed, {} not listed, {} not started",
+            d.unlisted(),
+            d.unstarted()
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
-    println!("{} waiting fibers ready in {:.2?}", n + 1000, start.elapsed());
+    println!(
+        "{} waiting fibers ready in {:.2?}",
+        n + 1000,
+        start.elapsed()
+    );
 
     // Two fibers in channel ping-pong; count round trips.
     let trips = Arc::new(AtomicU64::new(0));
@@ -119,7 +130,12 @@ fn main() {
     let json_took = t.elapsed();
     let waiting_on_locks = dump
         .fibers()
-        .filter(|f| matches!(f.reason(), Some(fiber::WaitReason::Mutex { owner: Some(_), .. })))
+        .filter(|f| {
+            matches!(
+                f.reason(),
+                Some(fiber::WaitReason::Mutex { owner: Some(_), .. })
+            )
+        })
         .count();
     println!(
         "dump of {} fibers: {:.1?} / {:.1?} / {:.1?} ({:.2} us per fiber); {} lock waiters with owners",

@@ -47,8 +47,8 @@ mod timeout;
 mod util;
 
 pub use blocking::spawn_blocking;
-pub use observe::{dump, Cycle, Dump, FiberInfo, FiberState, WaitReason};
 pub use driver::wait::{park_timeout, sleep, sleep_until};
+pub use observe::{dump, Cycle, Dump, FiberInfo, FiberState, WaitReason};
 pub use runtime::{
     run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
     MAX_WORKER_THREADS, MIN_STACK_SIZE,

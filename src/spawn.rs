@@ -115,6 +115,11 @@ impl Builder {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        scope.spawn_with(self.name, std::panic::Location::caller(), self.stack_size, f)
+        scope.spawn_with(
+            self.name,
+            std::panic::Location::caller(),
+            self.stack_size,
+            f,
+        )
     }
 }

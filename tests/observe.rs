@@ -68,7 +68,11 @@ fn park_sleep_and_join_waits_are_reported() {
         let parked: Vec<_> = (0..N)
             .map(|_| {
                 let stop = stop.clone();
-                rt.spawn(move || while !stop.load(Ordering::SeqCst) { fiber::park() })
+                rt.spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        fiber::park()
+                    }
+                })
             })
             .collect();
         let sleepers: Vec<_> = (0..N)
@@ -81,7 +85,11 @@ fn park_sleep_and_join_waits_are_reported() {
         let targets: Vec<_> = (0..N)
             .map(|_| {
                 let stop = stop.clone();
-                rt.spawn(move || while !stop.load(Ordering::SeqCst) { fiber::park() })
+                rt.spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        fiber::park()
+                    }
+                })
             })
             .collect();
         let target_ids: Vec<FiberId> = targets.iter().map(|h| h.fiber().id()).collect();
@@ -95,16 +103,26 @@ fn park_sleep_and_join_waits_are_reported() {
         let one = dump.fiber(parked[0].fiber().id()).unwrap();
         let site = one.park_site().expect("park records its site");
         assert_eq!((site.file(), site.line()), (file!(), park_line));
-        assert_eq!(one.spawn_site().line(), park_line, "spawned by rt.spawn, same line");
+        assert_eq!(
+            one.spawn_site().line(),
+            park_line,
+            "spawned by rt.spawn, same line"
+        );
 
         let ids = ids_of(&sleepers);
         let later = Instant::now() + Duration::from_secs(3000);
         dump_until(&ids, |f| {
-            all_wait(f, |r| matches!(r, WaitReason::Sleep { until } if *until > later))
+            all_wait(
+                f,
+                |r| matches!(r, WaitReason::Sleep { until } if *until > later),
+            )
         });
         let ids = ids_of(&timed);
         dump_until(&ids, |f| {
-            all_wait(f, |r| matches!(r, WaitReason::ParkTimeout { until } if *until > later))
+            all_wait(
+                f,
+                |r| matches!(r, WaitReason::ParkTimeout { until } if *until > later),
+            )
         });
         let ids = ids_of(&joiners);
         let dump = dump_until(&ids, |f| {
@@ -165,28 +183,38 @@ fn lock_waits_name_the_lock_and_its_owner() {
             .collect();
         let ids = ids_of(&waiters);
         let dump = dump_until(&ids, |f| {
-            all_wait(f, |r| matches!(r, WaitReason::Mutex { owner: Some(o), .. } if *o == holder_id))
+            all_wait(
+                f,
+                |r| matches!(r, WaitReason::Mutex { owner: Some(o), .. } if *o == holder_id),
+            )
         });
         let lock_addr = match dump.fiber(waiters[0].fiber().id()).unwrap().reason() {
             Some(WaitReason::Mutex { lock, .. }) => *lock,
             other => panic!("{other:?}"),
         };
-        assert!(dump
-            .fibers()
-            .filter(|f| ids.contains(&f.id()))
-            .all(|f| matches!(f.reason(), Some(WaitReason::Mutex { lock, .. }) if *lock == lock_addr)
-                && f.park_site().map(|s| s.line()) == Some(lock_line)));
+        assert!(dump.fibers().filter(|f| ids.contains(&f.id())).all(
+            |f| matches!(f.reason(), Some(WaitReason::Mutex { lock, .. }) if *lock == lock_addr)
+                && f.park_site().map(|s| s.line()) == Some(lock_line)
+        ));
         let ids = ids_of(&readers);
         dump_until(&ids, |f| {
-            all_wait(f, |r| matches!(r, WaitReason::RwLockRead { writer: Some(o), .. } if *o == holder_id))
+            all_wait(
+                f,
+                |r| matches!(r, WaitReason::RwLockRead { writer: Some(o), .. } if *o == holder_id),
+            )
         });
         let ids = ids_of(&writers);
         dump_until(&ids, |f| {
-            all_wait(f, |r| matches!(r, WaitReason::RwLockWrite { writer: Some(o), .. } if *o == holder_id))
+            all_wait(
+                f,
+                |r| matches!(r, WaitReason::RwLockWrite { writer: Some(o), .. } if *o == holder_id),
+            )
         });
         // The holder itself waits on the semaphore.
         let ids: HashSet<_> = [holder_id].into();
-        dump_until(&ids, |f| all_wait(f, |r| matches!(r, WaitReason::Semaphore { .. })));
+        dump_until(&ids, |f| {
+            all_wait(f, |r| matches!(r, WaitReason::Semaphore { .. }))
+        });
         release.add_permits(1);
         holder.join().unwrap();
         for w in waiters {
@@ -219,7 +247,10 @@ fn lock_waits_name_the_lock_and_its_owner() {
         };
         let ids: HashSet<_> = [waiter.fiber().id()].into();
         dump_until(&ids, |f| {
-            all_wait(f, |r| matches!(r, WaitReason::Mutex { owner: Some(o), .. } if *o == thread_id))
+            all_wait(
+                f,
+                |r| matches!(r, WaitReason::Mutex { owner: Some(o), .. } if *o == thread_id),
+            )
         });
         go_tx.send(()).unwrap();
         thread.join().unwrap();
@@ -252,7 +283,9 @@ fn sync_primitive_waits_are_reported() {
         let bars: Vec<_> = (0..N)
             .map(|_| {
                 let barrier = barrier.clone();
-                rt.spawn(move || drop(barrier.wait()))
+                rt.spawn(move || {
+                    barrier.wait();
+                })
             })
             .collect();
         let wg = Arc::new(WaitGroup::new());
@@ -270,7 +303,11 @@ fn sync_primitive_waits_are_reported() {
         });
         let sem_addr = addr(&*sem as *const Semaphore as *const ());
         dump_until(&ids_of(&sems), |f| {
-            all_wait(f, |r| *r == WaitReason::Semaphore { semaphore: sem_addr })
+            all_wait(f, |r| {
+                *r == WaitReason::Semaphore {
+                    semaphore: sem_addr,
+                }
+            })
         });
         let bar_addr = addr(&*barrier as *const Barrier as *const ());
         dump_until(&ids_of(&bars), |f| {
@@ -332,7 +369,9 @@ fn channel_and_blocking_waits_are_reported() {
             })
             .collect();
         let ids = ids_of(&receivers);
-        let dump = dump_until(&ids, |f| all_wait(f, |r| matches!(r, WaitReason::ChannelRecv { .. })));
+        let dump = dump_until(&ids, |f| {
+            all_wait(f, |r| matches!(r, WaitReason::ChannelRecv { .. }))
+        });
         let channels: HashSet<_> = dump
             .fibers()
             .filter(|f| ids.contains(&f.id()))
@@ -343,8 +382,12 @@ fn channel_and_blocking_waits_are_reported() {
             all_wait(f, |r| matches!(r, WaitReason::ChannelSend { .. }))
         });
         let ids: HashSet<_> = [mpsc_receiver.fiber().id()].into();
-        dump_until(&ids, |f| all_wait(f, |r| matches!(r, WaitReason::ChannelRecv { .. })));
-        dump_until(&ids_of(&blocking), |f| all_wait(f, |r| *r == WaitReason::Blocking));
+        dump_until(&ids, |f| {
+            all_wait(f, |r| matches!(r, WaitReason::ChannelRecv { .. }))
+        });
+        dump_until(&ids_of(&blocking), |f| {
+            all_wait(f, |r| *r == WaitReason::Blocking)
+        });
         for i in 0..N {
             tx.send(i as u32).unwrap();
             full_rx.recv().unwrap();
@@ -384,7 +427,10 @@ fn fd_waits_name_the_fd_and_the_peer() {
         let accepted: Vec<_> = (0..CONNS).map(|_| listener.accept().unwrap()).collect();
         let ids = ids_of(&readers);
         let dump = dump_until(&ids, |f| {
-            all_wait(f, |r| matches!(r, WaitReason::FdRead { fd, peer: Some(p) } if *fd >= 0 && *p == addr))
+            all_wait(
+                f,
+                |r| matches!(r, WaitReason::FdRead { fd, peer: Some(p) } if *fd >= 0 && *p == addr),
+            )
         });
         assert!(dump.to_string().contains("readable, peer 127.0.0.1"));
         for (mut s, _) in accepted {
@@ -481,7 +527,11 @@ fn cycle_of(ids: &[FiberId]) -> Option<fiber::Cycle> {
     let start = Instant::now();
     loop {
         let dump = fiber::dump();
-        if let Some(c) = dump.cycles().iter().find(|c| c.fibers().iter().any(|f| set.contains(f))) {
+        if let Some(c) = dump
+            .cycles()
+            .iter()
+            .find(|c| c.fibers().iter().any(|f| set.contains(f)))
+        {
             return Some(c.clone());
         }
         if start.elapsed() > Duration::from_secs(20) {
@@ -508,7 +558,10 @@ fn cycles_of_two_and_five_are_found() {
             let f = cycle.fibers();
             for (i, id) in f.iter().enumerate() {
                 let info = dump.fiber(*id).unwrap();
-                assert_eq!(info.reason().and_then(WaitReason::waits_for), Some(f[(i + 1) % f.len()]));
+                assert_eq!(
+                    info.reason().and_then(WaitReason::waits_for),
+                    Some(f[(i + 1) % f.len()])
+                );
             }
             let text = dump.to_string();
             assert!(text.contains(&format!("ring{n}-0")), "{text}");
@@ -616,7 +669,7 @@ fn the_json_parses() {
         assert_eq!(fibers.len(), dump.fibers().count());
         let me = fibers
             .iter()
-            .find(|f| f["tid"] == named.fiber().id().as_u64().to_string())
+            .find(|f| f["tid"].as_str() == Some(&*named.fiber().id().as_u64().to_string()))
             .expect("the named fiber");
         assert_eq!(me["name"], "quote \" and \\ and \n newline");
         assert_eq!(me["waitingOn"]["kind"], "sleep");
@@ -630,7 +683,7 @@ fn the_json_parses() {
             .all(|f| want.contains(f.as_str().unwrap()))));
         let ring = fibers
             .iter()
-            .find(|f| f["tid"] == ids[0].as_u64().to_string())
+            .find(|f| f["tid"].as_str() == Some(&*ids[0].as_u64().to_string()))
             .unwrap();
         assert_eq!(ring["waitingOn"]["kind"], "mutex");
         assert_eq!(ring["waitingOn"]["owner"], ids[1].as_u64().to_string());
@@ -645,7 +698,9 @@ fn a_dump_works_while_a_worker_is_stuck() {
         let rt = runtime(1, "obs-stuck");
         let parked: Vec<_> = (0..100).map(|_| rt.spawn(|| fiber::park())).collect();
         // Listed once the worker has published them (it does before it sleeps).
-        dump_until(&ids_of(&parked), |f| all_wait(f, |r| *r == WaitReason::Park));
+        dump_until(&ids_of(&parked), |f| {
+            all_wait(f, |r| *r == WaitReason::Park)
+        });
         let spin = Arc::new(AtomicBool::new(true));
         let spinning = Arc::new(AtomicBool::new(false));
         let spinner = {
@@ -662,7 +717,9 @@ fn a_dump_works_while_a_worker_is_stuck() {
         }
         // The only worker is in the spinner's loop: the dump must not need it. The spinner started
         // after the worker's last registry pass: counted as not listed, or listed as running.
-        let dump = dump_until(&ids_of(&parked), |f| all_wait(f, |r| *r == WaitReason::Park));
+        let dump = dump_until(&ids_of(&parked), |f| {
+            all_wait(f, |r| *r == WaitReason::Park)
+        });
         match dump.fiber(spinner.fiber().id()) {
             Some(info) => assert_eq!(info.state(), FiberState::Running),
             None => assert!(dump.unlisted() >= 1, "{dump}"),
@@ -719,12 +776,20 @@ fn child_process() {
 
 /// Runs this binary's `child_process` test with `FIBER_OBSERVE_CHILD=which`; returns the child
 /// and its stderr lines.
-fn child(which: &str, env: &[(&str, &str)]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+fn child(
+    which: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["child_process", "--exact", "--nocapture", "--test-threads=1"])
-        .env("FIBER_OBSERVE_CHILD", which)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "child_process",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("FIBER_OBSERVE_CHILD", which)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -742,7 +807,11 @@ fn child(which: &str, env: &[(&str, &str)]) -> (std::process::Child, std::sync::
 }
 
 /// Collects lines until one contains `want` (true) or 30 s pass (false).
-fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, all: &mut Vec<String>, want: &str) -> bool {
+fn wait_for_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    all: &mut Vec<String>,
+    want: &str,
+) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
@@ -770,7 +839,10 @@ fn a_global_deadlock_is_reported_on_stderr() {
         let _ = child.wait();
         assert!(found && cycle, "stderr:\n{}", lines.join("\n"));
         let text = lines.join("\n");
-        assert!(text.contains("deadlock 1: 2 fibers wait for each other"), "{text}");
+        assert!(
+            text.contains("deadlock 1: 2 fibers wait for each other"),
+            "{text}"
+        );
         assert!(text.contains("\"left\" waits for Mutex"), "{text}");
     });
 }
@@ -783,7 +855,10 @@ fn the_dump_signal_writes_a_dump_to_stderr() {
         let mut line = String::new();
         while !line.contains("ready") {
             line.clear();
-            assert!(stdout.read_line(&mut line).unwrap() > 0, "the child ended early");
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "the child ended early"
+            );
         }
         let mut lines = Vec::new();
         let mut found = false;
@@ -791,7 +866,12 @@ fn the_dump_signal_writes_a_dump_to_stderr() {
         for _ in 0..20 {
             // SAFETY: kill(2) with a pid of our own child and a valid signal.
             unsafe { libc_kill(child.id() as i32, 10) };
-            if wait_for_line_within(&rx, &mut lines, "\"signal-sleeper\"", Duration::from_millis(500)) {
+            if wait_for_line_within(
+                &rx,
+                &mut lines,
+                "\"signal-sleeper\"",
+                Duration::from_millis(500),
+            ) {
                 found = true;
                 break;
             }

@@ -23,9 +23,11 @@ const CONFIRMATIONS: usize = 2;
 /// The pause before each re-read.
 const CONFIRM_PAUSE: Duration = Duration::from_millis(2);
 
-/// The cycles of the wait-for graph of `fibers`, each starting at its smallest id.
-pub(crate) fn find(fibers: &[FiberInfo]) -> Vec<Vec<FiberId>> {
-    let index: HashMap<FiberId, usize> = fibers.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+/// The cycles of the wait-for graph of `fibers` (as indices into it), each starting at its
+/// smallest id.
+pub(crate) fn find(fibers: &[FiberInfo]) -> Vec<Vec<usize>> {
+    let index: HashMap<FiberId, usize> =
+        fibers.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
     let next: Vec<Option<usize>> = fibers
         .iter()
         .map(|f| {
@@ -50,13 +52,15 @@ pub(crate) fn find(fibers: &[FiberInfo]) -> Vec<Vec<FiberId>> {
             let Some(n) = next[at] else { break };
             if walk_of[n] == walk {
                 // Closed a cycle on this walk: it starts at `n`.
-                let mut cycle = vec![fibers[n].id];
+                let mut cycle = vec![n];
                 let mut c = next[n].expect("on a cycle");
                 while c != n {
-                    cycle.push(fibers[c].id);
+                    cycle.push(c);
                     c = next[c].expect("on a cycle");
                 }
-                let min = (0..cycle.len()).min_by_key(|&i| cycle[i]).expect("not empty");
+                let min = (0..cycle.len())
+                    .min_by_key(|&i| fibers[cycle[i]].id)
+                    .expect("not empty");
                 cycle.rotate_left(min);
                 cycles.push(cycle);
                 break;
@@ -67,17 +71,14 @@ pub(crate) fn find(fibers: &[FiberInfo]) -> Vec<Vec<FiberId>> {
             at = n;
         }
     }
-    cycles.sort();
+    cycles.sort_by_key(|c| fibers[c[0]].id);
     cycles
 }
 
-/// The cycles of `fibers` that survive [`CONFIRMATIONS`] re-reads (see the module docs).
-pub(crate) fn confirmed_cycles(
-    fibers: &[FiberInfo],
-    tasks: &HashMap<FiberId, Arc<Task>>,
-) -> Vec<Cycle> {
+/// The cycles of `fibers` (read from `tasks`, index for index) that survive [`CONFIRMATIONS`]
+/// re-reads (see the module docs).
+pub(crate) fn confirmed_cycles(fibers: &[FiberInfo], tasks: &[Arc<Task>]) -> Vec<Cycle> {
     let mut candidates = find(fibers);
-    let by_id: HashMap<FiberId, &FiberInfo> = fibers.iter().map(|f| (f.id, f)).collect();
     for _ in 0..CONFIRMATIONS {
         if candidates.is_empty() {
             break;
@@ -85,10 +86,8 @@ pub(crate) fn confirmed_cycles(
         crate::driver::wait::sleep(CONFIRM_PAUSE);
         let now = now_stamp();
         candidates.retain(|cycle| {
-            cycle.iter().all(|id| {
-                let (Some(task), Some(before)) = (tasks.get(id), by_id.get(id)) else {
-                    return false;
-                };
+            cycle.iter().all(|&i| {
+                let (task, before) = (&tasks[i], &fibers[i]);
                 match collect::read(task) {
                     Some(raw) => {
                         let again = info(task, &raw, before.runtime, now);
@@ -101,7 +100,9 @@ pub(crate) fn confirmed_cycles(
     }
     candidates
         .into_iter()
-        .map(|fibers| Cycle { fibers })
+        .map(|cycle| Cycle {
+            fibers: cycle.into_iter().map(|i| fibers[i].id).collect(),
+        })
         .collect()
 }
 
@@ -119,7 +120,8 @@ pub(crate) const GRACE: Duration = Duration::from_secs(1);
 pub(crate) fn watching() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     !REPORTED.load(Ordering::Relaxed)
-        && *ENABLED.get_or_init(|| std::env::var_os("FIBER_DEADLOCK_REPORT").is_none_or(|v| v != "0"))
+        && *ENABLED
+            .get_or_init(|| std::env::var_os("FIBER_DEADLOCK_REPORT").is_none_or(|v| v != "0"))
 }
 
 /// Reports a global deadlock on stderr, once per process: Go's "all goroutines are asleep"
@@ -133,7 +135,9 @@ pub(crate) fn report_global(detail: &str) -> Option<String> {
     let dump = super::dump::dump();
     let mut text = format!("fiber: all fibers are asleep - deadlock! ({detail})\n");
     if dump.cycles().is_empty() {
-        text.push_str("no cycle in the wait-for graph: every fiber waits for something nobody will do\n");
+        text.push_str(
+            "no cycle in the wait-for graph: every fiber waits for something nobody will do\n",
+        );
     }
     text.push_str(&dump.to_string());
     eprintln!("{text}");

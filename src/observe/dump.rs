@@ -192,8 +192,7 @@ fn label(out: &mut impl fmt::Write, f: &FiberInfo) -> fmt::Result {
 pub fn dump() -> Dump {
     let start = Instant::now();
     let taken_at = SystemTime::now();
-    let mut fibers = Vec::new();
-    let mut tasks: HashMap<FiberId, Arc<Task>> = HashMap::new();
+    let mut entries: Vec<(FiberInfo, Arc<Task>)> = Vec::new();
     let (mut unstarted, mut unlisted) = (0, 0);
     let runtimes = registry::all_runtimes();
     let now = now_stamp();
@@ -206,14 +205,16 @@ pub fn dump() -> Dump {
                     continue;
                 };
                 found += 1;
-                fibers.push(info(&task, &raw, rt_index, now));
-                tasks.insert(task.id, task);
+                entries.push((info(&task, &raw, rt_index, now), task));
             }
             unlisted += rt.started(worker).saturating_sub(found);
         }
     }
-    fibers.sort_by_key(|f| (f.runtime, f.worker, f.id));
+    entries.sort_unstable_by_key(|(f, _)| (f.runtime, f.worker, f.id));
+    let (fibers, tasks): (Vec<FiberInfo>, Vec<Arc<Task>>) = entries.into_iter().unzip();
     let cycles = deadlock::confirmed_cycles(&fibers, &tasks);
+    // The references are let go before the dump is returned (a dump holds no task).
+    drop(tasks);
     Dump {
         fibers,
         cycles,
@@ -245,6 +246,9 @@ pub(crate) fn info(task: &Task, raw: &Raw, runtime: usize, now: u32) -> FiberInf
         since: Duration::from_millis(u64::from(since)),
     }
 }
+
+/// Fibers alike in the text: the same park site (file, line) and spawn site.
+type SiteKey<'a> = (Option<(&'a str, u32)>, (&'a str, u32));
 
 /// The text group a fiber goes in: state, then wait kind.
 fn group_of(f: &FiberInfo) -> (FiberState, &'static str) {
@@ -294,8 +298,8 @@ impl fmt::Display for Dump {
             };
             writeln!(f, "\n== {what} ({} fibers)", members.len())?;
             // Identical entries (same park and spawn sites) collapse after three, unless `{:#}`.
-            let mut shown: HashMap<(Option<(&str, u32)>, (&str, u32)), usize> = HashMap::new();
-            let mut hidden: BTreeMap<(Option<(&str, u32)>, (&str, u32)), usize> = BTreeMap::new();
+            let mut shown: HashMap<SiteKey<'_>, usize> = HashMap::new();
+            let mut hidden: BTreeMap<SiteKey<'_>, usize> = BTreeMap::new();
             for fiber in members {
                 let key = (
                     fiber.park_site.map(|l| (l.file(), l.line())),

@@ -27,7 +27,10 @@ fn string(out: &mut String, s: &str) {
 }
 
 fn site(out: &mut String, loc: &std::panic::Location<'_>) {
-    string(out, &format!("{}:{}:{}", loc.file(), loc.line(), loc.column()));
+    string(
+        out,
+        &format!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
+    );
 }
 
 fn opt_id(out: &mut String, key: &str, id: Option<crate::FiberId>) {
@@ -132,7 +135,8 @@ pub(crate) fn to_json(dump: &Dump) -> String {
     while i < dump.fibers.len() {
         let (rt, worker) = (dump.fibers[i].runtime, dump.fibers[i].worker);
         let mut j = i;
-        while j < dump.fibers.len() && (dump.fibers[j].runtime, dump.fibers[j].worker) == (rt, worker)
+        while j < dump.fibers.len()
+            && (dump.fibers[j].runtime, dump.fibers[j].worker) == (rt, worker)
         {
             j += 1;
         }

@@ -134,9 +134,18 @@ pub(crate) fn decode(word: u64, owner: u64, peer: Option<SocketAddr>) -> Option<
         kind::PARK_TIMEOUT => WaitReason::ParkTimeout { until: instant(p) },
         kind::SLEEP => WaitReason::Sleep { until: instant(p) },
         kind::JOIN => WaitReason::Join { fiber: id(p)? },
-        kind::MUTEX => WaitReason::Mutex { lock: addr, owner: id(owner) },
-        kind::RWLOCK_READ => WaitReason::RwLockRead { lock: addr, writer: id(owner) },
-        kind::RWLOCK_WRITE => WaitReason::RwLockWrite { lock: addr, writer: id(owner) },
+        kind::MUTEX => WaitReason::Mutex {
+            lock: addr,
+            owner: id(owner),
+        },
+        kind::RWLOCK_READ => WaitReason::RwLockRead {
+            lock: addr,
+            writer: id(owner),
+        },
+        kind::RWLOCK_WRITE => WaitReason::RwLockWrite {
+            lock: addr,
+            writer: id(owner),
+        },
         kind::CONDVAR => WaitReason::Condvar { condvar: addr },
         kind::CHAN_SEND => WaitReason::ChannelSend { channel: addr },
         kind::CHAN_RECV => WaitReason::ChannelRecv { channel: addr },
@@ -144,8 +153,14 @@ pub(crate) fn decode(word: u64, owner: u64, peer: Option<SocketAddr>) -> Option<
         kind::SEMAPHORE => WaitReason::Semaphore { semaphore: addr },
         kind::BARRIER => WaitReason::Barrier { barrier: addr },
         kind::WAITGROUP => WaitReason::WaitGroup { group: addr },
-        kind::FD_READ => WaitReason::FdRead { fd: p as u32 as i32, peer },
-        kind::FD_WRITE => WaitReason::FdWrite { fd: p as u32 as i32, peer },
+        kind::FD_READ => WaitReason::FdRead {
+            fd: p as u32 as i32,
+            peer,
+        },
+        kind::FD_WRITE => WaitReason::FdWrite {
+            fd: p as u32 as i32,
+            peer,
+        },
         kind::BLOCKING => WaitReason::Blocking,
         kind::HOOK => WaitReason::Hook {
             function: HOOK_NAMES

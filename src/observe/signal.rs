@@ -23,7 +23,9 @@ pub(crate) fn install_from_env() {
         match parse(&value) {
             Some(signal) => {
                 if let Err(err) = install(signal) {
-                    eprintln!("fiber: FIBER_DUMP_SIGNAL={value}: cannot install the handler: {err}");
+                    eprintln!(
+                        "fiber: FIBER_DUMP_SIGNAL={value}: cannot install the handler: {err}"
+                    );
                 }
             }
             None => eprintln!("fiber: FIBER_DUMP_SIGNAL={value}: unknown signal (try USR1)"),
@@ -59,14 +61,15 @@ extern "C" fn on_signal(_: libc::c_int) {
     if fd >= 0 {
         let byte = 1u8;
         // errno is saved and restored around the write, as a handler must.
-        let errno = libc::__errno_location;
+        // SAFETY: __errno_location has no preconditions.
+        let errno = unsafe { libc::__errno_location() };
         // SAFETY: the calling thread's errno location, valid for the thread's life.
-        let saved = unsafe { *errno() };
+        let saved = unsafe { *errno };
         // SAFETY: write(2) is async-signal-safe; `byte` is a valid one-byte buffer. A full pipe
         // (a dump already pending) drops the byte, which is what we want.
         unsafe { libc::write(fd, std::ptr::addr_of!(byte).cast(), 1) };
         // SAFETY: as above.
-        unsafe { *errno() = saved };
+        unsafe { *errno = saved };
     }
 }
 

@@ -362,10 +362,8 @@ impl Worker {
         // SAFETY: the name lives in the task, which outlives its coroutine: the worker's lists
         // (`started`, then the registry) hold the task until the coroutine finished, and a
         // coroutine that cannot be finished is leaked together with the task (see `shut_down`).
-        let name: Option<&'static String> = task
-            .label
-            .name()
-            .map(|n| unsafe { &*(n as *const String) });
+        let name: Option<&'static String> =
+            task.label.name().map(|n| unsafe { &*(n as *const String) });
         let coro = Coro::new(stack, task.id.as_u64(), name, |yielder| {
             // TASK points at this fiber while its worker resumes it.
             let me = context::task_ptr().expect("a fiber runs with its task published");

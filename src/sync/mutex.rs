@@ -36,8 +36,8 @@
 //! `unlock_fair` (via `lock_api`) always hands over.
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::Location;
 use std::ops::DerefMut;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 

@@ -4,12 +4,14 @@
 //!
 //! | field        | written by                                  | read by                        |
 //! |--------------|---------------------------------------------|--------------------------------|
-//! | `id`, `name`, `stack_size`, `scheduler` | spawn (immutable after) | anyone                      |
+//! | `id`, `label`, `stack_size`, `scheduler` | spawn (immutable after) | anyone                     |
 //! | `park`       | the fiber (park, sleep), unparkers, cancellers (atomic) | all             |
 //! | `home`       | the home worker, once, when the fiber starts | unparkers, after seeing PARKED |
 //! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
 //! | `job`        | the worker holding the run token (run or cancel, once) | the join handle (packet) |
 //! | `yielder`, `locals`, `timer` | the fiber itself, on its stack's thread | the fiber itself  |
+//! | `wait`, `park_site` | the fiber itself (`reason::Scope`, atomic) | dumps, any thread        |
+//! | `since`      | the home worker (atomic)                    | dumps, any thread              |
 //!
 //! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
 //! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
@@ -213,8 +215,14 @@ struct Named {
 impl Label {
     fn new(name: Option<String>, site: &'static Location<'static>) -> Label {
         match name {
-            None => Label(std::ptr::NonNull::from(site).cast::<()>().map_addr(|a| a | 1)),
-            Some(name) => Label(std::ptr::NonNull::from(Box::leak(Box::new(Named { name, site }))).cast()),
+            None => Label(
+                std::ptr::NonNull::from(site)
+                    .cast::<()>()
+                    .map_addr(|a| a | 1),
+            ),
+            Some(name) => {
+                Label(std::ptr::NonNull::from(Box::leak(Box::new(Named { name, site }))).cast())
+            }
         }
     }
 

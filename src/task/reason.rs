@@ -244,7 +244,10 @@ pub(crate) const fn hook_index(name: &str) -> u8 {
 #[cfg(fiber_hook)]
 #[inline]
 pub(crate) fn enter_hook(index: u8, fd: i32) -> Scope {
-    enter_site(word(kind::HOOK, (u64::from(index) << 32) | u64::from(fd as u32)), 0)
+    enter_site(
+        word(kind::HOOK, (u64::from(index) << 32) | u64::from(fd as u32)),
+        0,
+    )
 }
 
 // ---- lock owners -------------------------------------------------------------------------------
@@ -331,7 +334,10 @@ mod tests {
     fn sites_round_trip() {
         let here = Location::caller();
         let code = encode_site(here);
-        assert_ne!(code, 0, "a location of this binary is within 2 GiB of the anchor");
+        assert_ne!(
+            code, 0,
+            "a location of this binary is within 2 GiB of the anchor"
+        );
         let back = decode_site(code).expect("known");
         assert_eq!((back.file(), back.line()), (here.file(), here.line()));
     }

@@ -51,9 +51,9 @@ use std::time::Instant;
 
 use crate::driver::wait::park_node;
 use crate::task::reason::{self, kind};
-use std::panic::Location;
 use crate::task::wait::{Node, WaitList, WaitResult, TOKEN_NORMAL};
 use crate::task::Wakeup;
+use std::panic::Location;
 
 /// Wait-list key bit of `select!` nodes, which are [`SelectNode`]s (plain waiters use 0 or
 /// [`DIRECT_KEY`]); the low bits are the arm's index.

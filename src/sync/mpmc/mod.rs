@@ -107,7 +107,6 @@ impl<T> Sender<T> {
     }
 
     #[track_caller]
-
     fn send_deadline(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         crate::task::coop::spend();
         self.chan.send(msg, deadline).map_err(|e| match e {
