@@ -64,7 +64,8 @@ fn park_sleep_and_join_waits_are_reported() {
     watchdog(120, || {
         let rt = runtime(2, "obs-park");
         let stop = Arc::new(AtomicBool::new(false));
-        let park_line = line() + 4;
+        // The spawn and the park below, as formatted.
+        let (spawn_line, park_line) = (line() + 4, line() + 6);
         let parked: Vec<_> = (0..N)
             .map(|_| {
                 let stop = stop.clone();
@@ -105,8 +106,8 @@ fn park_sleep_and_join_waits_are_reported() {
         assert_eq!((site.file(), site.line()), (file!(), park_line));
         assert_eq!(
             one.spawn_site().line(),
-            park_line,
-            "spawned by rt.spawn, same line"
+            spawn_line,
+            "spawned by rt.spawn above"
         );
 
         let ids = ids_of(&sleepers);

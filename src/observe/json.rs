@@ -33,7 +33,7 @@ fn site(out: &mut String, loc: &std::panic::Location<'_>) {
     );
 }
 
-fn opt_id(out: &mut String, key: &str, id: Option<crate::FiberId>) {
+fn opt_id(out: &mut String, key: &str, id: Option<crate::task::FiberId>) {
     if let Some(id) = id {
         let _ = write!(out, ",\"{key}\":\"{}\"", id.as_u64());
     }
