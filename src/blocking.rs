@@ -115,6 +115,7 @@ struct Completion<T> {
 /// let n = fiber::spawn_blocking(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0));
 /// assert!(n > 0);
 /// ```
+#[track_caller]
 pub fn spawn_blocking<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
@@ -123,11 +124,11 @@ where
     if !crate::is_fiber() {
         return f();
     }
-    spawn_blocking_slow(f)
+    spawn_blocking_slow(f, std::panic::Location::caller())
 }
 
 #[cold]
-fn spawn_blocking_slow<F, T>(f: F) -> T
+fn spawn_blocking_slow<F, T>(f: F, site: &'static std::panic::Location<'static>) -> T
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -143,6 +144,10 @@ where
         waiter.unpark();
     }));
     let mut result = None;
+    let _wait = crate::task::reason::enter(
+        crate::task::reason::word(crate::task::reason::kind::BLOCKING, 0),
+        site,
+    );
     park_while_not(
         || {
             result = done.result.lock().take();

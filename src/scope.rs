@@ -26,6 +26,7 @@ pub struct ScopedJoinHandle<'scope, T> {
 
 impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the fiber and returns its result (`Err` with the payload if it panicked).
+    #[track_caller]
     pub fn join(self) -> std::thread::Result<T> {
         self.handle.join()
     }
@@ -64,10 +65,12 @@ impl<T> ScopedJoinHandle<'_, T> {
 /// numbers.push(4);
 /// assert_eq!(total.into_inner(), 6);
 /// ```
+#[track_caller]
 pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
+    let site = std::panic::Location::caller();
     let scope = Scope {
         data: Arc::new(ScopeData::new(crate::current())),
         shared: crate::runtime::current_or_default(),
@@ -79,6 +82,10 @@ where
     // runtime shutdown cancelling this fiber (it would free what they borrow). An expired
     // `timeout` around the scope cancels them instead (they are part of its work), once.
     let mut passed_on = false;
+    let _wait = crate::task::reason::enter(
+        crate::task::reason::word(crate::task::reason::kind::SCOPE, 0),
+        site,
+    );
     while scope.data.running.load(Ordering::Acquire) != 0 {
         if !passed_on && deadline_landed() {
             passed_on = true;
@@ -120,7 +127,7 @@ impl<'scope> Scope<'scope, '_> {
     }
 
     /// Spawns a scoped fiber; see [`scope`]. Panics if the runtime cannot take it.
-    #[cfg_attr(feature = "tracing", track_caller)]
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -138,6 +145,7 @@ impl<'scope> Scope<'scope, '_> {
     pub(crate) fn spawn_with<F, T>(
         &'scope self,
         name: Option<String>,
+        site: &'static std::panic::Location<'static>,
         stack_size: Option<usize>,
         f: F,
     ) -> std::io::Result<ScopedJoinHandle<'scope, T>>
@@ -151,6 +159,7 @@ impl<'scope> Scope<'scope, '_> {
         match spawn_in(
             self.shared.clone(),
             name,
+            site,
             stack_size,
             f,
             Some(self.data.clone()),

@@ -30,7 +30,7 @@ use crate::task::join::JoinHandle;
 /// });
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
-#[cfg_attr(feature = "tracing", track_caller)]
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -71,7 +71,7 @@ impl Builder {
     ///
     /// # Panics
     /// If the name contains a NUL byte, as std's `Builder::spawn` (the same message).
-    #[cfg_attr(feature = "tracing", track_caller)]
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -80,6 +80,7 @@ impl Builder {
         runtime::spawn::spawn_in(
             runtime::current_or_default(),
             self.name,
+            std::panic::Location::caller(),
             self.stack_size,
             f,
             None,
@@ -87,17 +88,24 @@ impl Builder {
     }
 
     /// Spawns the fiber on the given runtime.
-    #[cfg_attr(feature = "tracing", track_caller)]
+    #[track_caller]
     pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        runtime::spawn::spawn_in(rt.shared().clone(), self.name, self.stack_size, f, None)
+        runtime::spawn::spawn_in(
+            rt.shared().clone(),
+            self.name,
+            std::panic::Location::caller(),
+            self.stack_size,
+            f,
+            None,
+        )
     }
 
     /// Spawns a scoped fiber with this configuration, as `std::thread::Builder::spawn_scoped`.
-    #[cfg_attr(feature = "tracing", track_caller)]
+    #[track_caller]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,
@@ -107,6 +115,11 @@ impl Builder {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        scope.spawn_with(self.name, self.stack_size, f)
+        scope.spawn_with(
+            self.name,
+            std::panic::Location::caller(),
+            self.stack_size,
+            f,
+        )
     }
 }

@@ -1,12 +1,14 @@
 //! Waiting with a deadline: `park_until` (the one park-with-deadline), the public
 //! `park_timeout` and `sleep` built on the worker's timers, and `park_node`, the one park loop
 //! that I/O readiness and every sync primitive use.
+use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use super::timer::{self, TimerAction};
 use crate::coro::{Resume, Suspend};
 use crate::task::context;
-use crate::task::park::{park, park_fiber};
+use crate::task::park::{park_fiber, park_plain};
+use crate::task::reason::{self, kind};
 use crate::task::wait::{Node, WaitResult};
 
 /// Parks the calling fiber until it is unparked or `deadline` passes (or spuriously), as
@@ -35,17 +37,30 @@ pub(crate) fn park_until(deadline: Instant) {
 
 /// As [`park`](crate::park), but returns after `dur` at the latest, as
 /// [`std::thread::park_timeout`].
+#[track_caller]
 pub fn park_timeout(dur: Duration) {
+    let site = Location::caller();
     match Instant::now().checked_add(dur) {
-        Some(deadline) => park_until(deadline),
+        Some(deadline) => {
+            let _wait = reason::enter(
+                reason::word(kind::PARK_TIMEOUT, reason::deadline_ms(deadline)),
+                site,
+            );
+            park_until(deadline)
+        }
         // Too far to represent: the same as waiting forever.
-        None => park(),
+        None => {
+            let _wait = reason::enter(reason::word(kind::PARK, 0), site);
+            park_plain()
+        }
     }
 }
 
 /// Puts the calling fiber to sleep for at least `dur`, as [`std::thread::sleep`]; only the fiber
 /// waits. It does not use or consume the park token. On a plain OS thread, sleeps the thread.
+#[track_caller]
 pub fn sleep(dur: Duration) {
+    let site = Location::caller();
     let slept = context::with_task(|task| {
         let Some(deadline) = Instant::now().checked_add(dur) else {
             // Longer than the clock can represent: sleep in representable steps (until a
@@ -58,7 +73,7 @@ pub fn sleep(dur: Duration) {
         if dur.is_zero() {
             return;
         }
-        sleep_on_timer(task, deadline);
+        sleep_on_timer(task, deadline, site);
     });
     if slept.is_none() {
         std::thread::sleep(dur);
@@ -67,10 +82,12 @@ pub fn sleep(dur: Duration) {
 
 /// Sleeps until `deadline`, as `std::thread::sleep_until`: at once if it has passed. On a plain
 /// OS thread, the thread sleeps.
+#[track_caller]
 pub fn sleep_until(deadline: Instant) {
+    let site = Location::caller();
     let slept = context::with_task(|task| {
         if deadline > Instant::now() {
-            sleep_on_timer(task, deadline);
+            sleep_on_timer(task, deadline, site);
         }
     });
     if slept.is_none() {
@@ -82,7 +99,11 @@ pub fn sleep_until(deadline: Instant) {
 }
 
 /// Suspends the running fiber until its worker's timer reaches `deadline`, or a cancellation.
-fn sleep_on_timer(task: &crate::task::Task, deadline: Instant) {
+fn sleep_on_timer(task: &crate::task::Task, deadline: Instant, site: &'static Location<'static>) {
+    let _wait = reason::enter(
+        reason::word(kind::SLEEP, reason::deadline_ms(deadline)),
+        site,
+    );
     // A cancel request that finds the fiber sleeping where it cannot unwind (mid-unwind, in a
     // shield) wakes it early: it sleeps on for the rest. Runtime shutdown resuming it
     // (`Resume::Cancel`) ends the sleep.
@@ -200,7 +221,7 @@ pub(crate) fn park_while_not(mut ready: impl FnMut() -> bool, deadline: Option<I
             return false;
         }
         match deadline {
-            None => park(),
+            None => park_plain(),
             Some(deadline) => {
                 if Instant::now() >= deadline {
                     return false;

@@ -95,6 +95,7 @@ impl<'g, 'env, T: Send, E: Send> Group<'g, 'env, T, E> {
     /// [`Scope::spawn`](crate::Scope::spawn)). If the group is already decided, the member is
     /// cancelled at once (its closure does not run, or unwinds at its first wait). Panics if the
     /// runtime cannot take the fiber.
+    #[track_caller]
     pub fn spawn<F>(&'g self, f: F) -> Member<'g>
     where
         F: FnOnce() -> Result<T, E> + Send + 'g,
@@ -203,6 +204,7 @@ impl<T, E> Members<T, E> {
 /// index of the one that decided the group, once every member has ended. A panic in `body`
 /// cancels the members and is resumed once they have ended. If the calling fiber is cancelled
 /// meanwhile, the cancel is passed on to the members, and lands on the caller when they have ended.
+#[track_caller]
 pub(crate) fn run_group<'env, T, E, F>(
     policy: Policy,
     body: F,
@@ -212,6 +214,7 @@ where
     E: Send,
     F: for<'g> FnOnce(&'g Group<'g, 'env, T, E>),
 {
+    let site = std::panic::Location::caller();
     let group = Group {
         scope: Scope::owned(),
         policy,
@@ -227,6 +230,10 @@ where
     // The members borrow from this stack: this wait must not be cut short. A cancel of this
     // fiber wakes it once (the park is uncancellable) and is passed on to the members.
     let mut passed_on = false;
+    let _wait = crate::task::reason::enter(
+        crate::task::reason::word(crate::task::reason::kind::GROUP, 0),
+        site,
+    );
     while group.scope.running() != 0 {
         if !passed_on && caller_cancelled() {
             group.cancel_all();

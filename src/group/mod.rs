@@ -51,6 +51,7 @@ use self::core::{run_group, Policy};
 /// ```
 ///
 /// A panic in `f` itself cancels the members, and is resumed once they have ended.
+#[track_caller]
 pub fn fail_fast<'env, T, E, F>(f: F) -> Result<Vec<T>, GroupError<T, E>>
 where
     T: Send,
@@ -86,6 +87,7 @@ where
 /// });
 /// assert_eq!(winner, Ok("fast"));
 /// ```
+#[track_caller]
 pub fn first_ok<'env, T, E, F>(f: F) -> Result<T, Vec<E>>
 where
     T: Send,

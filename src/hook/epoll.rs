@@ -74,6 +74,10 @@ pub(crate) unsafe extern "C" fn epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
+    let _wait = crate::task::reason::enter_hook(
+        const { crate::task::reason::hook_index("epoll_wait") },
+        fd,
+    );
     if timeout == 0 || max <= 0 || !in_hooked_fiber() || !reactor_serves_caller() {
         // SAFETY: forwarded under the caller's contract.
         return unsafe { real_epoll_wait(fd, events, max, timeout) };
@@ -97,6 +101,10 @@ pub(crate) unsafe extern "C" fn epoll_pwait(
     timeout: c_int,
     mask: *const sigset_t,
 ) -> c_int {
+    let _wait = crate::task::reason::enter_hook(
+        const { crate::task::reason::hook_index("epoll_pwait") },
+        fd,
+    );
     if mask.is_null() {
         // SAFETY: the caller's contract.
         return unsafe { epoll_wait(fd, events, max, timeout) };
@@ -118,6 +126,10 @@ pub(crate) unsafe extern "C" fn epoll_pwait2(
     timeout: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
+    let _wait = crate::task::reason::enter_hook(
+        const { crate::task::reason::hook_index("epoll_pwait2") },
+        fd,
+    );
     let hooked = max > 0 && mask.is_null() && in_hooked_fiber() && reactor_serves_caller();
     // SAFETY: `timeout` is null or readable (the caller's contract).
     let limit = unsafe { read_limit(timeout) };

@@ -82,6 +82,8 @@ real!(
 /// As libc's: `fds` points to `n` writable `pollfd`s.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn poll(pfds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("poll") }, -1);
     if timeout == 0 || !in_hooked_fiber() {
         // SAFETY: forwarded under the caller's contract.
         return unsafe { real_poll(pfds, n, timeout) };
@@ -105,6 +107,8 @@ pub(crate) unsafe extern "C" fn ppoll(
     timeout: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("ppoll") }, -1);
     // SAFETY: `timeout` is null or readable (the caller's contract).
     let limit = unsafe { read_limit(timeout) };
     match limit {

@@ -61,6 +61,8 @@ pub(crate) unsafe extern "C" fn select(
     e: *mut fd_set,
     tv: *mut timeval,
 ) -> c_int {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("select") }, -1);
     let fits = usize::try_from(n).is_ok_and(|n| n <= FD_SETSIZE);
     // SAFETY: `tv` is null or readable (the caller's contract).
     let limit = unsafe { read_timeval(tv) };
@@ -100,6 +102,8 @@ pub(crate) unsafe extern "C" fn pselect(
     ts: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("pselect") }, -1);
     let hooked =
         usize::try_from(n).is_ok_and(|n| n <= FD_SETSIZE) && mask.is_null() && in_hooked_fiber();
     // SAFETY: `ts` is null or readable (the caller's contract).

@@ -338,6 +338,8 @@ fn looped(
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("read") }, fd);
     // SAFETY: forwarded under the caller's contract (here and in every hook below).
     transfer(fd, Interest::READ, Some(n), || unsafe {
         real_read(fd, buf, n)
@@ -350,6 +352,8 @@ pub(crate) unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> 
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("write") }, fd);
     // SAFETY: as in `read`.
     transfer(fd, Interest::WRITE, None, || unsafe {
         real_write(fd, buf, n)
@@ -362,6 +366,8 @@ pub(crate) unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) 
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("readv") }, fd);
     // SAFETY: as in `read`.
     transfer(fd, Interest::READ, None, || unsafe {
         real_readv(fd, iov, n)
@@ -374,6 +380,8 @@ pub(crate) unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) ->
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("writev") }, fd);
     // SAFETY: as in `read`.
     transfer(fd, Interest::WRITE, None, || unsafe {
         real_writev(fd, iov, n)
@@ -391,6 +399,8 @@ pub(crate) unsafe extern "C" fn recv(
     n: size_t,
     flags: c_int,
 ) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("recv") }, fd);
     // SAFETY: as in `read`.
     transfer_flags(fd, Interest::READ, Some(n), flags, || unsafe {
         real_recv(fd, buf, n, flags)
@@ -410,6 +420,8 @@ pub(crate) unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("recvfrom") }, fd);
     // SAFETY: as in `read`.
     transfer_flags(fd, Interest::READ, Some(n), flags, || unsafe {
         real_recvfrom(fd, buf, n, flags, addr, len)
@@ -422,6 +434,8 @@ pub(crate) unsafe extern "C" fn recvfrom(
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("recvmsg") }, fd);
     // SAFETY: as in `read`.
     transfer_flags(fd, Interest::READ, None, flags, || unsafe {
         real_recvmsg(fd, msg, flags)
@@ -439,6 +453,8 @@ pub(crate) unsafe extern "C" fn send(
     n: size_t,
     flags: c_int,
 ) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("send") }, fd);
     // SAFETY: as in `read`.
     transfer_flags(fd, Interest::WRITE, None, flags, || unsafe {
         real_send(fd, buf, n, flags)
@@ -458,6 +474,8 @@ pub(crate) unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("sendto") }, fd);
     // SAFETY: as in `read`.
     transfer_flags(fd, Interest::WRITE, None, flags, || unsafe {
         real_sendto(fd, buf, n, flags, addr, len)
@@ -470,6 +488,8 @@ pub(crate) unsafe extern "C" fn sendto(
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("sendmsg") }, fd);
     // SAFETY: as in `read`.
     transfer_flags(fd, Interest::WRITE, None, flags, || unsafe {
         real_sendmsg(fd, msg, flags)
@@ -547,6 +567,8 @@ pub(crate) unsafe extern "C" fn accept(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> c_int {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("accept") }, fd);
     widen_backlog_once(fd);
     // SAFETY: as in `read`.
     transfer(
@@ -568,6 +590,8 @@ pub(crate) unsafe extern "C" fn accept4(
     len: *mut socklen_t,
     flags: c_int,
 ) -> c_int {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("accept4") }, fd);
     widen_backlog_once(fd);
     // SAFETY: as in `read`.
     transfer(
@@ -624,6 +648,8 @@ fn widen_backlog_once(fd: c_int) {
 /// As libc's.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    let _wait =
+        crate::task::reason::enter_hook(const { crate::task::reason::hook_index("connect") }, fd);
     let sock = if in_hooked_fiber() {
         fds::socket(fd)
     } else {

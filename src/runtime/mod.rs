@@ -113,6 +113,10 @@ impl Builder {
         let stealers = deques.iter().map(Deque::stealer).collect();
         let (shared, pollers) = Handle::new(stealers, stack_size)?;
         let shared = Arc::new(shared);
+        let source: Arc<dyn crate::observe::registry::Source> = shared.clone();
+        crate::observe::registry::add_runtime(Arc::downgrade(&source));
+        drop(source);
+        crate::observe::signal::install_from_env();
         let mut threads = Vec::with_capacity(workers);
         for (index, (deque, poller)) in deques.into_iter().zip(pollers).enumerate() {
             let shared2 = shared.clone();
@@ -164,13 +168,14 @@ impl Runtime {
 
     /// Spawns a fiber on this runtime. Panics, as `std::thread::spawn` does, if the runtime cannot
     /// take it (see [`crate::Builder::spawn_on`] for the fallible form).
-    #[cfg_attr(feature = "tracing", track_caller)]
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_in(self.shared.clone(), None, None, f, None)
+        let site = std::panic::Location::caller();
+        spawn_in(self.shared.clone(), None, site, None, f, None)
             .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"))
     }
 
@@ -178,7 +183,7 @@ impl Runtime {
     /// in `f` resumes in the caller. Called from a fiber, it parks only that fiber.
     ///
     /// `f` may borrow from the caller: the call does not return before `f` has finished.
-    #[cfg_attr(feature = "tracing", track_caller)]
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -241,7 +246,7 @@ pub(crate) fn current_or_default() -> Arc<Handle> {
 }
 
 /// Runs `f` on the default runtime and blocks until it returns, as [`Runtime::block_on`].
-#[cfg_attr(feature = "tracing", track_caller)]
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,

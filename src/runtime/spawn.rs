@@ -28,6 +28,7 @@ pub(crate) fn check_name(name: Option<&str>) {
 pub(crate) fn spawn_in<'a, F, T>(
     shared: Arc<Handle>,
     name: Option<String>,
+    site: &'static std::panic::Location<'static>,
     stack_size: Option<usize>,
     f: F,
     scope: Option<Arc<ScopeData>>,
@@ -54,12 +55,14 @@ where
         ));
     }
     let kind = trace::kind(scope.is_some());
-    let mut task = Task::new(shared.clone(), name, stack_size, JobCell::new(f, scope));
-    task.span = trace::spawn_span(
-        task.id.as_u64(),
-        task.name.as_deref().map(String::as_str),
-        kind,
+    let mut task = Task::new(
+        shared.clone(),
+        name,
+        site,
+        stack_size,
+        JobCell::new(f, scope),
     );
+    task.span = trace::spawn_span(task.id.as_u64(), task.name(), kind);
     let task = Arc::new(task);
     let target: Arc<Task<dyn JoinTarget<T> + 'a>> = task.clone();
     let task: Arc<Task<dyn Job + 'a>> = task;
@@ -85,13 +88,14 @@ where
 }
 
 /// Runs `f` as a fiber of `shared` and waits for its result; `f` may borrow from the caller.
-#[cfg_attr(feature = "tracing", track_caller)]
+#[track_caller]
 pub(crate) fn run_borrowed<F, T>(shared: &Arc<Handle>, f: F) -> std::thread::Result<T>
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let handle = spawn_in(shared.clone(), None, None, f, None)
+    let site = std::panic::Location::caller();
+    let handle = spawn_in(shared.clone(), None, site, None, f, None)
         .unwrap_or_else(|err| panic!("failed to spawn fiber: {err}"));
     // Waiting for the result is what makes the borrow sound (see `spawn_in`), so runtime shutdown
     // must not unwind the caller out of this wait either.

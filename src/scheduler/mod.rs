@@ -18,6 +18,7 @@ use crossbeam_deque::{Injector, Stealer};
 
 use crate::coro::stack::StackPool;
 use crate::driver::{Poller, Reactor};
+use crate::observe::registry::{Registry, Source};
 use crate::task::{Schedule, Task};
 use crate::util::steal::steal_with;
 use idle::Idle;
@@ -37,6 +38,11 @@ pub(crate) struct Remote {
     /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
     /// in the inbox would keep this `Handle` alive through its own reference (a cycle).
     pub(crate) exited: AtomicBool,
+    /// The worker sleeps with nothing that could wake it by itself: no timer, no registered fd
+    /// (for the global deadlock check, `worker::Worker::sleep`).
+    pub(crate) stalled: AtomicBool,
+    /// The fibers this worker started, for dumps (src/observe/registry.rs).
+    pub(crate) registry: Registry,
 }
 
 impl Remote {
@@ -61,6 +67,10 @@ pub(crate) struct Handle {
     pub(crate) idle: Idle,
     pub(crate) stacks: StackPool,
     pub(crate) shutdown: AtomicBool,
+    /// Bumped by a worker each time it wakes from sleep for a reason other than its own
+    /// deadlock grace period: the global deadlock check (`worker::Worker::sleep`) reports only
+    /// if no worker woke during the grace period.
+    pub(crate) wakeups: AtomicUsize,
 }
 
 impl Handle {
@@ -92,6 +102,8 @@ impl Handle {
                     live: AtomicUsize::new(0),
                     reactor,
                     exited: AtomicBool::new(false),
+                    stalled: AtomicBool::new(false),
+                    registry: Registry::default(),
                 })
             })
             .collect::<std::io::Result<_>>()?;
@@ -101,6 +113,7 @@ impl Handle {
             idle: Idle::new(workers),
             stacks: StackPool::new(stack_size),
             shutdown: AtomicBool::new(false),
+            wakeups: AtomicUsize::new(0),
         };
         Ok((shared, pollers))
     }
@@ -172,6 +185,24 @@ impl Handle {
     #[inline]
     pub(crate) fn is(&self, scheduler: &Arc<dyn Schedule>) -> bool {
         std::ptr::addr_eq(Arc::as_ptr(scheduler), self as *const Handle)
+    }
+}
+
+impl Source for Handle {
+    fn workers(&self) -> usize {
+        self.remotes.len()
+    }
+
+    fn fibers(&self, index: usize) -> Vec<Arc<Task>> {
+        self.remotes[index].registry.snapshot()
+    }
+
+    fn started(&self, index: usize) -> usize {
+        self.remotes[index].live.load(Ordering::Relaxed)
+    }
+
+    fn unstarted(&self) -> usize {
+        self.injector.len() + self.remotes.iter().map(|r| r.stealer.len()).sum::<usize>()
     }
 }
 

@@ -50,6 +50,9 @@ use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
 use crate::driver::timer::{self, TimerAction};
 use crate::driver::{Poller, Reactor};
+use crate::observe::deadlock;
+use crate::task::join::THREAD_JOINERS;
+use crate::task::reason::{self, ON_CPU};
 use crate::task::{context, coop, trace, Stage, Task};
 use crate::util::rng::FastRng;
 use crate::util::steal::steal_with;
@@ -71,6 +74,9 @@ const TRIM_DELAY: Duration = Duration::from_millis(100);
 const CANCEL_ATTEMPTS: usize = 4;
 /// Passes over the fibers that refuse to unwind before their stacks are leaked.
 const CANCEL_PASSES: usize = 32;
+/// `Task::live_index` of a started fiber not yet published to the registry: its position in
+/// `Worker::started` with this bit set (else its position in the registry).
+const UNPUBLISHED: u32 = 1 << 31;
 
 pub(crate) struct Worker {
     index: usize,
@@ -85,8 +91,15 @@ pub(crate) struct Worker {
     /// polling, never across a resume. (Its timers are a thread-local: `driver::timer`.)
     poller: RefCell<Poller>,
     stacks: RefCell<Vec<FiberStack>>,
-    /// Every fiber this worker started and that has not finished.
-    live: RefCell<Vec<Arc<Task>>>,
+    /// Fibers this worker started since its last registry pass (src/observe/registry.rs).
+    started: RefCell<Vec<Arc<Task>>>,
+    /// Published fibers that finished since the last pass: removed from the registry by the next.
+    finished: RefCell<Vec<Arc<Task>>>,
+    /// How many fibers this worker started that have not finished.
+    live: Cell<usize>,
+    /// The worker's coarse clock for "since" stamps (`reason::now_stamp`), read at maintenance
+    /// ticks and after sleeping.
+    stamp: Cell<u32>,
     rng: FastRng,
     /// Before this instant a budget check does not poll the reactor (`coop_work_waits`).
     coop_poll_at: Cell<Instant>,
@@ -107,7 +120,10 @@ pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, po
         searching: Cell::new(false),
         poller: RefCell::new(poller),
         stacks: RefCell::new(Vec::new()),
-        live: RefCell::new(Vec::new()),
+        started: RefCell::new(Vec::new()),
+        finished: RefCell::new(Vec::new()),
+        live: Cell::new(0),
+        stamp: Cell::new(reason::now_stamp()),
         rng: FastRng::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
         coop_poll_at: Cell::new(Instant::now()),
     };
@@ -179,6 +195,8 @@ impl Worker {
 
     #[cold]
     fn maintenance(&self) -> Option<Arc<Task>> {
+        self.stamp.set(reason::now_stamp());
+        self.publish();
         self.fire_timers();
         self.drain_inbox();
         self.poll_now();
@@ -284,7 +302,7 @@ impl Worker {
         if !std::ptr::eq(&*self.shared, shared) {
             return Some(task);
         }
-        let mine = self.live.borrow().len();
+        let mine = self.live.get();
         if mine > BALANCE_SLACK && self.shared.remotes.len() > 1 {
             let other = self.random(self.shared.remotes.len());
             if other != self.index
@@ -342,13 +360,11 @@ impl Worker {
                 return false;
             }
         };
-        // SAFETY: the name lives in the task, which outlives its coroutine: the worker's live list
-        // holds the task until the coroutine finished, and a coroutine that cannot be finished is
-        // leaked together with the task (see `shut_down`).
-        let name: Option<&'static String> = task
-            .name
-            .as_deref()
-            .map(|n| unsafe { &*(n as *const String) });
+        // SAFETY: the name lives in the task, which outlives its coroutine: the worker's lists
+        // (`started`, then the registry) hold the task until the coroutine finished, and a
+        // coroutine that cannot be finished is leaked together with the task (see `shut_down`).
+        let name: Option<&'static String> =
+            task.label.name().map(|n| unsafe { &*(n as *const String) });
         let coro = Coro::new(stack, task.id.as_u64(), name, |yielder| {
             // TASK points at this fiber while its worker resumes it.
             let me = context::task_ptr().expect("a fiber runs with its task published");
@@ -363,15 +379,30 @@ impl Worker {
         task.stage.set(Stage::Running);
         // Worker indices are below MAX_WORKER_THREADS (1,024).
         task.home.store(self.index as u16, Ordering::Relaxed);
-        let mut live = self.live.borrow_mut();
-        // More than u32::MAX live fibers on one worker would need more than 16 TiB of stacks.
-        task.live_index
-            .set(u32::try_from(live.len()).expect("fewer than 2^32 fibers per worker"));
-        live.push(task.clone());
+        let mut started = self.started.borrow_mut();
+        // Published to the registry at the next pass (src/observe/registry.rs).
+        task.live_index.set(UNPUBLISHED | started.len() as u32);
+        started.push(task.clone());
+        drop(started);
+        let live = self.live.get() + 1;
+        self.live.set(live);
         self.shared.remotes[self.index]
             .live
-            .store(live.len(), Ordering::Relaxed);
+            .store(live, Ordering::Relaxed);
         true
+    }
+
+    /// Publishes the fibers started and finished since the last pass to this worker's registry
+    /// (src/observe/registry.rs): one short lock, only if there is something to publish.
+    fn publish(&self) {
+        let mut started = self.started.borrow_mut();
+        let mut finished = self.finished.borrow_mut();
+        if started.is_empty() && finished.is_empty() {
+            return;
+        }
+        self.shared.remotes[self.index]
+            .registry
+            .publish(&mut started, &mut finished);
     }
 
     /// Resumes a started fiber and files it according to how it stopped; true if it finished.
@@ -385,11 +416,17 @@ impl Worker {
         };
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         coop::refill();
+        // For dumps: running since (coarse), and switched out since, below.
+        task.since
+            .store(self.stamp.get() | ON_CPU, Ordering::Relaxed);
         // The fiber runs inside its span (feature `tracing`; else nothing is compiled in).
         let entered = trace::enter(&task.span);
         let outcome = coro.resume(msg);
-        trace::switched_out(entered, &outcome);
+        trace::switched_out(entered, &outcome, &task);
         context::set_task(previous);
+        if let Outcome::Suspended(_) = outcome {
+            task.since.store(self.stamp.get(), Ordering::Relaxed);
+        }
         match outcome {
             Outcome::Suspended(Suspend::Yield) => {
                 self.runq.borrow_mut().push_back(task);
@@ -413,16 +450,28 @@ impl Worker {
         }
     }
 
-    fn remove_live(&self, task: &Task) {
-        let mut live = self.live.borrow_mut();
+    /// A started fiber finished (or is leaked): it leaves this worker's bookkeeping, at once if
+    /// it was never published, else at the next registry pass (a dump skips it meanwhile).
+    fn remove_live(&self, task: &Arc<Task>) {
+        task.since.store(reason::FINISHED, Ordering::Relaxed);
         let index = task.live_index.get();
-        live.swap_remove(index as usize);
-        if let Some(moved) = live.get(index as usize) {
-            moved.live_index.set(index);
+        if index & UNPUBLISHED != 0 {
+            let index = (index & !UNPUBLISHED) as usize;
+            let mut started = self.started.borrow_mut();
+            let removed = started.swap_remove(index);
+            if let Some(moved) = started.get(index) {
+                moved.live_index.set(UNPUBLISHED | index as u32);
+            }
+            drop(started);
+            drop(removed);
+        } else {
+            self.finished.borrow_mut().push(task.clone());
         }
+        let live = self.live.get() - 1;
+        self.live.set(live);
         self.shared.remotes[self.index]
             .live
-            .store(live.len(), Ordering::Relaxed);
+            .store(live, Ordering::Relaxed);
     }
 
     fn take_stack(&self, size: usize) -> io::Result<FiberStack> {
@@ -580,6 +629,8 @@ impl Worker {
             .stacks
             .needs_trim()
             .then(|| Instant::now() + TRIM_DELAY);
+        // A dump taken while this worker sleeps sees every fiber it started.
+        self.publish();
         let remote = &shared.remotes[self.index];
         remote.sleep.store(idle::POLLING, Ordering::SeqCst);
         shared.idle.add_sleeper(self.index);
@@ -594,10 +645,36 @@ impl Worker {
         };
         let cancel = shared.is_shutdown() || self.has_local_work() || self.has_stealable_work();
         if !cancel {
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            self.poller.borrow_mut().poll(timeout);
+            let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // The global deadlock check (docs/observability.md, "Deadlocks"): this worker has
+            // nothing that could wake it by itself; if no worker has, and a thread waits for a
+            // fiber, sleep only for the grace period, then report unless anyone woke meanwhile.
+            let mut grace = None;
+            if timeout.is_none() && !self.reactor().has_sources() {
+                remote.stalled.store(true, Ordering::SeqCst);
+                if deadlock::watching() && self.stalled_everywhere() {
+                    grace = Some(shared.wakeups.load(Ordering::SeqCst));
+                    timeout = Some(deadlock::GRACE);
+                }
+            }
+            let events = self.poller.borrow_mut().poll(timeout);
+            match grace {
+                Some(seen) if events == 0 => {
+                    if shared.wakeups.load(Ordering::SeqCst) == seen
+                        && self.stalled_everywhere()
+                        && !self.has_local_work()
+                    {
+                        deadlock::report_global("no fiber can run, no timer or I/O is pending");
+                    }
+                }
+                _ => {
+                    shared.wakeups.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            remote.stalled.store(false, Ordering::SeqCst);
         }
         remote.sleep.store(idle::RUNNING, Ordering::SeqCst);
+        self.stamp.set(reason::now_stamp());
         if !shared.idle.remove_sleeper(self.index) {
             // A notifier took us off the list and counted us as searching.
             self.searching.set(true);
@@ -611,6 +688,16 @@ impl Worker {
         }
     }
 
+    /// Every worker of this runtime sleeps with nothing that could wake it by itself, nothing
+    /// is queued, and a plain OS thread waits for a fiber (see `sleep`).
+    fn stalled_everywhere(&self) -> bool {
+        THREAD_JOINERS.load(Ordering::SeqCst) > 0
+            && self.shared.injector.is_empty()
+            && self.shared.remotes.iter().all(|r| {
+                r.stalled.load(Ordering::SeqCst) && r.inbox.is_empty() && r.stealer.is_empty()
+            })
+    }
+
     // ---- shutdown -----------------------------------------------------------------------------
 
     fn shut_down(&self) {
@@ -621,7 +708,8 @@ impl Worker {
         // fiber may refuse to unwind until others have (a scope's owner waits for its borrowers,
         // which may be later in the list or on another worker), so refusers are retried after
         // the rest, with a short pause when a pass made no progress.
-        let mut pending: Vec<Arc<Task>> = self.live.borrow().clone();
+        self.publish();
+        let mut pending: Vec<Arc<Task>> = self.shared.remotes[self.index].registry.snapshot();
         for pass in 0..CANCEL_PASSES {
             let before = pending.len();
             pending.retain(|task| {
@@ -650,6 +738,9 @@ impl Worker {
             std::mem::forget(task.clone());
             self.remove_live(&task);
         }
+        // Every started fiber is finished or leaked: empty the registry.
+        self.publish();
+        drop(self.shared.remotes[self.index].registry.take_all());
         // Drop the queued fibers: started ones are finished now; unstarted ones are cancelled.
         self.next.take();
         // Started fibers are finished now; an unstarted one that a budget yield moved here

@@ -47,7 +47,12 @@ impl Barrier {
     }
 
     /// Parks until `n` parties have called `wait`; the barrier is then reusable.
+    #[track_caller]
     pub fn wait(&self) -> BarrierWaitResult {
+        let _wait = crate::task::reason::enter(
+            crate::task::reason::at(crate::task::reason::kind::BARRIER, self),
+            std::panic::Location::caller(),
+        );
         // The barrier's mutex is never held across user code, so it cannot be poisoned.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let generation = state.generation;

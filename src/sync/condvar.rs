@@ -61,11 +61,14 @@ impl Condvar {
 
     /// Unlocks the guard's mutex, waits for a notification (spurious wake-ups are possible, as in
     /// std), and re-locks.
+    #[track_caller]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
-        self.wait_until(guard, None).0
+        self.wait_until(guard, None, std::panic::Location::caller())
+            .0
     }
 
     /// Waits while `condition` returns true.
+    #[track_caller]
     pub fn wait_while<'a, T, F>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -81,16 +84,22 @@ impl Condvar {
     }
 
     /// As `wait`, giving up after `dur`.
+    #[track_caller]
     pub fn wait_timeout<'a, T>(
         &self,
         guard: MutexGuard<'a, T>,
         dur: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
-        let (result, timed_out) = self.wait_until(guard, Instant::now().checked_add(dur));
+        let (result, timed_out) = self.wait_until(
+            guard,
+            Instant::now().checked_add(dur),
+            std::panic::Location::caller(),
+        );
         poison::map_result(result, |g| (g, WaitTimeoutResult(timed_out)))
     }
 
     /// As `wait_while`, giving up after `dur`; the result says whether the condition still held.
+    #[track_caller]
     pub fn wait_timeout_while<'a, T, F>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -108,7 +117,7 @@ impl Condvar {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok((guard, WaitTimeoutResult(true)));
             }
-            let (result, _) = self.wait_until(guard, deadline);
+            let (result, _) = self.wait_until(guard, deadline, std::panic::Location::caller());
             guard = match result {
                 Ok(g) => g,
                 Err(e) => {
@@ -125,6 +134,7 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
+        site: &'static std::panic::Location<'static>,
     ) -> (LockResult<MutexGuard<'a, T>>, bool) {
         let MutexGuard { poison, inner, .. } = guard;
         let mutex = lock_api::MutexGuard::mutex(&inner);
@@ -135,6 +145,11 @@ impl Condvar {
         // leaked, which owns nothing else.
         std::mem::forget(inner);
         let poison = ManuallyDrop::new(poison);
+        // A composite primitive (a `Barrier`) keeps its own description.
+        let wait = crate::task::reason::enter_unless_described(
+            crate::task::reason::at(crate::task::reason::kind::CONDVAR, self),
+            site,
+        );
         let result = self.queue.wait(
             TOKEN_NORMAL,
             || true,
@@ -150,6 +165,7 @@ impl Condvar {
                 }
             },
         );
+        drop(wait);
         // Likewise if we are unwound while re-locking, after a `notify_one` woke us.
         let pass_on = PassOn {
             condvar: self,

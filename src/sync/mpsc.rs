@@ -56,6 +56,7 @@ pub struct Receiver<T> {
 
 impl<T> Sender<T> {
     /// Sends without parking; fails (returning the message) if the receiver is gone.
+    #[track_caller]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         self.inner.send(t)
     }
@@ -63,6 +64,7 @@ impl<T> Sender<T> {
 
 impl<T> SyncSender<T> {
     /// Sends, parking while the buffer is full; fails if the receiver is gone.
+    #[track_caller]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         self.inner.send(t)
     }
@@ -75,6 +77,7 @@ impl<T> SyncSender<T> {
 
 impl<T> Receiver<T> {
     /// Receives, parking while empty; `Err` once empty and every sender is gone.
+    #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.inner.recv()
     }
@@ -85,11 +88,13 @@ impl<T> Receiver<T> {
     }
 
     /// Receives, parking at most `timeout`.
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.inner.recv_timeout(timeout)
     }
 
     /// Receives, parking until `deadline` at most.
+    #[track_caller]
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.inner.recv_deadline(deadline)
     }

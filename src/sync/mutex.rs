@@ -37,11 +37,13 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::DerefMut;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::waitq::{Spin, WaitQueue, WaitResult, TOKEN_NORMAL};
+use crate::task::reason::{self, kind, Owner};
 
 const LOCKED: u8 = 1;
 const QUEUED: u8 = 2;
@@ -57,6 +59,8 @@ const SECOND_CHANCE_AFTER: usize = 4;
 /// so `lock_api::Mutex<fiber::sync::RawMutex, T>` is a non-poisoning fiber-aware mutex.
 pub struct RawMutex {
     state: AtomicU8,
+    /// Who holds the lock, for dumps: one plain store on lock and one on unlock.
+    owner: Owner,
     queue: WaitQueue,
 }
 
@@ -65,8 +69,14 @@ impl RawMutex {
     pub const fn new() -> RawMutex {
         RawMutex {
             state: AtomicU8::new(0),
+            owner: Owner::new(),
             queue: WaitQueue::new(),
         }
+    }
+
+    /// The wait word of a fiber waiting for this mutex (its payload the owner word's address).
+    pub(super) fn wait_word(&self) -> u64 {
+        reason::at(kind::MUTEX, &self.owner)
     }
 
     #[inline]
@@ -147,6 +157,8 @@ impl RawMutex {
 
     #[inline]
     fn unlock_inner(&self, force_fair: bool) {
+        // Before the release: the next holder records itself after its acquire.
+        self.owner.released();
         if self
             .state
             .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
@@ -204,6 +216,7 @@ unsafe impl lock_api::RawMutex for RawMutex {
         if !self.try_lock_fast() {
             self.lock_slow(None);
         }
+        self.owner.acquired();
     }
 
     #[inline]
@@ -219,7 +232,10 @@ unsafe impl lock_api::RawMutex for RawMutex {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    self.owner.acquired();
+                    return true;
+                }
                 Err(s) => state = s,
             }
         }
@@ -251,11 +267,19 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
     type Instant = Instant;
 
     fn try_lock_for(&self, timeout: Duration) -> bool {
-        self.try_lock_fast() || self.lock_slow(Instant::now().checked_add(timeout))
+        let got = self.try_lock_fast() || self.lock_slow(Instant::now().checked_add(timeout));
+        if got {
+            self.owner.acquired();
+        }
+        got
     }
 
     fn try_lock_until(&self, deadline: Instant) -> bool {
-        self.try_lock_fast() || self.lock_slow(Some(deadline))
+        let got = self.try_lock_fast() || self.lock_slow(Some(deadline));
+        if got {
+            self.owner.acquired();
+        }
+        got
     }
 }
 
@@ -295,12 +319,32 @@ impl<T> Mutex<T> {
 
 impl<T: ?Sized> Mutex<T> {
     /// Acquires the lock, parking the fiber (or thread) until it is available.
+    ///
+    /// A dump shows a waiting fiber at the caller's location, with the mutex's current owner.
     #[inline]
+    #[track_caller]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
         crate::task::coop::spend();
         // Locked before the poison guard exists: unwinding out of the wait must not poison.
-        let inner = self.inner.lock();
+        let inner = match self.inner.try_lock() {
+            Some(inner) => inner,
+            None => self.lock_contended(Location::caller()),
+        };
         MutexGuard::new(self.poison.guard(), inner)
+    }
+
+    /// The slow path of `lock`: the wait is described for dumps.
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(
+        &self,
+        site: &'static Location<'static>,
+    ) -> lock_api::MutexGuard<'_, RawMutex, T> {
+        // SAFETY: `raw` only reads the raw mutex's address here; nothing is locked or unlocked
+        // through it.
+        let word = unsafe { self.inner.raw() }.wait_word();
+        let _wait = reason::enter(word, site);
+        self.inner.lock()
     }
 
     /// Acquires the lock if it is free right now.

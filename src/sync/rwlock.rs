@@ -24,10 +24,12 @@
 use std::cell::Cell;
 use std::fmt;
 use std::ops::DerefMut;
+use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::waitq::{Filter, Spin, WaitQueue, WaitResult};
+use crate::task::reason::{self, kind, Owner};
 use lock_api::RawRwLock as _;
 
 const WRITER: usize = 1;
@@ -42,6 +44,8 @@ const TOKEN_HANDOFF: usize = 1;
 
 struct RawRwLock {
     state: AtomicUsize,
+    /// The writer holding the lock, for dumps (readers are not recorded).
+    writer: Owner,
     queue: WaitQueue,
 }
 
@@ -49,8 +53,19 @@ impl RawRwLock {
     const fn new() -> RawRwLock {
         RawRwLock {
             state: AtomicUsize::new(0),
+            writer: Owner::new(),
             queue: WaitQueue::new(),
         }
+    }
+
+    /// The wait word of a fiber waiting to `read` (else to write) this lock.
+    fn wait_word(&self, read: bool) -> u64 {
+        let kind = if read {
+            kind::RWLOCK_READ
+        } else {
+            kind::RWLOCK_WRITE
+        };
+        reason::at(kind, &self.writer)
     }
 
     /// Tries to take the lock for `key` or to mark `QUEUED`; true means "taken".
@@ -144,6 +159,7 @@ impl RawRwLock {
 
     #[inline]
     fn write_unlock(&self) {
+        self.writer.released();
         if self
             .state
             .compare_exchange(WRITER, 0, Ordering::Release, Ordering::Relaxed)
@@ -234,14 +250,20 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     fn lock_exclusive(&self) {
         if !self.try_lock_exclusive() {
             self.lock_slow(KEY_WRITE);
+            self.writer.acquired();
         }
     }
 
     #[inline]
     fn try_lock_exclusive(&self) -> bool {
-        self.state
+        let got = self
+            .state
             .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if got {
+            self.writer.acquired();
+        }
+        got
     }
 
     #[inline]
@@ -266,6 +288,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
 unsafe impl lock_api::RawRwLockDowngrade for RawRwLock {
     #[inline]
     unsafe fn downgrade(&self) {
+        self.writer.released();
         if self
             .state
             .compare_exchange(WRITER, READER, Ordering::Release, Ordering::Relaxed)
@@ -319,9 +342,24 @@ impl<T> RwLock<T> {
 impl<T: ?Sized> RwLock<T> {
     /// Locks for shared reading, parking while a writer holds or waits for the lock.
     #[inline]
+    #[track_caller]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         crate::task::coop::spend();
-        self.read_guard(self.inner.read())
+        let inner = match self.inner.try_read() {
+            Some(inner) => inner,
+            None => {
+                let _wait = reason::enter(self.raw().wait_word(true), Location::caller());
+                self.inner.read()
+            }
+        };
+        self.read_guard(inner)
+    }
+
+    /// The raw lock, for its wait words only.
+    fn raw(&self) -> &RawRwLock {
+        // SAFETY: only the raw lock's address is used (`wait_word`); nothing is locked or
+        // unlocked through it.
+        unsafe { self.inner.raw() }
     }
 
     /// Locks for shared reading if that is possible right now.
@@ -336,10 +374,17 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Locks for exclusive writing, parking until possible.
     #[inline]
+    #[track_caller]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         crate::task::coop::spend();
         // Locked before the poison guard exists: unwinding out of the wait must not poison.
-        let inner = self.inner.write();
+        let inner = match self.inner.try_write() {
+            Some(inner) => inner,
+            None => {
+                let _wait = reason::enter(self.raw().wait_word(false), Location::caller());
+                self.inner.write()
+            }
+        };
         self.write_guard(inner)
     }
 

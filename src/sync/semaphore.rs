@@ -63,21 +63,34 @@ impl Semaphore {
     }
 
     /// Takes a permit, parking until one is available.
+    #[track_caller]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         match self.try_acquire() {
             Some(p) => p,
-            None => self.acquire_slow(None).expect("no deadline"),
+            None => self
+                .acquire_slow(None, std::panic::Location::caller())
+                .expect("no deadline"),
         }
     }
 
     /// Takes a permit, parking at most `timeout`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
+        let site = std::panic::Location::caller();
         self.try_acquire()
-            .or_else(|| self.acquire_slow(Instant::now().checked_add(timeout)))
+            .or_else(|| self.acquire_slow(Instant::now().checked_add(timeout), site))
     }
 
     #[cold]
-    fn acquire_slow(&self, deadline: Option<Instant>) -> Option<SemaphorePermit<'_>> {
+    fn acquire_slow(
+        &self,
+        deadline: Option<Instant>,
+        site: &'static std::panic::Location<'static>,
+    ) -> Option<SemaphorePermit<'_>> {
+        let _wait = crate::task::reason::enter(
+            crate::task::reason::at(crate::task::reason::kind::SEMAPHORE, self),
+            site,
+        );
         loop {
             let mut acquired = false;
             let result = self.queue.wait(

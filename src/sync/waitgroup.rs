@@ -49,16 +49,29 @@ impl WaitGroup {
     }
 
     /// Parks until the counter is zero.
+    #[track_caller]
     pub fn wait(&self) {
-        self.wait_deadline(None);
+        self.wait_deadline(None, std::panic::Location::caller());
     }
 
     /// Parks until the counter is zero or `timeout` passes; true if it reached zero.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_deadline(Instant::now().checked_add(timeout))
+        self.wait_deadline(
+            Instant::now().checked_add(timeout),
+            std::panic::Location::caller(),
+        )
     }
 
-    fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
+    fn wait_deadline(
+        &self,
+        deadline: Option<Instant>,
+        site: &'static std::panic::Location<'static>,
+    ) -> bool {
+        let _wait = crate::task::reason::enter(
+            crate::task::reason::at(crate::task::reason::kind::WAITGROUP, self),
+            site,
+        );
         while self.count.load(Ordering::SeqCst) != 0 {
             let r = self.queue.wait(
                 TOKEN_NORMAL,

@@ -14,7 +14,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
-use super::park::{current, park, park_uncancellable};
+use super::park::{current, park_plain, park_uncancellable};
+use super::reason::{self, kind};
 use super::{context, Fiber, Job, Task};
 
 /// Bookkeeping shared by a scope (`fiber::scope`) and its fibers' packets: how many of its
@@ -146,8 +147,16 @@ impl<T> Packet<T> {
     /// Waits for the result and takes it. Called once, by the unique `JoinHandle`. With
     /// `cancellable` false, runtime shutdown cannot unwind the waiter out of the wait (see
     /// `task::park::park_uncancellable`).
-    pub(crate) fn wait(&self, cancellable: bool) -> Result<T> {
+    pub(crate) fn wait(
+        &self,
+        cancellable: bool,
+        target: u64,
+        site: &'static std::panic::Location<'static>,
+    ) -> Result<T> {
         if self.state.load(Ordering::Acquire) != DONE {
+            let _wait = reason::enter(reason::word(kind::JOIN, target), site);
+            // A plain OS thread waiting for a fiber: the global deadlock check counts it.
+            let _thread = (!super::park::is_fiber()).then(ThreadJoiner::enter);
             // SAFETY: the completing side reads `waiter` only after seeing WAITING, which we have
             // not published yet.
             unsafe { *self.waiter.get() = Some(current()) };
@@ -158,7 +167,7 @@ impl<T> Packet<T> {
             {
                 while self.state.load(Ordering::Acquire) != DONE {
                     if cancellable {
-                        park();
+                        park_plain();
                     } else {
                         park_uncancellable();
                     }
@@ -168,6 +177,26 @@ impl<T> Packet<T> {
         // SAFETY: DONE was observed with acquire ordering: the result is written and nobody else
         // touches it any more.
         unsafe { (*self.result.get()).take() }.expect("fiber result taken twice")
+    }
+}
+
+/// How many plain OS threads wait in `join` (or `block_on`) for a fiber right now: a global
+/// deadlock is one where such a thread waits and no fiber can run (src/observe/deadlock.rs).
+pub(crate) static THREAD_JOINERS: AtomicUsize = AtomicUsize::new(0);
+
+/// One thread counted in [`THREAD_JOINERS`], for as long as this lives.
+struct ThreadJoiner;
+
+impl ThreadJoiner {
+    fn enter() -> ThreadJoiner {
+        THREAD_JOINERS.fetch_add(1, Ordering::SeqCst);
+        ThreadJoiner
+    }
+}
+
+impl Drop for ThreadJoiner {
+    fn drop(&mut self) {
+        THREAD_JOINERS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -265,14 +294,24 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> JoinHandle<T> {
     /// Waits for the fiber to finish and returns its result; a panic in the fiber comes back as
     /// `Err` with the panic payload. Inside a fiber this parks only the calling fiber.
+    #[track_caller]
     pub fn join(self) -> Result<T> {
-        self.target.job.packet().wait(true)
+        let site = std::panic::Location::caller();
+        self.target
+            .job
+            .packet()
+            .wait(true, self.target.id.as_u64(), site)
     }
 
     /// As `join`, but runtime shutdown cannot unwind the caller out of the wait: for callers
     /// whose stack the fiber borrows (`block_on`).
+    #[track_caller]
     pub(crate) fn join_uncancellable(self) -> Result<T> {
-        self.target.job.packet().wait(false)
+        let site = std::panic::Location::caller();
+        self.target
+            .job
+            .packet()
+            .wait(false, self.target.id.as_u64(), site)
     }
 
     /// Cancels the fiber (as [`Fiber::cancel`]): it is unwound from its current or next wait,

@@ -4,13 +4,15 @@
 //!
 //! | field        | written by                                  | read by                        |
 //! |--------------|---------------------------------------------|--------------------------------|
-//! | `id`, `name`, `stack_size`, `scheduler` | spawn (immutable after) | anyone                      |
+//! | `id`, `label`, `stack_size`, `scheduler` | spawn (immutable after) | anyone                     |
 //! | `park`       | the fiber (park, sleep), unparkers, cancellers (atomic) | all             |
 //! | `home`       | the home worker, once, when the fiber starts | unparkers, after seeing PARKED |
 //! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
 //! | `job`        | the worker holding the run token (run or cancel, once) | the join handle (packet) |
 //! | `yielder`, `locals`, `timer` | the fiber itself, on its stack's thread | the fiber itself  |
 //! | `span`       | spawn; its held spans: the worker holding the run token | that worker |
+//! | `wait`, `park_site` | the fiber itself (`reason::Scope`, atomic) | dumps, any thread        |
+//! | `since`      | the home worker (atomic)                    | dumps, any thread              |
 //!
 //! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
 //! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
@@ -22,6 +24,7 @@ pub(crate) mod coop;
 pub(crate) mod join;
 pub(crate) mod local;
 pub(crate) mod park;
+pub(crate) mod reason;
 pub(crate) mod state;
 pub(crate) mod trace;
 pub(crate) mod wait;
@@ -29,7 +32,8 @@ pub(crate) mod wait;
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::panic::Location;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Yielder};
@@ -122,9 +126,8 @@ pub(crate) trait Job: Send + Sync {
 
 pub(crate) struct Task<J: ?Sized = dyn Job> {
     pub(crate) id: FiberId,
-    /// Boxed twice so that the field is one word: names are rare, every task has the field.
-    #[allow(clippy::box_collection)] // deliberate: a thin pointer, see above
-    pub(crate) name: Option<Box<String>>,
+    /// The name (if any) and the spawn site, in one word.
+    pub(crate) label: Label,
     /// Requested stack size, or 0 for the runtime's default (at most `MAX_STACK_SIZE`, 1 GiB,
     /// so 32 bits, which pack with the other small fields).
     stack_size: u32,
@@ -133,6 +136,13 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     pub(crate) park: ParkState,
     /// Index of the home worker; `u16::MAX` until started (below `MAX_WORKER_THREADS`, 1,024).
     pub(crate) home: AtomicU16,
+    /// What the fiber waits for (`reason.rs`): written by the fiber, read by dumps.
+    pub(crate) wait: AtomicU64,
+    /// Where it waits: a park site compressed by `reason::encode_site` (0: unknown).
+    pub(crate) park_site: AtomicU32,
+    /// When the fiber last switched in or out (`reason::now_stamp`, coarse: the worker's clock),
+    /// with `reason::ON_CPU` set while it runs. Written by the home worker, read by dumps.
+    pub(crate) since: AtomicU32,
     pub(crate) stage: Cell<Stage>,
     /// Facts only the fiber itself reads and writes (see [`Own`]).
     pub(crate) own: OwnFlags,
@@ -158,7 +168,7 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
 }
 
 // SAFETY: the fields that are not thread-safe on their own are `stage`, `coro`, `yielder`, `locals`,
-// `live_index` and (feature `tracing`) the spans `span` holds. By the table above each is touched
+// `live_index` (`label` is immutable and `Sync`), and (feature `tracing`) the spans `span` holds. By the table above each is touched
 // only by the worker holding the run token or by the fiber itself; once the fiber has started both
 // are on the home worker's thread, so its coroutine (and any `!Send` value on its stack) never
 // changes thread. Before the start the task holds no coroutine, only the job's `Send` closure,
@@ -174,22 +184,121 @@ impl<J: ?Sized> Task<J> {
     pub(crate) fn stack_size(&self) -> usize {
         self.stack_size as usize
     }
+
+    /// The fiber's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.label.name().map(String::as_str)
+    }
+
+    /// Describes the wait the fiber enters (`reason::Scope`); returns the outer description.
+    /// Called by the fiber itself.
+    #[inline(always)]
+    pub(crate) fn enter_wait(&self, word: u64, site: u32) -> (u64, u32) {
+        let outer = (
+            self.wait.load(Ordering::Relaxed),
+            self.park_site.load(Ordering::Relaxed),
+        );
+        self.park_site.store(site, Ordering::Relaxed);
+        self.wait.store(word, Ordering::Relaxed);
+        outer
+    }
+
+    /// Restores the description `enter_wait` returned. Called by the fiber itself.
+    #[inline(always)]
+    pub(crate) fn leave_wait(&self, word: u64, site: u32) {
+        self.wait.store(word, Ordering::Relaxed);
+        self.park_site.store(site, Ordering::Relaxed);
+    }
 }
+
+/// A fiber's name and spawn site in one word (the header is budgeted to the byte): the spawn
+/// site's address with the low bit set for an unnamed fiber (a `Location` is 8-byte aligned),
+/// else a box holding both (named fibers allocate for the name anyway).
+pub(crate) struct Label(std::ptr::NonNull<()>);
+
+/// What a named fiber's [`Label`] points to.
+struct Named {
+    name: String,
+    site: &'static Location<'static>,
+}
+
+impl Label {
+    fn new(name: Option<String>, site: &'static Location<'static>) -> Label {
+        match name {
+            None => Label(
+                std::ptr::NonNull::from(site)
+                    .cast::<()>()
+                    .map_addr(|a| a | 1),
+            ),
+            Some(name) => {
+                Label(std::ptr::NonNull::from(Box::leak(Box::new(Named { name, site }))).cast())
+            }
+        }
+    }
+
+    fn named(&self) -> Option<&Named> {
+        if self.0.addr().get() & 1 != 0 {
+            return None;
+        }
+        // SAFETY: without the tag bit the pointer came from `Box::leak` of a `Named` in `new`,
+        // freed only by our `drop`; `Named` is immutable.
+        Some(unsafe { self.0.cast::<Named>().as_ref() })
+    }
+
+    /// The name, if any.
+    pub(crate) fn name(&self) -> Option<&String> {
+        self.named().map(|n| &n.name)
+    }
+
+    /// Where the fiber was spawned.
+    pub(crate) fn site(&self) -> &'static Location<'static> {
+        match self.named() {
+            Some(named) => named.site,
+            None => {
+                let ptr = self.0.map_addr(|a| {
+                    std::num::NonZeroUsize::new(a.get() & !1).expect("a location is not at 0")
+                });
+                // SAFETY: with the tag bit the pointer is a `&'static Location` (provenance kept
+                // by `map_addr`), untagged just now.
+                unsafe { ptr.cast::<Location<'static>>().as_ref() }
+            }
+        }
+    }
+}
+
+impl Drop for Label {
+    fn drop(&mut self) {
+        if self.0.addr().get() & 1 == 0 {
+            // SAFETY: untagged: the `Box<Named>` leaked in `new`, dropped once, here.
+            drop(unsafe { Box::from_raw(self.0.cast::<Named>().as_ptr()) });
+        }
+    }
+}
+
+// SAFETY: a `Label` owns a `Box<Named>` (a `String` and a `&'static Location`, both `Send` and
+// `Sync`) or is a `&'static Location`; it is never mutated after `new`.
+unsafe impl Send for Label {}
+// SAFETY: as above.
+unsafe impl Sync for Label {}
 
 impl<J> Task<J> {
     pub(crate) fn new(
         scheduler: Arc<dyn Schedule>,
         name: Option<String>,
+        site: &'static Location<'static>,
         stack_size: usize,
         job: J,
     ) -> Task<J> {
         Task {
             id: FiberId::next(),
-            name: name.map(Box::new),
+            label: Label::new(name, site),
             stack_size: u32::try_from(stack_size).expect("stack sizes are validated to <= 1 GiB"),
             scheduler,
             park: ParkState::new(),
             home: AtomicU16::new(u16::MAX),
+            wait: AtomicU64::new(0),
+            park_site: AtomicU32::new(0),
+            since: AtomicU32::new(0),
             stage: Cell::new(Stage::Unstarted),
             own: OwnFlags(Cell::new(0)),
             coro: UnsafeCell::new(None),
@@ -223,6 +332,20 @@ impl Task {
         // copy): the count is the same either way, and the requeued reference can only be popped
         // (and dropped) by that same worker, after the switch.
         unsafe { Arc::from_raw(self as *const Task) }
+    }
+
+    /// For a dump (docs/observability.md): keeps a parked fiber suspended while `read` runs, by
+    /// holding its run token as an unparker would; then gives the token back to the parked state,
+    /// or, if an unpark or a cancellation arrived meanwhile, requeues the fiber (which sees a
+    /// spurious wake-up). `None` (and `read` is not run) if the fiber is not parked. `read` must
+    /// not panic or block: it only loads atomics.
+    pub(crate) fn while_pinned<R>(&self, read: impl FnOnce() -> R) -> Option<R> {
+        let left = self.park.pin()?;
+        let value = read();
+        if !self.park.repark(left) {
+            self.scheduler.wake(self.take_run_token());
+        }
+        Some(value)
     }
 
     /// Requests cancellation (docs/cancellation.md): sets the sticky bit and, if the fiber is
@@ -362,6 +485,11 @@ impl FiberId {
     pub fn as_u64(&self) -> u64 {
         self.0.get()
     }
+
+    /// The id with this number (0 has none); for ids recorded as numbers (lock owners, dumps).
+    pub(crate) fn from_u64(id: u64) -> Option<FiberId> {
+        NonZeroU64::new(id).map(FiberId)
+    }
 }
 
 impl fmt::Debug for FiberId {
@@ -436,7 +564,7 @@ impl Fiber {
     /// The fiber's name, if it was given one (for a thread, the thread's name).
     pub fn name(&self) -> Option<&str> {
         match &self.inner {
-            Inner::Task(task) => task.name.as_deref().map(String::as_str),
+            Inner::Task(task) => task.name(),
             Inner::Thread(thread, _) => thread.name(),
         }
     }
@@ -459,8 +587,10 @@ mod tests {
     /// A sleeping fiber's memory is its stack page plus this header (plus the `Arc` counts and
     /// malloc's rounding): issue 2 budgets 4.5 KiB per sleeper. glibc serves a request of `n`
     /// bytes from a chunk of `(n + 8)` rounded up to 16; the `Arc` adds 16 bytes of counts. So a
-    /// header of at most 248 bytes (a 264-byte request) takes a 272-byte chunk, and 249 would
-    /// take 288. (The scheduler pointer is a fat `Arc<dyn Schedule>`: 248 bytes today.)
+    /// header of at most 264 bytes (a 280-byte request) takes a 288-byte chunk, and 265 would
+    /// take 304. It was 248 bytes (a 272-byte chunk) until the observability words (issue 16:
+    /// `wait` 8 bytes, `park_site` 4, `since` 4) raised it by 16; the spawn site shares the name's
+    /// word (`Label`) to stay within this chunk.
     #[test]
     fn the_task_header_stays_small() {
         let counter = Arc::new(());
@@ -476,16 +606,16 @@ mod tests {
         // The `tracing` feature adds the fiber's span (72 bytes) and accepts the larger chunk.
         #[cfg(feature = "tracing")]
         {
-            let bound = 248 + std::mem::size_of::<FiberSpan>();
+            let bound = 264 + std::mem::size_of::<FiberSpan>();
             assert!(size <= bound, "Task with a 24-byte closure is {size} bytes");
         }
         #[cfg(not(feature = "tracing"))]
         {
-            assert!(size <= 248, "Task with a 24-byte closure is {size} bytes");
+            assert!(size <= 264, "Task with a 24-byte closure is {size} bytes");
             let chunk = (size + 16 + 8).div_ceil(16) * 16;
             assert_eq!(
-                chunk, 272,
-                "the Arc<Task> allocation no longer fits a 272-byte chunk"
+                chunk, 288,
+                "the Arc<Task> allocation no longer fits a 288-byte chunk"
             );
         }
     }

@@ -3,7 +3,10 @@
 //! function does what its `std::thread` namesake does.
 use std::cell::Cell;
 
+use std::panic::Location;
+
 use super::context;
+use super::reason::{self, kind};
 use super::state::Begin;
 use super::{Fiber, FiberId, Own, Task};
 use crate::coro::{Resume, Suspend};
@@ -13,18 +16,23 @@ pub fn current() -> Fiber {
     if let Some(task) = context::task() {
         return Fiber::from_task(task);
     }
+    Fiber::from_thread(std::thread::current(), thread_id())
+}
+
+/// The id that stands for the calling OS thread (see [`current`]), given on first use.
+#[inline]
+pub(crate) fn thread_id() -> FiberId {
     thread_local! {
         static THREAD_ID: Cell<Option<FiberId>> = const { Cell::new(None) };
     }
-    let id = THREAD_ID.with(|cell| match cell.get() {
+    THREAD_ID.with(|cell| match cell.get() {
         Some(id) => id,
         None => {
             let id = FiberId::next();
             cell.set(Some(id));
             id
         }
-    });
-    Fiber::from_thread(std::thread::current(), id)
+    })
 }
 
 /// True when called from a fiber (as opposed to a plain OS thread).
@@ -35,7 +43,31 @@ pub fn is_fiber() -> bool {
 /// Blocks the calling fiber until its park token is made available by [`Fiber::unpark`], as
 /// [`std::thread::park`]: only the fiber waits, its worker runs other fibers meanwhile. It may
 /// also return spuriously, so callers re-check their condition in a loop.
+///
+/// A dump ([`crate::dump`]) shows the fiber as waiting in `park` at the caller's location.
+#[track_caller]
 pub fn park() {
+    let site = Location::caller();
+    let parked = context::with_task(|task| {
+        let outer = task.enter_wait(reason::word(kind::PARK, 0), reason::encode_site(site));
+        // Restored however the park ends (a cancellation unwinds out of it).
+        struct Leave<'a>(&'a Task, (u64, u32));
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.leave_wait(self.1 .0, self.1 .1);
+            }
+        }
+        let _leave = Leave(task, outer);
+        park_fiber(task, true);
+    });
+    if parked.is_none() {
+        std::thread::park();
+    }
+}
+
+/// [`park`] without describing the wait: for the crate's own park loops, whose callers describe
+/// what they wait for (`reason::Scope`).
+pub(crate) fn park_plain() {
     if context::with_task(|task| park_fiber(task, true)).is_none() {
         std::thread::park();
     }

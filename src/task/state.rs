@@ -236,6 +236,41 @@ impl ParkState {
         }
     }
 
+    /// For a dump: is the fiber parked (`PARKED`) or sleeping (`SLEEPING`)? One relaxed load.
+    #[inline]
+    pub(crate) fn observe(&self) -> (bool, bool) {
+        let s = self.0.load(Ordering::Relaxed);
+        (s & STATE == PARKED, s & SLEEPING != 0)
+    }
+
+    /// For a dump: `PARKED → EMPTY`, taking the run token as an unparker would, so that the
+    /// fiber stays suspended while the dumper reads what it waits on. Returns the state left
+    /// behind, to give to [`repark`](Self::repark); `None` if the fiber was not parked.
+    pub(crate) fn pin(&self) -> Option<u8> {
+        let mut seen = self.0.load(Ordering::Relaxed);
+        while seen & STATE == PARKED {
+            let new = seen & !STATE;
+            match self
+                .0
+                .compare_exchange(seen, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(new),
+                Err(now) => seen = now,
+            }
+        }
+        None
+    }
+
+    /// Gives a pinned fiber's run token back to its parked state: `left → left | PARKED`, if
+    /// nothing happened since [`pin`](Self::pin) returned `left`. False if something did (an
+    /// unpark left a token, a cancellation arrived): the caller then holds the run token and must
+    /// requeue the fiber, which sees a wake-up (and re-checks what it waits for).
+    pub(crate) fn repark(&self, left: u8) -> bool {
+        self.0
+            .compare_exchange(left, left | PARKED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Clears `DEADLINE` (the fiber itself, once the expired deadlines have caught their unwinds).
     #[inline]
     pub(crate) fn clear_deadline(&self) {

@@ -15,6 +15,7 @@
 //! scheduler): the task header holds a [`FiberSpan`] and the worker enters it, so it must sit below
 //! both. It names nothing above `coro`; the callers pass what they know (ids, names, the
 //! suspension kind).
+use super::Task;
 use crate::coro::{Outcome, Suspend};
 
 /// A fiber's span, stored in its task (`Task::span`). Zero-sized without the feature.
@@ -170,13 +171,14 @@ pub(crate) fn enter(span: &FiberSpan) -> Entered<'_> {
 /// in its current span, exits the spans it holds entered inside its own (kept for the next
 /// [`enter`]), then its own span.
 #[inline(always)]
-pub(crate) fn switched_out(entered: Entered<'_>, outcome: &Outcome) {
+pub(crate) fn switched_out(entered: Entered<'_>, outcome: &Outcome, task: &Task) {
     #[cfg(feature = "tracing")]
     {
         match outcome {
             Outcome::Suspended(Suspend::Yield) => tracing::trace!(target: "fiber::task", "yield"),
             Outcome::Suspended(how) => {
-                tracing::trace!(target: "fiber::task", reason = park_reason(*how), "park")
+                let word = task.wait.load(std::sync::atomic::Ordering::Relaxed);
+                tracing::trace!(target: "fiber::task", reason = park_reason(*how, word), "park")
             }
             Outcome::Finished(_) => tracing::trace!(target: "fiber::task", "finish"),
         }
@@ -185,16 +187,19 @@ pub(crate) fn switched_out(entered: Entered<'_>, outcome: &Outcome) {
         }
     }
     #[cfg(not(feature = "tracing"))]
-    let _ = outcome;
+    let _ = (outcome, task);
     // `entered` exits the fiber's span here, after the event.
     let _entered = entered;
 }
 
-/// Why the fiber stopped running, for the `park` event: what the switch-out knows (its
-/// [`Suspend`] kind). The one place that names a park's reason, to be given the fiber's recorded
-/// wait reason once there is one.
+/// Why the fiber stopped running, for the `park` event: the wait it described (`word`, its
+/// `Task::wait`, src/task/reason.rs: `mutex`, `channel_recv`, `fd_read`, ...), else what the
+/// switch-out knows (its [`Suspend`] kind).
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-pub(crate) fn park_reason(how: Suspend) -> &'static str {
+pub(crate) fn park_reason(how: Suspend, word: u64) -> &'static str {
+    if let Some(name) = super::reason::kind_name(super::reason::kind_of(word)) {
+        return name;
+    }
     match how {
         Suspend::Park => "park",
         Suspend::Wait => "sleep",

@@ -12,6 +12,7 @@ use super::slot::Interest;
 use super::thread_wait::poll_fd;
 use crate::driver::context;
 use crate::task::coop;
+use crate::task::reason::{self, kind};
 
 /// Runs the operation `f` on `fd` until it does not say `WouldBlock`, waiting for `interest`
 /// between tries as `wait` says: a fiber parks until its reactor reports readiness, a plain
@@ -87,6 +88,13 @@ fn wait_ready(
     // A fiber registers with its own worker's reactor. `None`: a plain OS thread, or a fiber of
     // another runtime than the one the fd is registered with (documented gap: that fiber blocks
     // its worker in poll(2)).
+    // Described for dumps, unless a hooked libc call describes it already (its function name).
+    let kind = if interest.0 & Interest::WRITE.0 != 0 {
+        kind::FD_WRITE
+    } else {
+        kind::FD_READ
+    };
+    let _wait = reason::enter_site_unless_described(reason::word(kind, fd as u32 as u64), 0);
     let registered = context::with_current(|h| reg.for_reactor(h, fd)).transpose()?;
     let registered = registered.flatten();
     let ready = match registered {

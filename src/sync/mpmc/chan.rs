@@ -50,8 +50,10 @@ use std::sync::mpsc::{RecvTimeoutError, TryRecvError, TrySendError};
 use std::time::Instant;
 
 use crate::driver::wait::park_node;
+use crate::task::reason::{self, kind};
 use crate::task::wait::{Node, WaitList, WaitResult, TOKEN_NORMAL};
 use crate::task::Wakeup;
+use std::panic::Location;
 
 /// Wait-list key bit of `select!` nodes, which are [`SelectNode`]s (plain waiters use 0 or
 /// [`DIRECT_KEY`]); the low bits are the arm's index.
@@ -510,13 +512,14 @@ impl<T> Chan<T> {
         Ok(())
     }
 
+    #[track_caller]
     pub(crate) fn send(&self, value: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
         let mut s = self.inner.lock();
         if s.receivers == 0 {
             return Err(SendFail::Disconnected(value));
         }
         if self.is_rendezvous() {
-            return self.send_rendezvous(s, value, deadline);
+            return self.send_rendezvous(s, value, deadline, Location::caller());
         }
         if !self.is_full(&s) {
             let f = self.push(&mut s, value);
@@ -524,7 +527,7 @@ impl<T> Chan<T> {
             unpark(f);
             return Ok(());
         }
-        self.send_slow(s, value, deadline)
+        self.send_slow(s, value, deadline, Location::caller())
     }
 
     #[cold]
@@ -533,7 +536,9 @@ impl<T> Chan<T> {
         mut s: parking_lot::MutexGuard<'a, Inner<T>>,
         value: T,
         deadline: Option<Instant>,
+        site: &'static Location<'static>,
     ) -> Result<(), SendFail<T>> {
+        let _wait = reason::enter(reason::at(kind::CHAN_SEND, self), site);
         let node = pin!(Node::new(0));
         let mut q = Queued {
             chan: self,
@@ -571,7 +576,9 @@ impl<T> Chan<T> {
         mut s: parking_lot::MutexGuard<'a, Inner<T>>,
         value: T,
         deadline: Option<Instant>,
+        site: &'static Location<'static>,
     ) -> Result<(), SendFail<T>> {
+        let _wait = reason::enter(reason::at(kind::CHAN_SEND, self), site);
         let value = match Self::rdv_give(&mut s, value) {
             Ok(f) => {
                 drop(s);
@@ -638,6 +645,7 @@ impl<T> Chan<T> {
         }
     }
 
+    #[track_caller]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut s = self.inner.lock();
         if let Some((v, f)) = self.take(&mut s) {
@@ -648,7 +656,7 @@ impl<T> Chan<T> {
         if s.senders == 0 {
             return Err(RecvTimeoutError::Disconnected);
         }
-        self.recv_slow(s, deadline)
+        self.recv_slow(s, deadline, Location::caller())
     }
 
     #[cold]
@@ -656,7 +664,9 @@ impl<T> Chan<T> {
         &'a self,
         mut s: parking_lot::MutexGuard<'a, Inner<T>>,
         deadline: Option<Instant>,
+        site: &'static Location<'static>,
     ) -> Result<T, RecvTimeoutError> {
+        let _wait = reason::enter(reason::at(kind::CHAN_RECV, self), site);
         let direct = pin!(RecvNode {
             node: Node::new(DIRECT_KEY),
             slot: UnsafeCell::new(None),

@@ -86,6 +86,7 @@ pub struct Receiver<T> {
 impl<T> Sender<T> {
     /// Sends, parking while the channel is full. Fails (returning the message) once every
     /// receiver is gone.
+    #[track_caller]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
         crate::task::coop::spend();
         self.chan.send(msg, None).map_err(|e| match e {
@@ -100,10 +101,12 @@ impl<T> Sender<T> {
     }
 
     /// Sends, parking at most `timeout` while the channel is full.
+    #[track_caller]
     pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.send_deadline(msg, Instant::now().checked_add(timeout))
     }
 
+    #[track_caller]
     fn send_deadline(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         crate::task::coop::spend();
         self.chan.send(msg, deadline).map_err(|e| match e {
@@ -136,6 +139,7 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     /// Receives, parking while the channel is empty; `Err` once it is empty and every sender is
     /// gone.
+    #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         crate::task::coop::spend();
         self.chan.recv(None).map_err(|_| RecvError)
@@ -148,12 +152,14 @@ impl<T> Receiver<T> {
     }
 
     /// Receives, parking at most `timeout`.
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         crate::task::coop::spend();
         self.chan.recv(Instant::now().checked_add(timeout))
     }
 
     /// Receives, parking until `deadline` at most.
+    #[track_caller]
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         crate::task::coop::spend();
         self.chan.recv(Some(deadline))

@@ -253,6 +253,10 @@ impl Drop for Registered<'_, '_> {
 /// (hidden; used by the macro).
 #[doc(hidden)]
 pub fn __select_wait(arms: &[SelectArm<'_>], deadline: Option<Instant>) -> __SelectWait {
+    let _wait = crate::task::reason::enter_site(
+        crate::task::reason::word(crate::task::reason::kind::SELECT, 0),
+        0,
+    );
     let cell = SelectCell::new();
     let nodes: Box<[SelectNode]> = arms
         .iter()
