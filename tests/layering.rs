@@ -1,4 +1,4 @@
-//! The core's layering, checked: `util → coro → task → driver → scheduler → runtime`, each layer
+//! The core's layering, checked: `util → coro → task → driver → scheduler → observe → runtime`, each layer
 //! using only the ones below it (docs/architecture.md, "Layers"). Every `crate::` path in a core
 //! file (code, not comments) must name a module of its own layer or a lower one; the crate root's
 //! re-exports (`crate::park`, `crate::Fiber`, ...) are the public API, above every layer.
@@ -9,7 +9,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The core layers, lowest first.
-const CORE: [&str; 6] = ["util", "coro", "task", "driver", "scheduler", "runtime"];
+const CORE: [&str; 7] = [
+    "util",
+    "coro",
+    "task",
+    "driver",
+    "scheduler",
+    "observe",
+    "runtime",
+];
 
 /// The layer rank of a top-level module, if it is a core layer.
 fn rank(module: &str) -> Option<usize> {

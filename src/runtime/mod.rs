@@ -9,6 +9,8 @@ use std::thread::JoinHandle as ThreadHandle;
 use crossbeam_deque::Worker as Deque;
 
 use crate::coro::stack;
+use crate::observe::metrics::{self, Metrics};
+use crate::observe::watchdog::{self, ReportHandler, Watchdog, WatchdogReport};
 use crate::scheduler::{context, worker, Handle};
 use crate::task::join::JoinHandle;
 use crate::util::steal::steal_with;
@@ -38,6 +40,7 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 pub struct Runtime {
     shared: Arc<Handle>,
     threads: Vec<ThreadHandle<()>>,
+    watchdog: Option<Watchdog>,
 }
 
 /// Configures and builds a [`Runtime`].
@@ -46,6 +49,9 @@ pub struct Builder {
     worker_threads: Option<usize>,
     stack_size: usize,
     thread_name: String,
+    /// `None`: not set (`FIBER_WATCHDOG_MS`, else the default); `Some(None)`: off.
+    watchdog: Option<Option<std::time::Duration>>,
+    on_watchdog_report: Option<ReportHandler>,
 }
 
 impl Default for Builder {
@@ -61,6 +67,8 @@ impl Builder {
             worker_threads: None,
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "fiber-worker".into(),
+            watchdog: None,
+            on_watchdog_report: None,
         }
     }
 
@@ -79,6 +87,26 @@ impl Builder {
     /// Name prefix of the worker threads (`<name>-<index>`).
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
         self.thread_name = name.into();
+        self
+    }
+
+    /// The watchdog's threshold: a fiber that holds its worker longer than this without
+    /// switching is reported once (docs/observability.md, "Watchdog"); `None` turns the
+    /// watchdog off. If not called, the environment variable `FIBER_WATCHDOG_MS` sets it
+    /// (milliseconds, `0`: off), else it is [`WATCHDOG_THRESHOLD`](crate::WATCHDOG_THRESHOLD)
+    /// (100 ms).
+    pub fn watchdog(mut self, threshold: Option<std::time::Duration>) -> Builder {
+        self.watchdog = Some(threshold.filter(|t| !t.is_zero()));
+        self
+    }
+
+    /// Sends watchdog reports to `handler` (called on the watchdog's thread) instead of writing
+    /// them to stderr.
+    pub fn on_watchdog_report(
+        mut self,
+        handler: impl Fn(&WatchdogReport) + Send + Sync + 'static,
+    ) -> Builder {
+        self.on_watchdog_report = Some(ReportHandler(Arc::new(handler)));
         self
     }
 
@@ -130,7 +158,22 @@ impl Builder {
                 }
             }
         }
-        Ok(Runtime { shared, threads })
+        let mut runtime = Runtime {
+            shared,
+            threads,
+            watchdog: None,
+        };
+        let threshold = self.watchdog.unwrap_or_else(watchdog::threshold_from_env);
+        if let Some(threshold) = threshold {
+            // On failure the runtime is dropped, which shuts its workers down.
+            runtime.watchdog = Some(Watchdog::start(
+                runtime.shared.clone(),
+                threshold,
+                self.on_watchdog_report,
+                &self.thread_name,
+            )?);
+        }
+        Ok(runtime)
     }
 }
 
@@ -189,6 +232,11 @@ impl Runtime {
         }
     }
 
+    /// A snapshot of this runtime's counters and gauges (docs/observability.md, "Metrics").
+    pub fn metrics(&self) -> Metrics {
+        metrics::collect(&self.shared)
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Handle> {
         &self.shared
     }
@@ -197,6 +245,9 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shared.shut_down();
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.stop();
+        }
         let on_own_worker =
             context::with_worker(|w| Arc::ptr_eq(w.shared(), &self.shared)).unwrap_or(false);
         if on_own_worker {
@@ -209,6 +260,9 @@ impl Drop for Runtime {
         // Every worker has exited: what is left in the injector never ran.
         while let Some(task) = steal_with(|| self.shared.injector.steal()) {
             task.cancel_unrun();
+            self.shared
+                .finished_outside
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -236,6 +290,12 @@ pub(crate) fn default_runtime() -> &'static Runtime {
 pub(crate) fn current_or_default() -> Arc<Handle> {
     context::with_worker(|w| w.shared().clone())
         .unwrap_or_else(|| default_runtime().shared().clone())
+}
+
+/// The metrics of the calling fiber's runtime, else of the default runtime (which this starts if
+/// it is not running): see [`Runtime::metrics`].
+pub fn current_metrics() -> Metrics {
+    metrics::collect(&current_or_default())
 }
 
 /// Runs `f` on the default runtime and blocks until it returns, as [`Runtime::block_on`].

@@ -9,9 +9,10 @@
 //! - one global injector of unstarted fibers spawned from outside the workers.
 pub(crate) mod context;
 pub(crate) mod idle;
+pub(crate) mod stats;
 pub(crate) mod worker;
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Stealer};
@@ -21,6 +22,7 @@ use crate::driver::{Poller, Reactor};
 use crate::task::{Schedule, Task};
 use crate::util::steal::steal_with;
 use idle::Idle;
+use stats::WorkerStats;
 
 /// What other threads may touch of one worker.
 pub(crate) struct Remote {
@@ -37,6 +39,8 @@ pub(crate) struct Remote {
     /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
     /// in the inbox would keep this `Handle` alive through its own reference (a cycle).
     pub(crate) exited: AtomicBool,
+    /// Counters and the watchdog probe this worker publishes (`stats.rs`).
+    pub(crate) stats: WorkerStats,
 }
 
 impl Remote {
@@ -61,6 +65,14 @@ pub(crate) struct Handle {
     pub(crate) idle: Idle,
     pub(crate) stacks: StackPool,
     pub(crate) shutdown: AtomicBool,
+    /// Fibers spawned from threads that are not workers of this runtime (each worker counts its
+    /// own spawns in its `stats`), and unstarted fibers dropped after the workers exited.
+    pub(crate) spawned_outside: AtomicU64,
+    pub(crate) finished_outside: AtomicU64,
+    /// Watchdog reports made (`observe::watchdog`).
+    pub(crate) watchdog_reports: AtomicU64,
+    /// When the runtime was built: busy time is the time since, less idle time.
+    pub(crate) started: std::time::Instant,
 }
 
 impl Handle {
@@ -92,6 +104,7 @@ impl Handle {
                     live: AtomicUsize::new(0),
                     reactor,
                     exited: AtomicBool::new(false),
+                    stats: WorkerStats::new(),
                 })
             })
             .collect::<std::io::Result<_>>()?;
@@ -101,6 +114,10 @@ impl Handle {
             idle: Idle::new(workers),
             stacks: StackPool::new(stack_size),
             shutdown: AtomicBool::new(false),
+            spawned_outside: AtomicU64::new(0),
+            finished_outside: AtomicU64::new(0),
+            watchdog_reports: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         };
         Ok((shared, pollers))
     }
@@ -113,7 +130,17 @@ impl Handle {
     /// else on the injector; then makes sure some worker will look.
     pub(crate) fn schedule_new(self: &Arc<Self>, task: Arc<Task>) {
         let mut task = Some(task);
-        context::with_worker(|w| task = w.push_new(self, task.take().expect("set above")));
+        let mut counted = false;
+        context::with_worker(|w| {
+            if std::ptr::eq(&**w.shared(), &**self) {
+                stats::add(&self.remotes[w.index()].stats.spawned, 1);
+                counted = true;
+            }
+            task = w.push_new(self, task.take().expect("set above"));
+        });
+        if !counted {
+            self.spawned_outside.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(task) = task {
             self.injector.push(task);
         }

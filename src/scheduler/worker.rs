@@ -45,6 +45,7 @@ use crossbeam_deque::Worker as Deque;
 
 use super::context::EnterWorker;
 use super::idle;
+use super::stats::{self, WorkerStats};
 use super::Handle;
 use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
@@ -112,6 +113,9 @@ pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, po
         coop_poll_at: Cell::new(Instant::now()),
     };
     let _enter = EnterWorker::new(&worker);
+    // SAFETY: gettid has no preconditions; it returns the calling thread's kernel id.
+    let tid = unsafe { libc::gettid() };
+    worker.stats().tid.store(tid, Ordering::Relaxed);
     worker.run();
     worker.shut_down();
 }
@@ -119,6 +123,17 @@ pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, po
 impl Worker {
     pub(crate) fn shared(&self) -> &Arc<Handle> {
         &self.shared
+    }
+
+    /// This worker's index in its runtime.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The counters and watchdog probe this worker publishes.
+    #[inline]
+    fn stats(&self) -> &WorkerStats {
+        &self.shared.remotes[self.index].stats
     }
 
     /// The shared half of this worker's own reactor.
@@ -180,6 +195,7 @@ impl Worker {
     #[cold]
     fn maintenance(&self) -> Option<Arc<Task>> {
         self.fire_timers();
+        self.publish_timers();
         self.drain_inbox();
         self.poll_now();
         // Fairness: the oldest unstarted fiber of the injector, then of our own LIFO deque, go
@@ -228,6 +244,12 @@ impl Worker {
             }
             None => false,
         }
+    }
+
+    /// Publishes how many timers this worker holds (a gauge for `Runtime::metrics`).
+    fn publish_timers(&self) {
+        let pending = timer::with(|t| t.len()) as u64;
+        self.stats().timers.store(pending, Ordering::Relaxed);
     }
 
     /// Moves fibers woken from other threads to the run queue; true if there were any.
@@ -320,6 +342,7 @@ impl Worker {
                 // started: drop it unrun.
                 task.stage.set(Stage::Done);
                 task.cancel_unrun();
+                stats::add(&self.stats().finished, 1);
                 return;
             }
             if !self.start(&task) {
@@ -338,6 +361,7 @@ impl Worker {
                 eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
                 task.stage.set(Stage::Done);
                 task.cancel_unrun();
+                stats::add(&self.stats().finished, 1);
                 return false;
             }
         };
@@ -382,17 +406,26 @@ impl Worker {
         let Some(coro) = (unsafe { &mut *task.coro.get() }) else {
             return true;
         };
+        let stats = self.stats();
+        stats.enter(task.id.as_u64(), &task.name, self.runq.borrow().len());
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         coop::refill();
         let outcome = coro.resume(msg);
         context::set_task(previous);
+        // Before anything may drop the task: the watchdog may be reading its name.
+        stats.leave();
         match outcome {
             Outcome::Suspended(Suspend::Yield) => {
+                stats::add(&stats.yields, 1);
                 self.runq.borrow_mut().push_back(task);
                 false
             }
-            Outcome::Suspended(Suspend::Wait) => false,
+            Outcome::Suspended(Suspend::Wait) => {
+                stats::add(&stats.parks, 1);
+                false
+            }
             Outcome::Suspended(Suspend::Park) => {
+                stats::add(&stats.parks, 1);
                 // The reference passes to the parked state; an unparker (or the fiber itself, if
                 // cancelled) takes it over. Forgetting it saves a refcount round trip per park.
                 std::mem::forget(task);
@@ -404,6 +437,7 @@ impl Worker {
                 task.stage.set(Stage::Done);
                 self.put_stack(stack, task.stack_size());
                 self.remove_live(&task);
+                stats::add(&stats.finished, 1);
                 true
             }
         }
@@ -515,7 +549,15 @@ impl Worker {
         if !self.reactor().has_sources() {
             return false;
         }
-        self.poller.borrow_mut().poll(Some(Duration::ZERO)) > 0
+        let events = self.poller.borrow_mut().poll(Some(Duration::ZERO));
+        self.count_poll(events);
+        events > 0
+    }
+
+    fn count_poll(&self, events: usize) {
+        let stats = self.stats();
+        stats::add(&stats.polls, 1);
+        stats::add(&stats.events, events as u64);
     }
 
     fn has_local_work(&self) -> bool {
@@ -544,6 +586,14 @@ impl Worker {
     }
 
     fn steal(&self) -> Option<Arc<Task>> {
+        let task = self.steal_any();
+        if task.is_some() {
+            stats::add(&self.stats().steals, 1);
+        }
+        task
+    }
+
+    fn steal_any(&self) -> Option<Arc<Task>> {
         if let Some(task) = steal_with(|| self.shared.injector.steal_batch_and_pop(&self.deque)) {
             return Some(task);
         }
@@ -588,10 +638,16 @@ impl Worker {
             (Some(t), Some(trim)) => Some(t.min(trim)),
             (t, trim) => t.or(trim),
         };
+        self.publish_timers();
         let cancel = shared.is_shutdown() || self.has_local_work() || self.has_stealable_work();
         if !cancel {
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            self.poller.borrow_mut().poll(timeout);
+            // Two clock reads per sleep (none per fiber switch) measure the idle time.
+            let before = Instant::now();
+            let timeout = deadline.map(|d| d.saturating_duration_since(before));
+            let events = self.poller.borrow_mut().poll(timeout);
+            let slept = before.elapsed().as_nanos() as u64;
+            self.count_poll(events);
+            stats::add(&self.stats().idle_ns, slept);
         }
         remote.sleep.store(idle::RUNNING, Ordering::SeqCst);
         if !shared.idle.remove_sleeper(self.index) {
@@ -645,6 +701,7 @@ impl Worker {
             task.stage.set(Stage::Done);
             std::mem::forget(task.clone());
             self.remove_live(&task);
+            stats::add(&self.stats().finished, 1);
         }
         // Drop the queued fibers: started ones are finished now; unstarted ones are cancelled.
         self.next.take();
@@ -653,10 +710,12 @@ impl Worker {
         for task in self.runq.borrow_mut().drain(..) {
             if task.stage.get() == Stage::Unstarted {
                 task.cancel_unrun();
+                stats::add(&self.stats().finished, 1);
             }
         }
         while let Some(task) = self.deque.pop() {
             task.cancel_unrun();
+            stats::add(&self.stats().finished, 1);
         }
         // Wake-ups may still arrive after this (see `Remote::exited`); their pushers drain.
         self.shared.remotes[self.index].drain_after_exit();
