@@ -1,0 +1,220 @@
+//! The watchdog (docs/observability.md, "Watchdog"): a fiber that holds its worker past the
+//! threshold is reported once per episode, by name; unstarted work still runs on the other
+//! workers while one is stuck. Reports are captured with `on_watchdog_report`.
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fiber::{CarrierState, WatchdogReport};
+use support::watchdog;
+
+const THRESHOLD: Duration = Duration::from_millis(40);
+
+type Reports = Arc<Mutex<Vec<WatchdogReport>>>;
+
+fn runtime_with_reports(workers: usize, name: &str) -> (fiber::Runtime, Reports) {
+    let reports: Reports = Arc::default();
+    let sink = reports.clone();
+    let rt = fiber::Runtime::builder()
+        .worker_threads(workers)
+        .thread_name(name)
+        .watchdog(Some(THRESHOLD))
+        .on_watchdog_report(move |r| sink.lock().unwrap().push(r.clone()))
+        .build()
+        .unwrap();
+    (rt, reports)
+}
+
+fn count_named(reports: &Reports, name: &str) -> usize {
+    reports
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.fiber_name.as_deref() == Some(name))
+        .count()
+}
+
+/// Spins (no yield point) until `reports` holds `n` reports of `name`, then keeps spinning for
+/// `extra` more: the episode goes on across many samples.
+fn spin_until_reported(reports: &Reports, name: &str, n: usize, extra: Duration) {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while count_named(reports, name) < n {
+        assert!(Instant::now() < give_up, "no report of {name} after 30 s");
+        std::hint::spin_loop();
+    }
+    let until = Instant::now() + extra;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn a_stuck_fiber_is_reported_by_name_once_per_episode() {
+    watchdog(60, || {
+        let (rt, reports) = runtime_with_reports(2, "wd-name");
+        let r = reports.clone();
+        let id = fiber::Builder::new()
+            .name("spinner".into())
+            .spawn_on(&rt, move || {
+                // Episode 1: held until reported, then for 10 more thresholds.
+                spin_until_reported(&r, "spinner", 1, THRESHOLD * 10);
+                assert_eq!(count_named(&r, "spinner"), 1, "one episode, one report");
+                // A yield ends the episode; the next spin is a new one.
+                fiber::yield_now();
+                spin_until_reported(&r, "spinner", 2, THRESHOLD * 10);
+                fiber::current().id().as_u64()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let reports = reports.lock().unwrap().clone();
+        let mine: Vec<_> = reports
+            .iter()
+            .filter(|r| r.fiber_name.as_deref() == Some("spinner"))
+            .collect();
+        assert_eq!(mine.len(), 2, "{reports:#?}");
+        for report in mine {
+            assert_eq!(report.fiber_id, id);
+            assert!(report.held >= THRESHOLD, "{report:?}");
+            assert!(report.worker < 2);
+            // /proc may be unreadable in a sandbox.
+            assert!(
+                matches!(
+                    report.carrier,
+                    CarrierState::Running | CarrierState::Unknown
+                ),
+                "{report:?}"
+            );
+            let text = report.to_string();
+            assert!(text.contains("\"spinner\" has held worker"), "{text}");
+        }
+        assert_eq!(rt.metrics().watchdog_reports, reports.len() as u64);
+    });
+}
+
+#[test]
+fn a_runtime_without_watchdog_reports_nothing() {
+    watchdog(60, || {
+        let reports: Reports = Arc::default();
+        let sink = reports.clone();
+        let rt = fiber::Runtime::builder()
+            .worker_threads(1)
+            .watchdog(None)
+            .on_watchdog_report(move |r| sink.lock().unwrap().push(r.clone()))
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            let until = Instant::now() + THRESHOLD * 5;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        });
+        assert!(reports.lock().unwrap().is_empty());
+        assert_eq!(rt.metrics().watchdog_reports, 0);
+    });
+}
+
+/// Two workers, one held by a CPU loop: the 1,000 fibers spawned (onto its own deque) by the fiber
+/// that then loops all run on the other worker before the loop ends. The loop ends when they are
+/// done, or after 30 s (then the test fails).
+#[test]
+fn unstarted_work_runs_while_a_worker_is_stuck() {
+    watchdog(90, || {
+        const N: usize = 1_000;
+        let (rt, _reports) = runtime_with_reports(2, "wd-move");
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = done.clone();
+        let (all_done_in_loop, spinner_worker_ran) = rt
+            .spawn(move || {
+                let me = std::thread::current().id();
+                let ran_here = Arc::new(AtomicBool::new(false));
+                // Set once the loop holds the worker (a spawn may spend the coop budget and let
+                // a new fiber run here before that).
+                let holding = Arc::new(AtomicBool::new(false));
+                for _ in 0..N {
+                    let d = d.clone();
+                    let ran_here = ran_here.clone();
+                    let holding = holding.clone();
+                    fiber::spawn(move || {
+                        if holding.load(Ordering::SeqCst) && std::thread::current().id() == me {
+                            ran_here.store(true, Ordering::SeqCst);
+                        }
+                        d.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+                // Hold the worker: no yield point in this loop.
+                holding.store(true, Ordering::SeqCst);
+                let give_up = Instant::now() + Duration::from_secs(30);
+                while d.load(Ordering::SeqCst) < N && Instant::now() < give_up {
+                    std::hint::spin_loop();
+                }
+                (
+                    d.load(Ordering::SeqCst) == N,
+                    ran_here.load(Ordering::SeqCst),
+                )
+            })
+            .join()
+            .unwrap();
+        assert!(
+            all_done_in_loop,
+            "only {} of {N} fibers ran while a worker was stuck",
+            done.load(Ordering::SeqCst)
+        );
+        assert!(!spinner_worker_ran, "the stuck worker cannot have run any");
+    });
+}
+
+/// A std lock held across a hooked sleep, asked for by a second fiber on the same (only) worker:
+/// the carrier blocks in `futex` for good (tests/hook_locks.rs), and the report says so.
+#[cfg(feature = "hook")]
+#[test]
+fn a_std_lock_held_across_a_hooked_wait_is_reported_as_futex() {
+    let (rt, reports) = watchdog(60, || {
+        let (rt, reports) = runtime_with_reports(1, "wd-futex");
+        let m = Arc::new(std::sync::Mutex::new(()));
+        let locked = Arc::new(AtomicBool::new(false));
+        let (m1, l1) = (m.clone(), locked.clone());
+        rt.spawn(move || {
+            let _g = m1.lock().unwrap();
+            l1.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100)); // hooked: parks the fiber
+        });
+        fiber::Builder::new()
+            .name("asks-std-lock".into())
+            .spawn_on(&rt, move || {
+                while !locked.load(Ordering::SeqCst) {
+                    fiber::yield_now();
+                }
+                drop(m.lock().unwrap()); // blocks the carrier
+            })
+            .unwrap();
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while count_named(&reports, "asks-std-lock") == 0 {
+            assert!(Instant::now() < give_up, "no report after 30 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (rt, reports)
+    });
+    let report = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.fiber_name.as_deref() == Some("asks-std-lock"))
+        .cloned()
+        .unwrap();
+    if cfg!(target_arch = "x86_64") && report.carrier != CarrierState::Unknown {
+        assert_eq!(
+            report.carrier,
+            CarrierState::Syscall {
+                number: 202,
+                name: Some("futex")
+            },
+            "{report}"
+        );
+        assert!(report.to_string().contains("std::sync or parking_lot"));
+    }
+    // The carrier can never run again: dropping the runtime would wait for it forever.
+    std::mem::forget(rt);
+}
