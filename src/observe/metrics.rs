@@ -83,19 +83,19 @@ pub struct WorkerMetrics {
     pub queued: u64,
     /// Started fibers woken from other threads and not yet taken by the worker (gauge).
     pub inbox: u64,
-    /// See [`Metrics`] for these.
+    /// Resumes of a fiber by this worker.
     pub switches: u64,
-    #[allow(missing_docs)]
+    /// Resumes that ended in a wait.
     pub parks: u64,
-    #[allow(missing_docs)]
+    /// Resumes that ended in a yield.
     pub yields: u64,
-    #[allow(missing_docs)]
+    /// Successful steals by this worker.
     pub steals: u64,
-    #[allow(missing_docs)]
+    /// Polls of this worker's reactor.
     pub reactor_polls: u64,
-    #[allow(missing_docs)]
+    /// I/O events those polls dispatched.
     pub reactor_events: u64,
-    #[allow(missing_docs)]
+    /// Timers this worker holds, as of its last maintenance pass or sleep (gauge).
     pub timers_pending: u64,
 }
 

@@ -101,7 +101,7 @@ impl Builder {
     }
 
     /// Sends watchdog reports to `handler` (called on the watchdog's thread) instead of writing
-    /// them to stderr.
+    /// them to stderr. It should return promptly: dropping the runtime waits for that thread.
     pub fn on_watchdog_report(
         mut self,
         handler: impl Fn(&WatchdogReport) + Send + Sync + 'static,

@@ -95,10 +95,18 @@ impl WorkerStats {
         }
     }
 
+    /// The watchdog is copying the name (microseconds); it may be preempted meanwhile, so spin
+    /// briefly, then yield the CPU.
     #[cold]
     fn wait_hazard(&self) {
+        let mut spins = 0u32;
         while self.hazard.load(Ordering::Acquire) {
-            std::hint::spin_loop();
+            if spins < 64 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 }
