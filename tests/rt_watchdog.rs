@@ -218,3 +218,56 @@ fn a_std_lock_held_across_a_hooked_wait_is_reported_as_futex() {
     // The carrier can never run again: dropping the runtime would wait for it forever.
     std::mem::forget(rt);
 }
+
+/// Every worker held by a CPU loop: the watchdog starts a spare worker, and 100 fibers spawned
+/// from outside run on it while both loops still hold their workers. The loops end when the
+/// fibers are done, or after 30 s (then the test fails).
+#[test]
+fn when_every_worker_is_held_a_spare_worker_runs_new_fibers() {
+    watchdog(90, || {
+        const N: usize = 100;
+        let (rt, _reports) = runtime_with_reports(2, "wd-spare");
+        let done = Arc::new(AtomicUsize::new(0));
+        let spinning = Arc::new(AtomicUsize::new(0));
+        let loops: Vec<_> = (0..2)
+            .map(|_| {
+                let (d, s) = (done.clone(), spinning.clone());
+                rt.spawn(move || {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    let give_up = Instant::now() + Duration::from_secs(30);
+                    while d.load(Ordering::SeqCst) < N && Instant::now() < give_up {
+                        std::hint::spin_loop();
+                    }
+                    (d.load(Ordering::SeqCst), std::thread::current().id())
+                })
+            })
+            .collect();
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while spinning.load(Ordering::SeqCst) < 2 {
+            assert!(Instant::now() < give_up, "the loops never both started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(rt.metrics().spare_workers, 0);
+        let fibers: Vec<_> = (0..N)
+            .map(|_| {
+                let d = done.clone();
+                rt.spawn(move || {
+                    d.fetch_add(1, Ordering::SeqCst);
+                    std::thread::current().id()
+                })
+            })
+            .collect();
+        let loops: Vec<_> = loops.into_iter().map(|h| h.join().unwrap()).collect();
+        for (ran, _) in &loops {
+            assert_eq!(*ran, N, "fibers that ran while every worker was held");
+        }
+        assert_ne!(loops[0].1, loops[1].1, "the loops held two workers");
+        for f in fibers {
+            let carrier = f.join().unwrap();
+            assert!(carrier != loops[0].1 && carrier != loops[1].1);
+        }
+        let m = rt.metrics();
+        assert!(m.spare_workers >= 1 && m.spare_workers <= 2, "{m:#?}");
+        assert_eq!(m.workers, 2 + m.spare_workers);
+    });
+}

@@ -22,8 +22,10 @@ pub(crate) static BLOCKING_PROBE: OnceLock<fn() -> (usize, usize)> = OnceLock::n
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// Worker threads of the runtime.
+    /// Worker threads of the runtime, spare workers started included.
     pub workers: usize,
+    /// Spare workers started because every worker was held by a fiber (docs/observability.md).
+    pub spare_workers: usize,
     /// Time since the runtime was built.
     pub uptime: Duration,
     /// Fibers spawned (counter).
@@ -103,7 +105,8 @@ pub struct WorkerMetrics {
 pub(crate) fn collect(shared: &Handle) -> Metrics {
     let uptime = shared.started.elapsed();
     let mut m = Metrics {
-        workers: shared.remotes.len(),
+        workers: shared.active(),
+        spare_workers: shared.active() - (shared.remotes.len() - shared.spares.slots()),
         uptime,
         // Read before the workers' counters: a fiber spawned meanwhile is counted as spawned
         // before it can be counted as finished, so `finished <= spawned` in any snapshot.
@@ -112,7 +115,7 @@ pub(crate) fn collect(shared: &Handle) -> Metrics {
         watchdog_reports: shared.watchdog_reports.load(Relaxed),
         ..Metrics::default()
     };
-    for (index, remote) in shared.remotes.iter().enumerate() {
+    for (index, remote) in shared.remotes[..shared.active()].iter().enumerate() {
         let s = &remote.stats;
         let idle = Duration::from_nanos(s.idle_ns.load(Relaxed));
         let w = WorkerMetrics {
@@ -179,10 +182,12 @@ impl fmt::Display for Metrics {
         )?;
         writeln!(
             f,
-            "blocking pool: {} threads, {} queued; watchdog reports: {}; uptime {:.3} s",
+            "blocking pool: {} threads, {} queued; watchdog reports: {}; spare workers: {}; \
+             uptime {:.3} s",
             self.blocking_threads,
             self.blocking_queued,
             self.watchdog_reports,
+            self.spare_workers,
             self.uptime.as_secs_f64()
         )?;
         write!(
@@ -221,6 +226,12 @@ impl Metrics {
             );
         };
         one("workers", "gauge", "Worker threads.", self.workers as f64);
+        one(
+            "spare_workers",
+            "gauge",
+            "Spare workers started because every worker was held.",
+            self.spare_workers as f64,
+        );
         one(
             "uptime_seconds",
             "gauge",

@@ -211,7 +211,7 @@ struct Seen {
 }
 
 fn monitor(
-    shared: &Handle,
+    shared: &Arc<Handle>,
     threshold: Duration,
     handler: Option<ReportHandler>,
     stop: &(Mutex<bool>, Condvar),
@@ -236,7 +236,9 @@ fn monitor(
             return;
         }
         let now = Instant::now();
-        for (worker, remote) in shared.remotes.iter().enumerate() {
+        let mut held_workers = 0;
+        let active = shared.active();
+        for (worker, remote) in shared.remotes[..active].iter().enumerate() {
             let seq = remote.stats.seq.load(Ordering::Acquire);
             let s = &mut seen[worker];
             if seq != s.seq || seq % 2 == 0 {
@@ -248,6 +250,9 @@ fn monitor(
                 continue;
             }
             let held = now - s.since;
+            if held >= threshold {
+                held_workers += 1;
+            }
             if s.reported || held < threshold {
                 continue;
             }
@@ -272,6 +277,13 @@ fn monitor(
             match &handler {
                 Some(handler) => (handler.0)(&report),
                 None => eprintln!("{report}"),
+            }
+        }
+        // Every worker held and unstarted work waiting: start a spare (at most one per sample;
+        // the next sample sees it running; `seen` has an entry for every slot).
+        if held_workers == active && shared.has_unstarted_work() {
+            if let Err(err) = shared.start_spare() {
+                eprintln!("fiber watchdog: could not start a spare worker: {err}");
             }
         }
     }

@@ -11,6 +11,7 @@ use crossbeam_deque::Worker as Deque;
 use crate::coro::stack;
 use crate::observe::metrics::{self, Metrics};
 use crate::observe::watchdog::{self, ReportHandler, Watchdog, WatchdogReport};
+use crate::scheduler::spare::Spares;
 use crate::scheduler::{context, worker, Handle};
 use crate::task::join::JoinHandle;
 use crate::util::steal::steal_with;
@@ -136,10 +137,15 @@ impl Builder {
         }
         crate::coro::overflow::install_handler();
         panic_note::install();
-        let deques: Vec<Deque<Arc<crate::task::Task>>> =
-            (0..workers).map(|_| Deque::new_lifo()).collect();
+        let threshold = self.watchdog.unwrap_or_else(watchdog::threshold_from_env);
+        // With a watchdog, as many spare slots as workers: it starts one when every worker is
+        // held (scheduler/spare.rs).
+        let spares = if threshold.is_some() { workers } else { 0 };
+        let mut deques: Vec<Deque<Arc<crate::task::Task>>> =
+            (0..workers + spares).map(|_| Deque::new_lifo()).collect();
         let stealers = deques.iter().map(Deque::stealer).collect();
-        let (shared, pollers) = Handle::new(stealers, stack_size)?;
+        let spare_deques = Spares::new(deques.split_off(workers), self.thread_name.clone());
+        let (shared, pollers) = Handle::new(stealers, workers, spare_deques, stack_size)?;
         let shared = Arc::new(shared);
         let mut threads = Vec::with_capacity(workers);
         for (index, (deque, poller)) in deques.into_iter().zip(pollers).enumerate() {
@@ -163,7 +169,6 @@ impl Builder {
             threads,
             watchdog: None,
         };
-        let threshold = self.watchdog.unwrap_or_else(watchdog::threshold_from_env);
         if let Some(threshold) = threshold {
             // On failure the runtime is dropped, which shuts its workers down.
             runtime.watchdog = Some(Watchdog::start(
@@ -257,6 +262,10 @@ impl Drop for Runtime {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        // No spare starts after the watchdog stopped.
+        for thread in self.shared.spares.take_threads() {
+            let _ = thread.join();
+        }
         // Every worker has exited: what is left in the injector never ran.
         while let Some(task) = steal_with(|| self.shared.injector.steal()) {
             task.cancel_unrun();
@@ -270,7 +279,7 @@ impl Drop for Runtime {
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("workers", &self.shared.remotes.len())
+            .field("workers", &self.shared.active())
             .finish()
     }
 }

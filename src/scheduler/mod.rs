@@ -9,11 +9,12 @@
 //! - one global injector of unstarted fibers spawned from outside the workers.
 pub(crate) mod context;
 pub(crate) mod idle;
+pub(crate) mod spare;
 pub(crate) mod stats;
 pub(crate) mod worker;
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Stealer};
 
@@ -22,6 +23,7 @@ use crate::driver::{Poller, Reactor};
 use crate::task::{Schedule, Task};
 use crate::util::steal::steal_with;
 use idle::Idle;
+use spare::Spares;
 use stats::WorkerStats;
 
 /// What other threads may touch of one worker.
@@ -32,8 +34,9 @@ pub(crate) struct Remote {
     /// How many started fibers the worker carries (written by it, read for spawn placement).
     pub(crate) live: AtomicUsize,
     /// The shared half of the worker's own reactor: sources its fibers wait on register here,
-    /// and its waker interrupts the worker's sleep (the worker owns the `Poller`).
-    pub(crate) reactor: Reactor,
+    /// and its waker interrupts the worker's sleep (the worker owns the `Poller`). Set at build,
+    /// or, for a spare slot, when the spare starts (`spare.rs`).
+    pub(crate) reactor: OnceLock<Reactor>,
     /// Set by the worker at the end of its shutdown, before its last drain of `inbox`. From then
     /// on whoever pushes into the inbox drains it (`push_inbox`): a notifier that took a fiber's
     /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
@@ -44,6 +47,24 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
+    fn new(stealer: Stealer<Arc<Task>>, reactor: OnceLock<Reactor>) -> Remote {
+        Remote {
+            stealer,
+            inbox: Injector::new(),
+            sleep: AtomicU8::new(idle::RUNNING),
+            live: AtomicUsize::new(0),
+            reactor,
+            exited: AtomicBool::new(false),
+            stats: WorkerStats::new(),
+        }
+    }
+
+    /// The reactor of a started worker.
+    #[inline]
+    pub(crate) fn reactor(&self) -> &Reactor {
+        self.reactor.get().expect("a started worker has its reactor")
+    }
+
     /// Drops every task in the inbox. Once the worker has exited they are all finished (or
     /// leaked with their coroutine), so dropping them only drops references.
     pub(crate) fn drain_inbox(&self) {
@@ -73,51 +94,60 @@ pub(crate) struct Handle {
     pub(crate) watchdog_reports: AtomicU64,
     /// When the runtime was built: busy time is the time since, less idle time.
     pub(crate) started: std::time::Instant,
+    /// Workers started (`spare.rs`): the first `active` slots of `remotes` run; the rest are
+    /// spares not started.
+    pub(crate) active: AtomicUsize,
+    pub(crate) spares: Spares,
+    pub(crate) runtime_id: u64,
 }
 
 impl Handle {
-    /// The shared state of a runtime with one worker per stealer, and each worker's poller.
+    /// The shared state of a runtime with one worker slot per stealer, and the pollers of the
+    /// first `workers` (the others are spare slots, started by `start_spare`, whose deques
+    /// `spares` holds).
     pub(crate) fn new(
         stealers: Vec<Stealer<Arc<Task>>>,
+        workers: usize,
+        spares: Spares,
         stack_size: usize,
     ) -> std::io::Result<(Handle, Vec<Poller>)> {
-        let workers = stealers.len();
+        let slots = stealers.len();
         let runtime = crate::driver::new_runtime_id();
         let mut pollers = Vec::with_capacity(workers);
         let remotes = stealers
             .into_iter()
             .enumerate()
             .map(|(index, stealer)| {
+                let reactor = OnceLock::new();
+                if index >= workers {
+                    return Ok(Remote::new(stealer, reactor));
+                }
                 // Three fds per worker (epoll, its registry's dup, the waker's eventfd): a large
                 // runtime under a low `ulimit -n` fails here, so say what failed.
-                let (reactor, poller) = crate::driver::new_reactor(runtime).map_err(|e| {
+                let (reactor_half, poller) = crate::driver::new_reactor(runtime).map_err(|e| {
                     std::io::Error::new(
                         e.kind(),
                         format!("fiber: could not create the reactor of worker {index} (epoll and eventfd): {e}"),
                     )
                 })?;
                 pollers.push(poller);
-                Ok(Remote {
-                    stealer,
-                    inbox: Injector::new(),
-                    sleep: AtomicU8::new(idle::RUNNING),
-                    live: AtomicUsize::new(0),
-                    reactor,
-                    exited: AtomicBool::new(false),
-                    stats: WorkerStats::new(),
-                })
+                let _ = reactor.set(reactor_half);
+                Ok(Remote::new(stealer, reactor))
             })
             .collect::<std::io::Result<_>>()?;
         let shared = Handle {
             remotes,
             injector: Injector::new(),
-            idle: Idle::new(workers),
+            idle: Idle::new(slots),
             stacks: StackPool::new(stack_size),
             shutdown: AtomicBool::new(false),
             spawned_outside: AtomicU64::new(0),
             finished_outside: AtomicU64::new(0),
             watchdog_reports: AtomicU64::new(0),
             started: std::time::Instant::now(),
+            active: AtomicUsize::new(workers),
+            spares,
+            runtime_id: runtime,
         };
         Ok((shared, pollers))
     }
@@ -180,7 +210,9 @@ impl Handle {
     fn wake_worker_fenced(&self, index: usize) {
         let remote = &self.remotes[index];
         if idle::claim_wake(&remote.sleep) {
-            remote.reactor.wake();
+            if let Some(reactor) = remote.reactor.get() {
+                reactor.wake();
+            }
         }
     }
 
@@ -189,7 +221,9 @@ impl Handle {
         self.shutdown.store(true, Ordering::Release);
         for remote in self.remotes.iter() {
             remote.sleep.store(idle::NOTIFIED, Ordering::SeqCst);
-            remote.reactor.wake();
+            if let Some(reactor) = remote.reactor.get() {
+                reactor.wake();
+            }
         }
     }
 }

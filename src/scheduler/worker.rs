@@ -96,7 +96,7 @@ pub(crate) struct Worker {
 /// Runs worker `index` of `shared` on the calling thread until shutdown.
 pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, poller: Poller) {
     crate::coro::overflow::ensure_alt_stack();
-    let _reactor = crate::driver::context::enter(shared.remotes[index].reactor.handle.clone());
+    let _reactor = crate::driver::context::enter(shared.remotes[index].reactor().handle.clone());
     let worker = Worker {
         index,
         shared,
@@ -138,7 +138,7 @@ impl Worker {
 
     /// The shared half of this worker's own reactor.
     fn reactor(&self) -> &Reactor {
-        &self.shared.remotes[self.index].reactor
+        self.shared.remotes[self.index].reactor()
     }
 
     fn run(&self) {
@@ -306,8 +306,9 @@ impl Worker {
             return Some(task);
         }
         let mine = self.live.borrow().len();
-        if mine > BALANCE_SLACK && self.shared.remotes.len() > 1 {
-            let other = self.random(self.shared.remotes.len());
+        let workers = self.shared.active();
+        if mine > BALANCE_SLACK && workers > 1 {
+            let other = self.random(workers);
             if other != self.index
                 && self.shared.remotes[other].live.load(Ordering::Relaxed) + BALANCE_SLACK < mine
             {
@@ -492,10 +493,11 @@ impl Worker {
         // At most half the workers (at least one) search others' queues at once: with many
         // workers, every idle worker stealing from every other costs more than the work it finds.
         // A worker that may not search still waits briefly for wake-ups of its own fibers.
-        if !self.searching.get() && self.shared.idle.try_begin_search(self.shared.remotes.len()) {
+        let workers = self.shared.active();
+        if !self.searching.get() && self.shared.idle.try_begin_search(workers) {
             self.searching.set(true);
         }
-        let steal_every = self.shared.remotes.len().saturating_sub(1).max(1);
+        let steal_every = workers.saturating_sub(1).max(1);
         for round in 0..IDLE_ROUNDS {
             if self.searching.get() && round % steal_every == 0 {
                 if let Some(task) = self.steal() {
@@ -577,9 +579,7 @@ impl Worker {
 
     fn has_stealable_work(&self) -> bool {
         !self.shared.injector.is_empty()
-            || self
-                .shared
-                .remotes
+            || self.shared.remotes[..self.shared.active()]
                 .iter()
                 .enumerate()
                 .any(|(i, r)| i != self.index && !r.stealer.is_empty())
@@ -597,7 +597,7 @@ impl Worker {
         if let Some(task) = steal_with(|| self.shared.injector.steal_batch_and_pop(&self.deque)) {
             return Some(task);
         }
-        let n = self.shared.remotes.len();
+        let n = self.shared.active();
         let start = self.random(n);
         for k in 0..n {
             let i = (start + k) % n;
