@@ -89,7 +89,10 @@ fn main() {
     let rt2 = rt.clone();
     rt.block_on(move || {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
-        println!("listening on {}", listener.local_addr().expect("local address"));
+        println!(
+            "listening on {}",
+            listener.local_addr().expect("local address")
+        );
         let mut served = 0;
         while requests.is_none_or(|n| served < n) {
             let (s, _) = match listener.accept() {

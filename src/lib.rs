@@ -49,10 +49,12 @@ mod util;
 pub use blocking::spawn_blocking;
 pub use driver::wait::{park_timeout, sleep, sleep_until};
 pub use observe::metrics::{Metrics, WorkerMetrics};
-pub use observe::watchdog::{CarrierState, WatchdogReport, DEFAULT_THRESHOLD as WATCHDOG_THRESHOLD};
+pub use observe::watchdog::{
+    CarrierState, WatchdogReport, DEFAULT_THRESHOLD as WATCHDOG_THRESHOLD,
+};
 pub use runtime::{
-    current_metrics as metrics, run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
-    MAX_WORKER_THREADS, MIN_STACK_SIZE,
+    current_metrics as metrics, run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE,
+    MAX_STACK_SIZE, MAX_WORKER_THREADS, MIN_STACK_SIZE,
 };
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use spawn::{spawn, Builder};

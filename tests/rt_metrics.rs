@@ -25,10 +25,7 @@ fn metrics_add_up_after_many_fibers() {
     watchdog(120, || {
         let outer = scaled(2_000, 300);
         const CHILDREN: usize = 4;
-        let rt = fiber::Runtime::builder()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let rt = fiber::Runtime::builder().worker_threads(2).build().unwrap();
         let before = rt.metrics();
         assert_eq!(before.fibers_spawned, 0);
         assert_eq!(before.workers, 2);
@@ -91,10 +88,7 @@ fn metrics_add_up_after_many_fibers() {
 #[test]
 fn the_blocking_pool_and_reactor_are_counted() {
     watchdog(60, || {
-        let rt = fiber::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
+        let rt = fiber::Runtime::builder().worker_threads(1).build().unwrap();
         rt.block_on(|| {
             fiber::spawn_blocking(|| std::thread::sleep(Duration::from_millis(1)));
             let listener = fiber::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -101,6 +101,9 @@ pub struct WorkerMetrics {
     pub timers_pending: u64,
 }
 
+/// Reads one per-worker figure, for the Prometheus text.
+type PerWorker = fn(&WorkerMetrics) -> f64;
+
 /// Reads the metrics of the runtime `shared`.
 pub(crate) fn collect(shared: &Handle) -> Metrics {
     let uptime = shared.started.elapsed();
@@ -148,8 +151,8 @@ pub(crate) fn collect(shared: &Handle) -> Metrics {
         m.per_worker.push(w);
     }
     // Spawn counts last (see above). A worker's spawned count lives with its other counters.
-    m.fibers_spawned = shared.spawned_outside.load(Relaxed)
-        + m.per_worker.iter().map(|w| w.spawned).sum::<u64>();
+    m.fibers_spawned =
+        shared.spawned_outside.load(Relaxed) + m.per_worker.iter().map(|w| w.spawned).sum::<u64>();
     m.fibers_live = m.fibers_spawned.saturating_sub(m.fibers_finished);
     if let Some(probe) = BLOCKING_PROBE.get() {
         (m.blocking_threads, m.blocking_queued) = probe();
@@ -239,7 +242,11 @@ impl Metrics {
             self.uptime.as_secs_f64(),
         );
         let counters = [
-            ("fibers_spawned_total", "Fibers spawned.", self.fibers_spawned),
+            (
+                "fibers_spawned_total",
+                "Fibers spawned.",
+                self.fibers_spawned,
+            ),
             (
                 "fibers_finished_total",
                 "Fibers finished or dropped unrun.",
@@ -265,13 +272,21 @@ impl Metrics {
             one(name, "counter", help, value as f64);
         }
         let gauges = [
-            ("fibers_live", "Fibers spawned and not finished.", self.fibers_live),
+            (
+                "fibers_live",
+                "Fibers spawned and not finished.",
+                self.fibers_live,
+            ),
             (
                 "fibers_started_live",
                 "Started fibers not finished.",
                 self.fibers_started_live,
             ),
-            ("fibers_queued", "Unstarted fibers queued.", self.fibers_queued),
+            (
+                "fibers_queued",
+                "Unstarted fibers queued.",
+                self.fibers_queued,
+            ),
             ("timers_pending", "Timers pending.", self.timers_pending),
             (
                 "blocking_threads",
@@ -287,10 +302,12 @@ impl Metrics {
         for (name, help, value) in gauges {
             one(name, "gauge", help, value as f64);
         }
-        let per_worker: [(&str, &str, fn(&WorkerMetrics) -> f64); 3] = [
-            ("worker_busy_seconds_total", "Seconds a worker was not asleep.", |w| {
-                w.busy.as_secs_f64()
-            }),
+        let per_worker: [(&str, &str, PerWorker); 3] = [
+            (
+                "worker_busy_seconds_total",
+                "Seconds a worker was not asleep.",
+                |w| w.busy.as_secs_f64(),
+            ),
             (
                 "worker_idle_seconds_total",
                 "Seconds a worker slept in its reactor.",

@@ -326,7 +326,14 @@ const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
 
 fn membarrier(cmd: libc::c_int) -> bool {
     // SAFETY: membarrier takes no pointers; an unsupported command fails with an error code.
-    let rc = unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_uint, 0 as libc::c_int) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            cmd,
+            0 as libc::c_uint,
+            0 as libc::c_int,
+        )
+    };
     rc >= 0
 }
 
@@ -436,7 +443,10 @@ mod tests {
                 name: Some("futex")
             })
         );
-        assert!(matches!(futex, Some(CarrierState::Syscall { number: 202, .. })));
+        assert!(matches!(
+            futex,
+            Some(CarrierState::Syscall { number: 202, .. })
+        ));
     }
 
     #[test]
@@ -489,7 +499,10 @@ mod tests {
             },
         }
         .to_string();
-        assert!(report.contains("fiber 7 \"locker\" has held worker 0 for 250 ms"), "{report}");
+        assert!(
+            report.contains("fiber 7 \"locker\" has held worker 0 for 250 ms"),
+            "{report}"
+        );
         assert!(report.contains("parking_lot lock"), "{report}");
     }
 }

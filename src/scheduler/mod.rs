@@ -62,7 +62,9 @@ impl Remote {
     /// The reactor of a started worker.
     #[inline]
     pub(crate) fn reactor(&self) -> &Reactor {
-        self.reactor.get().expect("a started worker has its reactor")
+        self.reactor
+            .get()
+            .expect("a started worker has its reactor")
     }
 
     /// Drops every task in the inbox. Once the worker has exited they are all finished (or

@@ -43,7 +43,10 @@ pub(crate) struct WorkerStats {
 /// Adds `n` to a single-writer counter.
 #[inline]
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 impl WorkerStats {
