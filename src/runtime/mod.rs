@@ -53,6 +53,8 @@ pub struct Builder {
     /// `None`: not set (`FIBER_WATCHDOG_MS`, else the default); `Some(None)`: off.
     watchdog: Option<Option<std::time::Duration>>,
     on_watchdog_report: Option<ReportHandler>,
+    /// `None`: as many as `worker_threads`.
+    spare_workers: Option<usize>,
 }
 
 impl Default for Builder {
@@ -70,6 +72,7 @@ impl Builder {
             thread_name: "fiber-worker".into(),
             watchdog: None,
             on_watchdog_report: None,
+            spare_workers: None,
         }
     }
 
@@ -111,6 +114,15 @@ impl Builder {
         self
     }
 
+    /// How many spare workers the watchdog may start, one at a time, when every worker is held
+    /// by a fiber past the threshold while unstarted fibers wait (docs/observability.md). Default:
+    /// as many as [`worker_threads`](Builder::worker_threads); `0`: none. A started spare stays
+    /// until the runtime is dropped. Without a watchdog there are none.
+    pub fn spare_workers(mut self, n: usize) -> Builder {
+        self.spare_workers = Some(n);
+        self
+    }
+
     /// Builds the runtime and starts its workers.
     ///
     /// Errors (`InvalidInput`) on zero or more than [`MAX_WORKER_THREADS`] workers and on a stack
@@ -138,9 +150,15 @@ impl Builder {
         crate::coro::overflow::install_handler();
         panic_note::install();
         let threshold = self.watchdog.unwrap_or_else(watchdog::threshold_from_env);
-        // With a watchdog, as many spare slots as workers: it starts one when every worker is
-        // held (scheduler/spare.rs).
-        let spares = if threshold.is_some() { workers } else { 0 };
+        // With a watchdog, spare slots (as many as workers unless set): it starts one when every
+        // worker is held (scheduler/spare.rs).
+        let spares = match threshold {
+            Some(_) => self
+                .spare_workers
+                .unwrap_or(workers)
+                .min(MAX_WORKER_THREADS),
+            None => 0,
+        };
         let mut deques: Vec<Deque<Arc<crate::task::Task>>> =
             (0..workers + spares).map(|_| Deque::new_lifo()).collect();
         let stealers = deques.iter().map(Deque::stealer).collect();
