@@ -39,12 +39,6 @@ fn cpu_loop() {
     let ran = fiber::Builder::new()
         .name("cpu-loop".into())
         .spawn_on(&rt, move || {
-            for _ in 0..100 {
-                let d = d.clone();
-                fiber::spawn(move || {
-                    d.fetch_add(1, Ordering::SeqCst);
-                });
-            }
             // Started here and parked; woken from outside while the loop runs, it is ready but
             // waits behind the loop: started fibers cannot move to the other worker.
             let go = Arc::new(AtomicBool::new(false));
@@ -61,6 +55,13 @@ fn cpu_loop() {
                 go.store(true, Ordering::SeqCst);
                 waker.unpark();
             });
+            // Queued on this worker's deque just before the loop: the other worker steals them.
+            for _ in 0..100 {
+                let d = d.clone();
+                fiber::spawn(move || {
+                    d.fetch_add(1, Ordering::SeqCst);
+                });
+            }
             let until = Instant::now() + Duration::from_millis(500);
             let mut x = 0u64;
             while Instant::now() < until {

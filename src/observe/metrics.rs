@@ -120,7 +120,12 @@ pub(crate) fn collect(shared: &Handle) -> Metrics {
     };
     for (index, remote) in shared.remotes[..shared.active()].iter().enumerate() {
         let s = &remote.stats;
-        let idle = Duration::from_nanos(s.idle_ns.load(Relaxed));
+        // A sleep going on counts up to now.
+        let asleep = match s.asleep_since.load(Relaxed) {
+            0 => 0,
+            since => (uptime.as_nanos() as u64).saturating_sub(since - 1),
+        };
+        let idle = Duration::from_nanos(s.idle_ns.load(Relaxed) + asleep).min(uptime);
         let w = WorkerMetrics {
             index,
             busy: uptime.saturating_sub(idle),

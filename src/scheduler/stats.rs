@@ -34,8 +34,11 @@ pub(crate) struct WorkerStats {
     pub(crate) steals: AtomicU64,
     pub(crate) polls: AtomicU64,
     pub(crate) events: AtomicU64,
-    /// Nanoseconds spent asleep in the reactor's poll.
+    /// Nanoseconds spent asleep in the reactor's poll, sleeps that ended.
     pub(crate) idle_ns: AtomicU64,
+    /// While asleep: 1 + when the sleep began, in nanoseconds since the runtime was built; 0
+    /// while awake. Lets a snapshot count a sleep still going on.
+    pub(crate) asleep_since: AtomicU64,
     /// Timers of this worker, as of its last maintenance pass or sleep (a gauge).
     pub(crate) timers: AtomicU64,
 }
@@ -66,6 +69,7 @@ impl WorkerStats {
             polls: AtomicU64::new(0),
             events: AtomicU64::new(0),
             idle_ns: AtomicU64::new(0),
+            asleep_since: AtomicU64::new(0),
             timers: AtomicU64::new(0),
         }
     }

@@ -643,11 +643,15 @@ impl Worker {
         if !cancel {
             // Two clock reads per sleep (none per fiber switch) measure the idle time.
             let before = Instant::now();
+            let stats = self.stats();
+            let since = before.saturating_duration_since(shared.started).as_nanos() as u64;
+            stats.asleep_since.store(since + 1, Ordering::Relaxed);
             let timeout = deadline.map(|d| d.saturating_duration_since(before));
             let events = self.poller.borrow_mut().poll(timeout);
             let slept = before.elapsed().as_nanos() as u64;
+            stats.asleep_since.store(0, Ordering::Relaxed);
             self.count_poll(events);
-            stats::add(&self.stats().idle_ns, slept);
+            stats::add(&stats.idle_ns, slept);
         }
         remote.sleep.store(idle::RUNNING, Ordering::SeqCst);
         if !shared.idle.remove_sleeper(self.index) {
