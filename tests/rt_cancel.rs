@@ -589,9 +589,10 @@ fn a_lock_handed_over_at_cancel_time_is_not_lost() {
 
 /// Ten thousand parked fibers cancelled at once all finish promptly.
 #[test]
-fn cancelling_ten_thousand_parked_fibers() {
-    watchdog(60, || {
-        let n = 10_000;
+fn cancelling_a_hundred_thousand_parked_fibers() {
+    // How fast: bench_report's "cancel" row (100,000 at once); this checks every one is unwound.
+    watchdog(120, || {
+        let n = 100_000;
         let rt = runtime(2, "cancel-many");
         let parked = Arc::new(AtomicUsize::new(0));
         let drops = DropCounter::new();

@@ -397,6 +397,40 @@ fn cancelling_the_fiber_that_owns_a_group_cancels_its_members() {
 }
 
 #[test]
+fn a_shielded_group_is_not_cancelled_by_a_cancel_of_its_owner() {
+    watchdog(30, || {
+        let rt = runtime(2, "group-shield");
+        let (started_tx, started_rx) = fiber::sync::mpsc::channel();
+        let owner = rt.spawn(move || {
+            let values = fiber::uncancellable(|| {
+                group::fail_fast(|g| {
+                    for i in 0..10u32 {
+                        let started = started_tx.clone();
+                        g.spawn(move || {
+                            started.send(()).unwrap();
+                            fiber::sleep(Duration::from_millis(100));
+                            Ok::<u32, ()>(i)
+                        });
+                    }
+                })
+            });
+            // The shield has ended: the cancel lands at this wait.
+            let after = std::panic::catch_unwind(|| fiber::sleep(LONG));
+            (values, after.is_err())
+        });
+        for _ in 0..10 {
+            started_rx.recv().unwrap();
+        }
+        owner.cancel();
+        let (values, landed_after) = owner.join().unwrap();
+        let values = values
+            .unwrap_or_else(|e| panic!("member {} failed: {:?}", e.index(), tally(e.outcomes())));
+        assert_eq!(values, (0..10).collect::<Vec<_>>());
+        assert!(landed_after, "the deferred cancel landed after the shield");
+    });
+}
+
+#[test]
 fn a_member_cancelled_past_the_group_before_it_ran_is_still_the_failure() {
     watchdog(30, || {
         // One worker: the members cannot start before this fiber parks.

@@ -218,6 +218,42 @@ fn nested_deadlines_each_catch_their_own() {
     });
 }
 
+/// Three hundred nested deadlines that all expired: each frame returns `Elapsed`, the outer ones
+/// too (a one-byte count of expired deadlines saturated at 255 and let the outer 45 sleep on).
+#[test]
+fn three_hundred_nested_expired_deadlines_each_return_elapsed() {
+    const LEVELS: usize = 300;
+    fn nest(level: usize, deadline: Instant, elapsed: &AtomicUsize) {
+        if level == LEVELS {
+            // Shielded past the deadline, so that every level has expired when it lands.
+            fiber::uncancellable(|| fiber::sleep(SHORT * 2));
+            fiber::sleep(HOUR);
+            return;
+        }
+        let result = fiber::timeout_at(deadline, || {
+            nest(level + 1, deadline, elapsed);
+            // Reached once the inner level returned `Elapsed`: this level's deadline has
+            // expired too, so this wait unwinds at once.
+            fiber::sleep(HOUR);
+        });
+        assert_eq!(result, Err(Elapsed), "level {level}");
+        elapsed.fetch_add(1, Ordering::SeqCst);
+    }
+    watchdog(60, || {
+        let elapsed = AtomicUsize::new(0);
+        fiber::Runtime::builder()
+            .worker_threads(1)
+            .stack_size(4 << 20)
+            .build()
+            .unwrap()
+            .block_on(|| {
+                nest(0, Instant::now() + SHORT, &elapsed);
+                assert_clean("after all levels");
+            });
+        assert_eq!(elapsed.load(Ordering::SeqCst), LEVELS);
+    });
+}
+
 /// A `cancel()` of the fiber during a `timeout` unwinds through it (not turned into `Elapsed`),
 /// also when the deadline expired as well.
 #[test]
@@ -383,6 +419,56 @@ fn scope_cancel_cancels_every_fiber_of_the_scope() {
             assert_eq!(cancelled.load(Ordering::SeqCst), 17);
             assert_clean("the owner is not cancelled");
         });
+    });
+}
+
+#[test]
+fn scope_cancel_from_another_worker_and_from_a_plain_thread() {
+    watchdog(60, || {
+        let rt = fiber::Runtime::builder().worker_threads(2).build().unwrap();
+        for from_thread in [false, true] {
+            let drops = DropCounter::new();
+            let cancelled = AtomicUsize::new(0);
+            rt.block_on(|| {
+                fiber::scope(|s| {
+                    let sleepers: Vec<_> = (0..100)
+                        .map(|_| {
+                            let guard = drops.guard();
+                            s.spawn(move || {
+                                let _guard = guard;
+                                fiber::sleep(HOUR);
+                            })
+                        })
+                        .collect();
+                    // The canceller is a scoped fiber itself (it may run on the other worker),
+                    // or a plain OS thread that it starts and waits for.
+                    let canceller = s.spawn(|| {
+                        fiber::sleep(Duration::from_millis(5));
+                        if from_thread {
+                            std::thread::scope(|t| {
+                                t.spawn(|| s.cancel());
+                            });
+                        } else {
+                            s.cancel();
+                        }
+                    });
+                    for h in sleepers {
+                        if h.join().unwrap_err().is::<fiber::Cancelled>() {
+                            cancelled.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    // The canceller was spawned before the cancel: it is cancelled too, at its
+                    // next wait, or it finished first.
+                    let _ = canceller.join();
+                });
+            });
+            assert_eq!(
+                cancelled.load(Ordering::SeqCst),
+                100,
+                "from a thread: {from_thread}"
+            );
+            assert_eq!(drops.get(), 100);
+        }
     });
 }
 

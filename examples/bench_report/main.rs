@@ -7,7 +7,7 @@
 //!
 //! - `--quick`: tiny sizes and one round (well under a minute; a smoke test, not a measurement);
 //! - `--only IDS`: only these benchmarks (comma-separated ids: spawn, memory, switch, pingpong,
-//!   mutex, echo, skynet); without `--out` the page goes to stdout, so that a partial run never
+//!   mutex, echo, skynet, cancel, timeout); without `--out` the page goes to stdout, so that a partial run never
 //!   replaces `docs/benchmarks.md`;
 //! - `--out DIR`: write `DIR/benchmarks.md` and `DIR/benchmarks/*.svg` (default: the crate's
 //!   `docs/`).
@@ -33,7 +33,7 @@ mod run;
 const USAGE: &str = "usage: bench_report [--quick] [--only IDS] [--out DIR]
   --quick  tiny sizes and one round: a smoke test, not a measurement
   --only   only these benchmarks, comma-separated (spawn,memory,switch,pingpong,mutex,echo,
-           skynet); without --out the page is printed to stdout instead of written
+           skynet,cancel,timeout); without --out the page is printed to stdout instead of written
   --out    write DIR/benchmarks.md and DIR/benchmarks/*.svg (default: the crate's docs/)";
 
 /// What this run of the program is.

@@ -77,6 +77,8 @@ const SWITCH: [Metric; 1] = lower("ns", "ns per switch");
 const PINGPONG: [Metric; 1] = lower("ns", "ns per round trip");
 const MUTEX: [Metric; 1] = lower("ns", "ns per increment");
 const SKYNET: [Metric; 1] = lower("ms", "ms per tree");
+const CANCEL: [Metric; 1] = lower("ns", "ns per cancelled unit");
+const TIMEOUT: [Metric; 1] = lower("ns", "ns per call");
 const ECHO: [Metric; 2] = [
     Metric {
         key: "rps",
@@ -214,6 +216,41 @@ pub(crate) const SPECS: &[Spec] = &[
         rounds: 2,
         timeout_secs: 120,
         live: skynet::workers,
+        variants: &[],
+    },
+    Spec {
+        id: "cancel",
+        title: "Cancel",
+        about: "N units sleep for an hour (fiber::sleep, tokio::time::sleep; 2 workers); once \
+                all are asleep, the clock runs while every one is cancelled \
+                (JoinHandle::cancel; tokio: JoinHandle::abort) and then joined, each join \
+                checking that it saw the cancellation. Per unit = time / N; at N = 1 that is the \
+                latency of one cancel, request to outcome. Best of 5 after a warm-up.",
+        x_name: "N",
+        x_label: count,
+        full: &[1, 1_000, 100_000],
+        quick: &[1, 100],
+        metrics: &CANCEL,
+        rounds: 2,
+        timeout_secs: 120,
+        live: |n| n,
+        variants: &[],
+    },
+    Spec {
+        id: "timeout",
+        title: "Timeout that does not expire",
+        about: "fiber::timeout(1 h, f) around an `f` that returns at once (tokio: \
+                tokio::time::timeout around a ready future), on one worker: the cost a deadline \
+                adds to a call that finishes in time (a timer insert and remove). Calibrated to \
+                ≈ 200 ms per run, best of 5.",
+        x_name: "setup",
+        x_label: |_| "1 worker".into(),
+        full: &[1],
+        quick: &[1],
+        metrics: &TIMEOUT,
+        rounds: 2,
+        timeout_secs: 60,
+        live: |_| 1,
         variants: &[],
     },
 ];

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fiber_support::workloads::{self, channel, mutex, skynet, spawn, switch};
+use fiber_support::workloads::{self, cancel, channel, mutex, skynet, spawn, switch};
 use fiber_support::{cpu, crowd, echo, echo_load, mem, rates, rt};
 
 use crate::child::{emit, note};
@@ -28,6 +28,8 @@ pub(crate) fn run(series: &str, kind: &str, x: u64, quick: bool) {
         "pingpong" => pingpong(kind, x as usize, quick, reps),
         "mutex" => contended(kind, x as usize, quick, reps),
         "echo" => echo(kind, x as usize, quick),
+        "cancel" => cancel_many(kind, x, reps),
+        "timeout" => timeout_cost(kind, quick, reps),
         other => panic!("unknown series {other}"),
     }
 }
@@ -294,4 +296,41 @@ fn echo(kind: &str, conns: usize, quick: bool) {
         note(format_args!("{kind}: {} connection errors", r.errors));
     }
     emit(&[("rps", r.per_sec()), ("p99_ms", r.p99.as_secs_f64() * 1e3)]);
+}
+
+/// Cancel `n` sleeping units and join them (2 workers); per unit = time / n.
+fn cancel_many(kind: &str, n: u64, reps: u32) {
+    let ns = match kind {
+        "fiber" => {
+            let rt = fiber_rt(2);
+            best_ns(reps, || cancel::fiber(&rt, n))
+        }
+        "tokio" => {
+            let rt = tokio_rt(2);
+            best_ns(reps, || cancel::tokio(&rt, n))
+        }
+        "may" => panic!("may's cancel is an unsafe fn (Coroutine::cancel): not measured"),
+        "std" => panic!("a std thread cannot be cancelled"),
+        other => panic!("unknown peer {other}"),
+    };
+    emit(&[("ns", ns / n as f64)]);
+}
+
+/// A deadline around a call that returns at once, per call (1 worker).
+fn timeout_cost(kind: &str, quick: bool, reps: u32) {
+    let target = op_target(quick);
+    let ns = match kind {
+        "fiber" => {
+            let rt = fiber_rt(1);
+            per_op(target, reps, |n| cancel::fiber_timeout(&rt, n))
+        }
+        "tokio" => {
+            let rt = tokio_rt(1);
+            per_op(target, reps, |n| cancel::tokio_timeout(&rt, n))
+        }
+        "may" => panic!("may has no deadline around a block of code"),
+        "std" => panic!("a std thread cannot be cancelled at a deadline"),
+        other => panic!("unknown peer {other}"),
+    };
+    emit(&[("ns", ns)]);
 }

@@ -255,9 +255,9 @@ where
     (outcomes.collect(), members.decided)
 }
 
-/// Has the calling fiber been asked to cancel? False on a plain thread, and while it unwinds
-/// (a group run by a destructor works as usual, as every wait does then).
+/// Has the calling fiber been asked to cancel, in a way it honours now? False on a plain thread,
+/// while it unwinds (a group run by a destructor works as usual, as every wait does then), and
+/// inside [`uncancellable`](crate::uncancellable): a shielded group runs to its end.
 fn caller_cancelled() -> bool {
-    let requested = context::with_task(|task| task.park.cancel_requested());
-    requested.unwrap_or(false) && !context::panicking()
+    context::with_task(context::cancel_would_land).unwrap_or(false)
 }

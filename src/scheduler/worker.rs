@@ -386,7 +386,7 @@ impl Worker {
         unsafe { *task.coro.get() = Some(coro) };
         task.stage.set(Stage::Running);
         // Worker indices are below MAX_WORKER_THREADS (1,024).
-        task.home.store(self.index as u32, Ordering::Relaxed);
+        task.home.store(self.index as u16, Ordering::Relaxed);
         let mut live = self.live.borrow_mut();
         // More than u32::MAX live fibers on one worker would need more than 16 TiB of stacks.
         task.live_index

@@ -27,7 +27,7 @@ pub(crate) mod wait;
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Yielder};
@@ -128,8 +128,8 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// The runtime's scheduler: where wake-ups of this fiber go.
     pub(crate) scheduler: Arc<dyn Schedule>,
     pub(crate) park: ParkState,
-    /// Index of the home worker; `u32::MAX` until started (at most `MAX_WORKER_THREADS`).
-    pub(crate) home: AtomicU32,
+    /// Index of the home worker; `u16::MAX` until started (below `MAX_WORKER_THREADS`, 1,024).
+    pub(crate) home: AtomicU16,
     pub(crate) stage: Cell<Stage>,
     /// Facts only the fiber itself reads and writes (see [`Own`]).
     pub(crate) own: OwnFlags,
@@ -142,8 +142,11 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// How many of the fiber's active `timeout` calls have expired and not yet caught their
     /// unwind (src/timeout.rs); `DEADLINE` in `park` is set while this is not zero. Written only
     /// on the home worker's thread, by its timers and by the fiber (atomic all the same: no
-    /// argument needed); one byte, which the header had spare.
-    pub(crate) deadlines_expired: AtomicU8,
+    /// argument needed). 16 bits, beside `home`'s 16, in the 4 bytes the header had spare: a
+    /// byte saturated at 256 nested expired deadlines, after which the bit went too early and the
+    /// outer expired `timeout` calls did not end. Every active `timeout` is a frame on the
+    /// fiber's stack; more than 65,535 of them nested saturate the count (documented limit).
+    pub(crate) deadlines_expired: AtomicU16,
     /// The closure and join packet (last: unsized in `Task<dyn Job>`).
     pub(crate) job: J,
 }
@@ -179,14 +182,14 @@ impl<J> Task<J> {
             stack_size: u32::try_from(stack_size).expect("stack sizes are validated to <= 1 GiB"),
             scheduler,
             park: ParkState::new(),
-            home: AtomicU32::new(u32::MAX),
+            home: AtomicU16::new(u16::MAX),
             stage: Cell::new(Stage::Unstarted),
             own: OwnFlags(Cell::new(0)),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             locals: LocalMap::default(),
             live_index: Cell::new(u32::MAX),
-            deadlines_expired: AtomicU8::new(0),
+            deadlines_expired: AtomicU16::new(0),
             job,
         }
     }
@@ -226,6 +229,7 @@ impl Task {
     /// thread): a scoped cancellation, woken exactly as [`cancel`](Self::cancel)'s.
     pub(crate) fn expire_deadline(&self) {
         let before = self.deadlines_expired.load(Ordering::Relaxed);
+        // Saturates only past 65,535 nested expired `timeout` frames (see the field).
         self.deadlines_expired
             .store(before.saturating_add(1), Ordering::Relaxed);
         self.wake_cancelled(self.park.request_deadline());

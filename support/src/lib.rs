@@ -25,6 +25,8 @@ pub mod echo_load;
 #[cfg(feature = "harness")]
 pub mod fdlimit;
 #[cfg(feature = "harness")]
+pub mod floor;
+#[cfg(feature = "harness")]
 pub mod fmt;
 #[cfg(feature = "harness")]
 pub mod http_client;

@@ -2,6 +2,7 @@
 //! measures exactly what the benches measure). Each submodule has
 //! one body per peer: fiber, tokio, may and, where it makes sense, std threads.
 
+pub mod cancel;
 pub mod channel;
 pub mod mutex;
 pub mod skynet;
