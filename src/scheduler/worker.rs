@@ -385,7 +385,7 @@ impl Worker {
         // SAFETY: we hold the run token; nobody else touches `coro`.
         unsafe { *task.coro.get() = Some(coro) };
         task.stage.set(Stage::Running);
-        // Worker indices are below MAX_WORKER_THREADS (1,024).
+        // Worker indices are below 2 × MAX_WORKER_THREADS (workers and spare slots: 2,048).
         task.home.store(self.index as u16, Ordering::Relaxed);
         let mut live = self.live.borrow_mut();
         // More than u32::MAX live fibers on one worker would need more than 16 TiB of stacks.
