@@ -128,7 +128,8 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// The runtime's scheduler: where wake-ups of this fiber go.
     pub(crate) scheduler: Arc<dyn Schedule>,
     pub(crate) park: ParkState,
-    /// Index of the home worker; `u16::MAX` until started (below 2 × `MAX_WORKER_THREADS`: workers and spares).
+    /// Index of the home worker; `u16::MAX` until started (below 2 × `MAX_WORKER_THREADS`:
+    /// workers and spare slots).
     pub(crate) home: AtomicU16,
     pub(crate) stage: Cell<Stage>,
     /// Facts only the fiber itself reads and writes (see [`Own`]).
