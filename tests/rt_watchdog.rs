@@ -271,3 +271,64 @@ fn when_every_worker_is_held_a_spare_worker_runs_new_fibers() {
         assert_eq!(m.workers, 2 + m.spare_workers);
     });
 }
+
+const ENV_CHILD: &str = "FIBER_WATCHDOG_TEST_CHILD";
+
+/// Runs `name` of this binary in a child with `FIBER_WATCHDOG_MS=ms`; returns its stderr.
+fn child_with_env(name: &str, ms: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let (name, ms) = (name.to_owned(), ms.to_owned());
+    let out = watchdog(60, move || {
+        std::process::Command::new(exe)
+            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(ENV_CHILD, "1")
+            .env("FIBER_WATCHDOG_MS", ms)
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed: {stdout}\n{stderr}"
+    );
+    stderr
+}
+
+/// In the child: a runtime whose builder does not set the watchdog, a fiber that spins for 300
+/// ms; prints how many reports the runtime made.
+#[test]
+fn env_child() {
+    if std::env::var_os(ENV_CHILD).is_none() {
+        return; // only meaningful in the child
+    }
+    let rt = fiber::Runtime::builder()
+        .worker_threads(1)
+        .thread_name("wd-env")
+        .build()
+        .unwrap();
+    fiber::Builder::new()
+        .name("env-spinner".into())
+        .spawn_on(&rt, || {
+            let until = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    eprintln!("REPORTS={}", rt.metrics().watchdog_reports);
+}
+
+#[test]
+fn fiber_watchdog_ms_sets_the_default_threshold_and_0_turns_it_off() {
+    let off = child_with_env("env_child", "0");
+    assert!(off.contains("REPORTS=0"), "{off}");
+    assert!(!off.contains("env-spinner"), "{off}");
+    // 30 ms: the 300 ms spin is reported, on stderr (no handler set).
+    let on = child_with_env("env_child", "30");
+    assert!(on.contains("REPORTS=1"), "{on}");
+    assert!(on.contains("fiber watchdog: fiber"), "{on}");
+    assert!(on.contains("\"env-spinner\" has held worker 0"), "{on}");
+}

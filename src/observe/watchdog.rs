@@ -42,9 +42,14 @@ pub struct WatchdogReport {
     pub held: Duration,
     /// The threshold in force.
     pub threshold: Duration,
-    /// Started fibers ready to run on that worker, waiting behind this one. They cannot move to
-    /// another worker (their stacks and thread-locals are this worker's).
+    /// Fibers woken from other threads that wait in the worker's inbox, behind this one (ready
+    /// fibers already in its run queue when the episode began are not counted: the run queue is
+    /// the worker's own). They cannot move to another worker (their stacks and thread-locals are
+    /// this worker's).
     pub ready_waiting: u64,
+    /// Other started, unfinished fibers of that worker (ready or waiting): none can run until
+    /// this one lets the worker go.
+    pub started_here: u64,
     /// Unstarted fibers in the worker's deque: idle workers steal these.
     pub unstarted_queued: u64,
     /// What the carrier thread is doing.
@@ -100,9 +105,10 @@ impl fmt::Display for WatchdogReport {
         }
         write!(
             f,
-            "; {} ready fiber(s) wait behind it on this worker (started fibers cannot move), \
-             {} unstarted fiber(s) queued there (other workers take these); the carrier thread ",
-            self.ready_waiting, self.unstarted_queued
+            "; {} woken fiber(s) wait behind it in this worker's inbox, of {} other fiber(s) \
+             started here (started fibers cannot move), {} unstarted fiber(s) queued there \
+             (other workers take these); the carrier thread ",
+            self.ready_waiting, self.started_here, self.unstarted_queued
         )?;
         match &self.carrier {
             CarrierState::Running => write!(
@@ -268,8 +274,8 @@ fn monitor(
                 spawn_site: spawn_site(fiber_id),
                 held,
                 threshold,
-                ready_waiting: remote.stats.ready.load(Ordering::Relaxed)
-                    + remote.inbox.len() as u64,
+                ready_waiting: remote.inbox.len() as u64,
+                started_here: (remote.live.load(Ordering::Relaxed) as u64).saturating_sub(1),
                 unstarted_queued: remote.stealer.len() as u64,
                 carrier: carrier_state(remote.stats.tid.load(Ordering::Relaxed)),
             };
@@ -492,6 +498,7 @@ mod tests {
             held: Duration::from_millis(250),
             threshold: DEFAULT_THRESHOLD,
             ready_waiting: 2,
+            started_here: 3,
             unstarted_queued: 0,
             carrier: CarrierState::Syscall {
                 number: 202,

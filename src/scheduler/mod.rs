@@ -43,7 +43,7 @@ pub(crate) struct Remote {
     /// in the inbox would keep this `Handle` alive through its own reference (a cycle).
     pub(crate) exited: AtomicBool,
     /// Counters and the watchdog probe this worker publishes (`stats.rs`).
-    pub(crate) stats: WorkerStats,
+    pub(crate) stats: Arc<WorkerStats>,
 }
 
 impl Remote {
@@ -55,7 +55,7 @@ impl Remote {
             live: AtomicUsize::new(0),
             reactor,
             exited: AtomicBool::new(false),
-            stats: WorkerStats::new(),
+            stats: Arc::new(WorkerStats::new()),
         }
     }
 

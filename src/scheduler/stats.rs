@@ -23,8 +23,6 @@ pub(crate) struct WorkerStats {
     /// Set by the watchdog while it reads through `name`; the worker does not leave a resume
     /// (and so cannot drop the task) while it is set.
     pub(crate) hazard: AtomicBool,
-    /// Started fibers queued in the run queue when the current resume began.
-    pub(crate) ready: AtomicU64,
     /// The worker thread's kernel thread id (for `/proc/self/task/<tid>/syscall`); 0 before start.
     pub(crate) tid: AtomicI32,
     pub(crate) spawned: AtomicU64,
@@ -59,7 +57,6 @@ impl WorkerStats {
             fiber: AtomicU64::new(0),
             name: AtomicPtr::new(std::ptr::null_mut()),
             hazard: AtomicBool::new(false),
-            ready: AtomicU64::new(0),
             tid: AtomicI32::new(0),
             spawned: AtomicU64::new(0),
             finished: AtomicU64::new(0),
@@ -74,16 +71,17 @@ impl WorkerStats {
         }
     }
 
-    /// A resume of fiber `id` begins: four plain stores, no clock read.
+    /// A resume of fiber `id` begins: three plain stores, no clock read. Returns the sequence
+    /// number to give to `leave`.
     #[inline]
-    pub(crate) fn enter(&self, id: u64, name: &NameField, ready: usize) {
+    pub(crate) fn enter(&self, id: u64, name: &NameField) -> u64 {
         self.fiber.store(id, Ordering::Relaxed);
         self.name
             .store((name as *const NameField).cast_mut(), Ordering::Relaxed);
-        self.ready.store(ready as u64, Ordering::Relaxed);
         // Release: a watchdog that reads this `seq` (Acquire) sees the fields above.
-        let seq = self.seq.load(Ordering::Relaxed);
-        self.seq.store(seq.wrapping_add(1), Ordering::Release);
+        let seq = self.seq.load(Ordering::Relaxed).wrapping_add(1);
+        self.seq.store(seq, Ordering::Release);
+        seq
     }
 
     /// The resume ended; the task may be dropped once this returns.
@@ -94,8 +92,8 @@ impl WorkerStats {
     /// that barrier, sees `hazard` and waits until the watchdog is done. The compiler fence keeps
     /// the compiler from moving the load above the store; the CPU side is the barrier's job.
     #[inline]
-    pub(crate) fn leave(&self) {
-        add(&self.seq, 1);
+    pub(crate) fn leave(&self, seq: u64) {
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
         if self.hazard.load(Ordering::Relaxed) {
             self.wait_hazard();

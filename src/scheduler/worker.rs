@@ -89,6 +89,8 @@ pub(crate) struct Worker {
     /// Every fiber this worker started and that has not finished.
     live: RefCell<Vec<Arc<Task>>>,
     rng: FastRng,
+    /// What this worker publishes (shared with its `Remote`): one pointer away on the switch.
+    stats: Arc<WorkerStats>,
     /// Before this instant a budget check does not poll the reactor (`coop_work_waits`).
     coop_poll_at: Cell<Instant>,
 }
@@ -97,6 +99,7 @@ pub(crate) struct Worker {
 pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, poller: Poller) {
     crate::coro::overflow::ensure_alt_stack();
     let _reactor = crate::driver::context::enter(shared.remotes[index].reactor().handle.clone());
+    let stats = shared.remotes[index].stats.clone();
     let worker = Worker {
         index,
         shared,
@@ -110,6 +113,7 @@ pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, po
         stacks: RefCell::new(Vec::new()),
         live: RefCell::new(Vec::new()),
         rng: FastRng::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+        stats,
         coop_poll_at: Cell::new(Instant::now()),
     };
     let _enter = EnterWorker::new(&worker);
@@ -133,7 +137,7 @@ impl Worker {
     /// The counters and watchdog probe this worker publishes.
     #[inline]
     fn stats(&self) -> &WorkerStats {
-        &self.shared.remotes[self.index].stats
+        &self.stats
     }
 
     /// The shared half of this worker's own reactor.
@@ -407,14 +411,14 @@ impl Worker {
         let Some(coro) = (unsafe { &mut *task.coro.get() }) else {
             return true;
         };
-        let stats = self.stats();
-        stats.enter(task.id.as_u64(), &task.name, self.runq.borrow().len());
+        let stats = &*self.stats;
+        let seq = stats.enter(task.id.as_u64(), &task.name);
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         coop::refill();
         let outcome = coro.resume(msg);
         context::set_task(previous);
         // Before anything may drop the task: the watchdog may be reading its name.
-        stats.leave();
+        stats.leave(seq);
         match outcome {
             Outcome::Suspended(Suspend::Yield) => {
                 stats::add(&stats.yields, 1);
