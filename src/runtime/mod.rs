@@ -96,9 +96,9 @@ impl Builder {
 
     /// The watchdog's threshold: a fiber that holds its worker longer than this without
     /// switching is reported once (docs/observability.md, "Watchdog"); `None` (or a zero
-    /// threshold) turns the watchdog off, and with it the spare workers. If not called, the environment variable `FIBER_WATCHDOG_MS` sets it
-    /// (milliseconds, `0`: off), else it is [`WATCHDOG_THRESHOLD`](crate::WATCHDOG_THRESHOLD)
-    /// (100 ms).
+    /// threshold) turns the watchdog off, and with it the spare workers. If not called, the
+    /// environment variable `FIBER_WATCHDOG_MS` sets it (milliseconds, `0`: off), else it is
+    /// [`WATCHDOG_THRESHOLD`](crate::WATCHDOG_THRESHOLD) (100 ms).
     pub fn watchdog(mut self, threshold: Option<std::time::Duration>) -> Builder {
         self.watchdog = Some(threshold.filter(|t| !t.is_zero()));
         self
