@@ -15,6 +15,9 @@
 //!   after 100 ms, one fiber vs one OS thread per request, the same blocking client code: wall time
 //!   in latencies (fibers: about one, plus the CPU time the connections cost; see `fan_out`).
 //!
+//! With `go` on `PATH` the table has a Go column (goroutines, `benches/peers/go`, via
+//! `fiber_support::go_peer`) for million, spawn, switch and echo; fanout has no Go equivalent.
+//!
 //! Each stage shows a progress bar on stderr (off with `--quiet` or when stderr is not a terminal);
 //! the results go to stdout.
 use std::process::ExitCode;
@@ -26,7 +29,7 @@ use fiber_support::flags::Flags;
 use fiber_support::http_server::ChildServer;
 use fiber_support::progress::ProgressBar;
 use fiber_support::workloads::switch;
-use fiber_support::{echo, echo_load, fdlimit, http_client, mem, progress, rates, rt};
+use fiber_support::{echo, echo_load, fdlimit, go_peer, http_client, mem, progress, rates, rt};
 
 /// Command-line options shared by the stages.
 struct Opts {
@@ -142,6 +145,7 @@ fn stage_million(o: &Opts, table: &mut Table) {
         t.as_ref().map(peak),
         k.as_ref().map(peak),
     );
+    go_peer::stress::million(table, o.fibers, o.sleep_ms, o.workers);
     for r in [Some(&f), t.as_ref(), k.as_ref()].into_iter().flatten() {
         if r.failed > 0 {
             println!(
@@ -176,6 +180,7 @@ fn stage_spawn(o: &Opts, table: &mut Table) {
     bar.finish_with_message("done");
     println!("  fiber {f:.0} ns, tokio {k:.0} ns, std thread {t:.0} ns per spawn + join");
     table.add("spawn", "spawn + join", "ns", Some(f), Some(t), Some(k));
+    go_peer::stress::spawn(table, n, o.workers);
 }
 
 fn stage_switch(o: &Opts, table: &mut Table) {
@@ -203,6 +208,7 @@ fn stage_switch(o: &Opts, table: &mut Table) {
     bar.finish_with_message("done");
     println!("  fiber {f:.1} ns, tokio {k:.1} ns, std thread {t:.1} ns per switch");
     table.add("switch", "one switch", "ns", Some(f), Some(t), Some(k));
+    go_peer::stress::switch(table, switches);
 }
 
 fn stage_echo(o: &Opts, table: &mut Table) {
@@ -241,6 +247,7 @@ fn stage_echo(o: &Opts, table: &mut Table) {
     let metric = format!("time per round trip, {conns} conns");
     table.add("echo", metric, "µs", per_rt(&f), per_rt(&t), per_rt(&k));
     table.add("echo", "p99 latency", "ms", p99(&f), p99(&t), p99(&k));
+    go_peer::stress::echo(table, conns, o.echo_secs, o.workers);
 }
 
 fn stage_fanout(o: &Opts, table: &mut Table) {

@@ -120,6 +120,7 @@ impl<'scope> Scope<'scope, '_> {
     }
 
     /// Spawns a scoped fiber; see [`scope`]. Panics if the runtime cannot take it.
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -133,6 +134,7 @@ impl<'scope> Scope<'scope, '_> {
 
 impl<'scope> Scope<'scope, '_> {
     /// `Builder::spawn_scoped`'s work: count the fiber in, spawn it, or undo the count.
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub(crate) fn spawn_with<F, T>(
         &'scope self,
         name: Option<String>,

@@ -30,6 +30,7 @@ use crate::task::join::JoinHandle;
 /// });
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
+#[cfg_attr(feature = "tracing", track_caller)]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -70,6 +71,7 @@ impl Builder {
     ///
     /// # Panics
     /// If the name contains a NUL byte, as std's `Builder::spawn` (the same message).
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -85,6 +87,7 @@ impl Builder {
     }
 
     /// Spawns the fiber on the given runtime.
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -94,6 +97,7 @@ impl Builder {
     }
 
     /// Spawns a scoped fiber with this configuration, as `std::thread::Builder::spawn_scoped`.
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,

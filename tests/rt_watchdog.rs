@@ -329,6 +329,6 @@ fn fiber_watchdog_ms_sets_the_default_threshold_and_0_turns_it_off() {
     // 30 ms: the 300 ms spin is reported, on stderr (no handler set).
     let on = child_with_env("env_child", "30");
     assert!(on.contains("REPORTS=1"), "{on}");
-    assert!(on.contains("fiber watchdog: fiber"), "{on}");
+    assert!(on.contains("fiber: watchdog: fiber"), "{on}");
     assert!(on.contains("\"env-spinner\" has held worker 0"), "{on}");
 }

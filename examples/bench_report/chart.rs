@@ -11,9 +11,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::markdown::num;
 use crate::model::{Table, PEER_LABELS};
 
-const COLORS: [RGBColor; 4] = [
+const COLORS: [RGBColor; 5] = [
     RGBColor(214, 39, 40),   // fiber
     RGBColor(31, 119, 180),  // tokio
+    RGBColor(23, 190, 207),  // go
     RGBColor(44, 160, 44),   // may
     RGBColor(127, 127, 127), // std threads
 ];
@@ -56,7 +57,7 @@ fn draw_inner(t: &Table, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
             .pos(Pos::new(HPos::Center, VPos::Top)),
     ))?;
     for (pi, label) in PEER_LABELS.iter().enumerate() {
-        let x = 150 + 130 * pi as i32;
+        let x = 110 + 120 * pi as i32;
         top.draw(&Rectangle::new(
             [(x, 40), (x + 18, 50)],
             COLORS[pi].filled(),
@@ -92,7 +93,7 @@ fn draw_inner(t: &Table, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
             .filter_map(|(i, r)| r.cells[pi].value().map(|v| (i as f64, v)))
             .collect();
         if bars {
-            // Four bars side by side around each x.
+            // One bar per peer, side by side around each x.
             let w = 0.8 / PEER_LABELS.len() as f64;
             let x0 = |x: f64| x - 0.4 + pi as f64 * w;
             chart.draw_series(points.iter().map(|&(x, v)| {

@@ -103,14 +103,19 @@ fn parse(stdout: &str) -> Measured {
     m
 }
 
-/// The panic message (the line after "panicked at"), else the last line of stderr, else the
-/// exit status.
+/// The panic message (the line after "panicked at"; Go's `panic: ` or `fatal error: ` line, which
+/// a goroutine dump follows), else the last line of stderr, else the exit status.
 fn failure(stderr: &str, status: std::process::ExitStatus) -> String {
     let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
     let panic = lines
         .iter()
         .position(|l| l.contains("panicked at"))
-        .and_then(|i| lines.get(i + 1));
+        .and_then(|i| lines.get(i + 1))
+        .or_else(|| {
+            lines
+                .iter()
+                .find(|l| l.starts_with("panic: ") || l.starts_with("fatal error: "))
+        });
     let reason = panic
         .or_else(|| lines.iter().rev().find(|l| !l.is_empty()))
         .map(|l| l.to_string());

@@ -1,4 +1,4 @@
-//! The benchmark report: measures fiber against tokio, may and std threads (spawn cost, memory
+//! The benchmark report: measures fiber against tokio, Go, may and std threads (spawn cost, memory
 //! per sleeper, switch cost, channel ping-pong, mutex contention, echo throughput and p99,
 //! skynet) and writes `docs/benchmarks.md` with tables, ratios and SVG charts in
 //! `docs/benchmarks/`.
@@ -14,12 +14,14 @@
 //!
 //! A full run takes about 5-8 minutes on 2 cores. Every cell runs in a child process (this
 //! program re-run with `--point SERIES PEER SIZE`, echo servers with `--serve KIND`), see
-//! `child.rs`.
+//! `child.rs`. The Go column is `benches/peers/go`, built at the start when `go` is on `PATH`
+//! (else, or with `FIBER_BENCH_NO_GO=1`, every Go cell is "not installed"), see
+//! `fiber_support::go_peer`.
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use fiber_support::{echo, flags};
+use fiber_support::{echo, flags, go_peer};
 
 mod chart;
 mod child;
@@ -168,7 +170,16 @@ fn report(
         load_before[0],
         if quick { " (quick)" } else { "" }
     );
-    let tables = run::all(quick, only);
+    let go = go_peer::build();
+    match go {
+        Ok(b) => eprintln!(
+            "bench_report: Go peer {} built: {}",
+            b.version,
+            b.bin.display()
+        ),
+        Err(why) => eprintln!("bench_report: Go peer: {why}"),
+    }
+    let tables = run::all(quick, only, go);
     let load_after = machine::load();
     let chart_dir = "benchmarks";
     if let Some(out) = out {
@@ -187,6 +198,13 @@ fn report(
             secs: start.elapsed().as_secs_f64(),
             quick,
             chart_dir,
+            go: match go {
+                Ok(b) => b.version.clone(),
+                Err(why) if why == go_peer::NOT_INSTALLED => {
+                    format!("{why} (no `go` on `PATH`, or `{}` set)", go_peer::NO_GO_ENV)
+                }
+                Err(why) => why.clone(),
+            },
         },
         &tables,
     );

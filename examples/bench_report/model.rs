@@ -1,10 +1,11 @@
 //! What the report holds: per benchmark a table of outcomes, one column per peer.
 
-/// The peers, in column order; fiber is the first, every ratio is fiber ÷ one of the others.
-pub(crate) const PEERS: [&str; 4] = ["fiber", "tokio", "may", "std"];
+/// The peers, in column order; fiber is the first, every ratio is fiber ÷ one of the others. `go`
+/// is goroutines (`benches/peers/go`, run when `go` is on `PATH`: `fiber_support::go_peer`).
+pub(crate) const PEERS: [&str; 5] = ["fiber", "tokio", "go", "may", "std"];
 
 /// How each peer is labelled in tables and charts.
-pub(crate) const PEER_LABELS: [&str; 4] = ["fiber", "tokio", "may", "std threads"];
+pub(crate) const PEER_LABELS: [&str; 5] = ["fiber", "tokio", "go", "may", "std threads"];
 
 /// A variant of fiber measured in some benchmarks only (`Spec::variants`): its child `--point`
 /// kind and its label. Shown in columns of its own after the peers', with variant ÷ fiber ratios.

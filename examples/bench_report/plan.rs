@@ -100,7 +100,8 @@ pub(crate) const SPECS: &[Spec] = &[
         title: "Spawn + join",
         about: "From inside a worker of the same kind (2 workers; std: the main thread), spawn N \
                 trivial workers that return their index, then join them all (all N live at \
-                once). Per task = time / N. Best of 5 runs after a warm-up run, per child \
+                once); Go (GOMAXPROCS 2): N goroutines each store their index in a slot, a \
+                WaitGroup is the join. Per task = time / N. Best of 5 runs after a warm-up run, per child \
                 process.",
         x_name: "N",
         x_label: count,
@@ -116,8 +117,8 @@ pub(crate) const SPECS: &[Spec] = &[
         id: "memory",
         title: "Memory per sleeping unit",
         about: "N workers each sleep (fiber::sleep, tokio::time::sleep, may's sleep, \
-                thread::sleep) for 1 s + 4 µs × N, so that all are asleep at once; figure = (peak \
-                RSS − RSS before) / the most asleep at once. One child process per cell, so the \
+                thread::sleep; Go: time.Sleep, GOMAXPROCS 2) for 1 s + 4 µs × N, so that all \
+                are asleep at once; figure = (peak RSS − RSS before) / the most asleep at once. One child process per cell, so the \
                 peak (`VmHWM`) is that crowd's alone; one run (a crowd is its own warm-up).",
         x_name: "N",
         x_label: count,
@@ -135,7 +136,8 @@ pub(crate) const SPECS: &[Spec] = &[
         about: "Two fibers alternate `yield_now` on a one-worker runtime; tokio: two tasks on a \
                 current-thread runtime without drivers (with drivers in the notes); may: one \
                 worker; std: two threads pinned to one CPU handing a turn back and forth with \
-                park/unpark (a kernel context switch each). Per switch = total / switches; the \
+                park/unpark (a kernel context switch each); Go: two goroutines alternate \
+                `runtime.Gosched` with GOMAXPROCS 1. Per switch = total / switches; the \
                 switch count is calibrated to ≈ 200 ms per run, best of 5.",
         x_name: "setup",
         x_label: one_pair,
@@ -152,8 +154,9 @@ pub(crate) const SPECS: &[Spec] = &[
         title: "Channel ping-pong",
         about: "A driver sends a number on an unbounded channel, an echo peer sends it back on \
                 another: one round trip. fiber::sync::mpsc between two fibers, tokio::sync::mpsc \
-                between two tasks (1 worker: current-thread runtime), may::sync::mpsc between \
-                two coroutines, std::sync::mpsc between two threads (1 worker: both pinned to \
+                between two tasks (1 worker: current-thread runtime), Go channels of capacity 1 \
+                between two goroutines (GOMAXPROCS = workers), may::sync::mpsc between two \
+                coroutines, std::sync::mpsc between two threads (1 worker: both pinned to \
                 one CPU). Calibrated to ≈ 200 ms per run, best of 5.",
         x_name: "workers",
         x_label: workers,
@@ -170,7 +173,8 @@ pub(crate) const SPECS: &[Spec] = &[
         title: "Mutex contention",
         about: "N workers (2 runtime workers; std: N threads) share 100,000 increments of one \
                 counter, each lock → increment → unlock: fiber::sync::Mutex, tokio::sync::Mutex, \
-                may::sync::Mutex, std::sync::Mutex. Per increment = time / 100,000. Best of 5.",
+                may::sync::Mutex, std::sync::Mutex, Go's sync.Mutex (N goroutines, GOMAXPROCS \
+                2). Per increment = time / 100,000. Best of 5.",
         x_name: "N workers",
         x_label: count,
         full: &[10, 100, 1_000],
@@ -185,7 +189,8 @@ pub(crate) const SPECS: &[Spec] = &[
         id: "echo",
         title: "Echo",
         about: "64-byte echo round trips over loopback TCP at N connections. Each server (2 \
-                workers; std: a thread per connection) runs in its own process, driven by the \
+                workers; std: a thread per connection; Go: `net`, a goroutine per connection, \
+                GOMAXPROCS 2) runs in its own process, driven by the \
                 same fiber load generator (2 workers, fiber_support::echo_load); client and server \
                 share the machine's cores. 0.5 s warm-up, then 2 s measured; two rounds over all \
                 servers, the better run by throughput kept (its p99 is the one shown). \
@@ -207,7 +212,8 @@ pub(crate) const SPECS: &[Spec] = &[
         title: "Skynet",
         about: "A 10-ary tree of workers: each leaf returns its number, each inner node spawns \
                 its 10 children and sums their joins (1M leaves = 1,111,111 workers; 2 runtime \
-                workers; std: one thread per node). Time per tree, best of 5 after a warm-up.",
+                workers; std: one thread per node; Go: the classic skynet, goroutines sending \
+                to their parent's channel, GOMAXPROCS 2). Time per tree, best of 5 after a warm-up.",
         x_name: "leaves",
         x_label: count,
         full: &[10_000, 100_000, 1_000_000],

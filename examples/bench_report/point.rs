@@ -8,13 +8,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber_support::workloads::{self, cancel, channel, mutex, skynet, spawn, switch};
-use fiber_support::{cpu, crowd, echo, echo_load, mem, rates, rt};
+use fiber_support::{cpu, crowd, echo, echo_load, go_peer, mem, rates, rt};
 
 use crate::child::{emit, note};
 
 /// Runs `series` for `kind` at `x` and prints the result; panics on failure (the parent reports
 /// the panic message as the reason the peer cannot run this size).
 pub(crate) fn run(series: &str, kind: &str, x: u64, quick: bool) {
+    if kind == "go" && series != "echo" {
+        // The Go program measures its own points; the echo point is this child's load generator
+        // against the Go server (`echo::spawn_server("go", ..)`).
+        go_peer::exec_point(series, x, quick);
+    }
     let reps = if quick { 2 } else { 5 };
     match series {
         "spawn" => per_unit(sum_body(kind, spawn_bodies()), x, x, reps),

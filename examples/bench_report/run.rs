@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use fiber_support::go_peer;
+
 use crate::child::{self, Measured};
 use crate::machine;
 use crate::model::{Outcome, Row, Table, PEERS};
@@ -12,11 +14,16 @@ use crate::plan::{Spec, SPECS};
 type Cell = Option<Result<Measured, String>>;
 
 /// Runs every benchmark (or those whose id is in `only`); returns one table per benchmark metric.
-pub(crate) fn all(quick: bool, only: Option<&[String]>) -> Vec<Table> {
+/// `go` is the Go peer as built (`Err`: why no Go cell is run, e.g. "not installed").
+pub(crate) fn all(
+    quick: bool,
+    only: Option<&[String]>,
+    go: &Result<go_peer::Built, String>,
+) -> Vec<Table> {
     SPECS
         .iter()
         .filter(|s| only.is_none_or(|ids| ids.iter().any(|id| id == s.id)))
-        .flat_map(|s| benchmark(s, quick))
+        .flat_map(|s| benchmark(s, quick, go))
         .collect()
 }
 
@@ -38,7 +45,7 @@ fn measuring_order(kinds: usize) -> Vec<usize> {
         .collect()
 }
 
-fn benchmark(spec: &Spec, quick: bool) -> Vec<Table> {
+fn benchmark(spec: &Spec, quick: bool, go: &Result<go_peer::Built, String>) -> Vec<Table> {
     let load = machine::load()[0];
     let start = Instant::now();
     let sizes = if quick { spec.quick } else { spec.full };
@@ -54,7 +61,7 @@ fn benchmark(spec: &Spec, quick: bool) -> Vec<Table> {
                 if matches!(cells[xi][pi], Some(Err(_))) {
                     continue; // failed in an earlier round: not retried
                 }
-                if let Some(reason) = skip(spec, &cells, sizes, xi, pi) {
+                if let Some(reason) = skip(spec, &cells, sizes, xi, pi, go) {
                     cells[xi][pi] = Some(Err(reason));
                     continue;
                 }
@@ -81,10 +88,21 @@ fn benchmark(spec: &Spec, quick: bool) -> Vec<Table> {
     tables(spec, sizes, cells, notes, [load, machine::load()[0]], secs)
 }
 
-/// Why a cell is not attempted: the peer failed at a smaller size already, or (std threads) the
-/// size exceeds what this machine's limits allow without starving the other processes of the
-/// user (threads count against `ulimit -u`).
-fn skip(spec: &Spec, cells: &[Vec<Cell>], sizes: &[u64], xi: usize, pi: usize) -> Option<String> {
+/// Why a cell is not attempted: there is no Go peer (not installed, or its build failed), the
+/// peer failed at a smaller size already, or (std threads) the size exceeds what this machine's
+/// limits allow without starving the other processes of the user (threads count against
+/// `ulimit -u`).
+fn skip(
+    spec: &Spec,
+    cells: &[Vec<Cell>],
+    sizes: &[u64],
+    xi: usize,
+    pi: usize,
+    go: &Result<go_peer::Built, String>,
+) -> Option<String> {
+    if let (Some(&"go"), Err(why)) = (PEERS.get(pi), go) {
+        return Some(why.clone());
+    }
     if let Some(smaller) = (0..xi).find(|&i| matches!(cells[i][pi], Some(Err(_)))) {
         return Some(format!(
             "not attempted: failed already at {}",

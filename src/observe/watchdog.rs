@@ -23,8 +23,10 @@ pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
 /// whose builder does not set it.
 pub(crate) const ENV: &str = "FIBER_WATCHDOG_MS";
 
-/// One watchdog report: a fiber held its worker past the threshold. `Display` gives the message
-/// written to stderr (when no handler is set, see `RuntimeBuilder::on_watchdog_report`).
+/// One watchdog report: a fiber held its worker past the threshold. `Display` gives the message;
+/// without a handler (`RuntimeBuilder::on_watchdog_report`) it is a warn event of target
+/// `fiber::report` under the `tracing` feature with a subscriber, else written to stderr as
+/// `fiber: watchdog: <message>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WatchdogReport {
@@ -87,7 +89,7 @@ pub(crate) fn spawn_site(_fiber_id: u64) -> Option<String> {
 
 impl fmt::Display for WatchdogReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fiber watchdog: fiber {}", self.fiber_id)?;
+        write!(f, "fiber {}", self.fiber_id)?;
         match &self.fiber_name {
             Some(name) => write!(f, " \"{name}\"")?,
             None => write!(f, " (unnamed)")?,
@@ -282,14 +284,15 @@ fn monitor(
             shared.watchdog_reports.fetch_add(1, Ordering::Relaxed);
             match &handler {
                 Some(handler) => (handler.0)(&report),
-                None => eprintln!("{report}"),
+                None => crate::task::trace::report_warn("watchdog", &report.to_string()),
             }
         }
         // Every worker held and unstarted work waiting: start a spare (at most one per sample;
         // the next sample sees it running; `seen` has an entry for every slot).
         if held_workers == active && shared.has_unstarted_work() {
             if let Err(err) = shared.start_spare() {
-                eprintln!("fiber watchdog: could not start a spare worker: {err}");
+                let text = format!("could not start a spare worker: {err}");
+                crate::task::trace::report_warn("watchdog", &text);
             }
         }
     }

@@ -230,6 +230,7 @@ impl Runtime {
 
     /// Spawns a fiber on this runtime. Panics, as `std::thread::spawn` does, if the runtime cannot
     /// take it (see [`crate::Builder::spawn_on`] for the fallible form).
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -243,6 +244,7 @@ impl Runtime {
     /// in `f` resumes in the caller. Called from a fiber, it parks only that fiber.
     ///
     /// `f` may borrow from the caller: the call does not return before `f` has finished.
+    #[cfg_attr(feature = "tracing", track_caller)]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -326,6 +328,7 @@ pub fn current_metrics() -> Metrics {
 }
 
 /// Runs `f` on the default runtime and blocks until it returns, as [`Runtime::block_on`].
+#[cfg_attr(feature = "tracing", track_caller)]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,

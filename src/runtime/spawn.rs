@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::validate_stack_size;
 use crate::scheduler::Handle;
 use crate::task::join::{JobCell, JoinHandle, JoinTarget, ScopeData};
+use crate::task::trace;
 use crate::task::{Fiber, Job, Task};
 
 /// Spawns `f` on `shared` with a lifetime the caller guarantees: see `scope` and `block_on`.
@@ -20,6 +21,10 @@ pub(crate) fn check_name(name: Option<&str>) {
     }
 }
 
+// `#[track_caller]` (under the `tracing` feature, so that the default build passes no hidden
+// argument) from the public spawn functions down to here: the fiber's span records where it was
+// spawned (src/task/trace.rs).
+#[cfg_attr(feature = "tracing", track_caller)]
 pub(crate) fn spawn_in<'a, F, T>(
     shared: Arc<Handle>,
     name: Option<String>,
@@ -48,12 +53,14 @@ where
             "cannot spawn a fiber: its runtime is shutting down",
         ));
     }
-    let task = Arc::new(Task::new(
-        shared.clone(),
-        name,
-        stack_size,
-        JobCell::new(f, scope),
-    ));
+    let kind = trace::kind(scope.is_some());
+    let mut task = Task::new(shared.clone(), name, stack_size, JobCell::new(f, scope));
+    task.span = trace::spawn_span(
+        task.id.as_u64(),
+        task.name.as_deref().map(String::as_str),
+        kind,
+    );
+    let task = Arc::new(task);
     let target: Arc<Task<dyn JoinTarget<T> + 'a>> = task.clone();
     let task: Arc<Task<dyn Job + 'a>> = task;
     // SAFETY: erases `'a` to `'static` (same pointers, same vtables). Callers with `'a` shorter
@@ -78,6 +85,7 @@ where
 }
 
 /// Runs `f` as a fiber of `shared` and waits for its result; `f` may borrow from the caller.
+#[cfg_attr(feature = "tracing", track_caller)]
 pub(crate) fn run_borrowed<F, T>(shared: &Arc<Handle>, f: F) -> std::thread::Result<T>
 where
     F: FnOnce() -> T + Send,

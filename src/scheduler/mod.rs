@@ -242,6 +242,7 @@ impl Schedule for Handle {
     /// A started fiber became runnable (unpark, I/O readiness): it goes to its home worker,
     /// straight into that worker's `next` slot when called on it, else into its inbox.
     fn wake(&self, task: Arc<Task>) {
+        crate::task::trace::unparked(task.id.as_u64());
         let home = task.home.load(Ordering::Relaxed) as usize;
         let mut task = Some(task);
         context::with_worker(|w| {

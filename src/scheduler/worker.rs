@@ -51,7 +51,7 @@ use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
 use crate::driver::timer::{self, TimerAction};
 use crate::driver::{Poller, Reactor};
-use crate::task::{context, coop, Stage, Task};
+use crate::task::{context, coop, trace, Stage, Task};
 use crate::util::rng::FastRng;
 use crate::util::steal::steal_with;
 
@@ -284,6 +284,7 @@ impl Worker {
                 // clears `SLEEPING` requeues, src/task/state.rs).
                 TimerAction::Resume(task) => {
                     if task.park.leave_sleep() {
+                        trace::unparked(task.id.as_u64());
                         self.runq.borrow_mut().push_back(task);
                     }
                 }
@@ -415,7 +416,10 @@ impl Worker {
         let seq = stats.enter(task.id.as_u64(), &task.name);
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         coop::refill();
+        // The fiber runs inside its span (feature `tracing`; else nothing is compiled in).
+        let entered = trace::enter(&task.span);
         let outcome = coro.resume(msg);
+        trace::switched_out(entered, &outcome);
         context::set_task(previous);
         // Before anything may drop the task: the watchdog may be reading its name.
         stats.leave(seq);

@@ -10,6 +10,7 @@
 //! | `stage`, `coro` | the worker holding the *run token*       | that worker only               |
 //! | `job`        | the worker holding the run token (run or cancel, once) | the join handle (packet) |
 //! | `yielder`, `locals`, `timer` | the fiber itself, on its stack's thread | the fiber itself  |
+//! | `span`       | spawn; its held spans: the worker holding the run token | that worker |
 //!
 //! The *run token*: a task is in at most one run queue, or being run by one worker, at any time.
 //! Spawn creates the token; a worker takes it by popping the task; it is handed back to a queue by
@@ -22,6 +23,7 @@ pub(crate) mod join;
 pub(crate) mod local;
 pub(crate) mod park;
 pub(crate) mod state;
+pub(crate) mod trace;
 pub(crate) mod wait;
 
 use std::cell::{Cell, UnsafeCell};
@@ -33,6 +35,7 @@ use std::sync::Arc;
 use crate::coro::{Coro, Yielder};
 use local::LocalMap;
 use state::ParkState;
+use trace::FiberSpan;
 
 /// One fact about a fiber that only the fiber itself reads and writes, on its carrier. Bits of one
 /// byte ([`OwnFlags`]): the header is budgeted to the byte (`the_task_header_stays_small`).
@@ -148,17 +151,21 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// outer expired `timeout` calls did not end. Every active `timeout` is a frame on the
     /// fiber's stack; more than 65,535 of them nested saturate the count (documented limit).
     pub(crate) deadlines_expired: AtomicU16,
+    /// The fiber's `tracing` span (src/task/trace.rs): set at spawn, entered by the worker
+    /// around each resume. Zero-sized without the `tracing` feature.
+    pub(crate) span: FiberSpan,
     /// The closure and join packet (last: unsized in `Task<dyn Job>`).
     pub(crate) job: J,
 }
 
-// SAFETY: the fields that are not thread-safe on their own are `stage`, `coro`, `yielder`, `locals`
-// and `live_index`. By the table above each is touched only by the worker holding the run token or
-// by the fiber itself; once the fiber has started both are on the home worker's thread, so its
-// coroutine (and any `!Send` value on its stack) never changes thread. Before the start the task
-// holds no coroutine, only the job's `Send` closure, which may move with the token. A task dropped on
-// another thread holds no coroutine: the worker removes a started coroutine (finishing or leaking
-// it) before releasing the task. `J: Send + Sync` covers the job.
+// SAFETY: the fields that are not thread-safe on their own are `stage`, `coro`, `yielder`, `locals`,
+// `live_index` and (feature `tracing`) the spans `span` holds. By the table above each is touched
+// only by the worker holding the run token or by the fiber itself; once the fiber has started both
+// are on the home worker's thread, so its coroutine (and any `!Send` value on its stack) never
+// changes thread. Before the start the task holds no coroutine, only the job's `Send` closure,
+// which may move with the token. A task dropped on another thread holds no coroutine: the worker
+// removes a started coroutine (finishing or leaking it) before releasing the task.
+// `J: Send + Sync` covers the job.
 unsafe impl<J: ?Sized + Send + Sync> Send for Task<J> {}
 // SAFETY: see above.
 unsafe impl<J: ?Sized + Send + Sync> Sync for Task<J> {}
@@ -191,6 +198,7 @@ impl<J> Task<J> {
             locals: LocalMap::default(),
             live_index: Cell::new(u32::MAX),
             deadlines_expired: AtomicU16::new(0),
+            span: FiberSpan::none(),
             job,
         }
     }
@@ -466,11 +474,20 @@ mod tests {
             std::mem::size_of::<Task<JobCell<F, ()>>>()
         }
         let size = size_of_task(&f);
-        assert!(size <= 248, "Task with a 24-byte closure is {size} bytes");
-        let chunk = (size + 16 + 8).div_ceil(16) * 16;
-        assert_eq!(
-            chunk, 272,
-            "the Arc<Task> allocation no longer fits a 272-byte chunk"
-        );
+        // The `tracing` feature adds the fiber's span (72 bytes) and accepts the larger chunk.
+        #[cfg(feature = "tracing")]
+        {
+            let bound = 248 + std::mem::size_of::<FiberSpan>();
+            assert!(size <= bound, "Task with a 24-byte closure is {size} bytes");
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            assert!(size <= 248, "Task with a 24-byte closure is {size} bytes");
+            let chunk = (size + 16 + 8).div_ceil(16) * 16;
+            assert_eq!(
+                chunk, 272,
+                "the Arc<Task> allocation no longer fits a 272-byte chunk"
+            );
+        }
     }
 }

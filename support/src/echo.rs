@@ -1,7 +1,7 @@
-//! The echo servers (fiber, fiber-std, tokio, may, std) that the echo examples and the benchmarks
-//! measure,
-//! each run in a child process of its own ([`spawn_server`] re-runs this executable with
-//! `--serve KIND --workers N`, which calls [`serve`]).
+//! The echo servers (fiber, fiber-std, tokio, may, std; and Go's, in `benches/peers/go`) that the
+//! echo examples and the benchmarks measure, each run in a child process of its own
+//! ([`spawn_server`] re-runs this executable with `--serve KIND --workers N`, which calls
+//! [`serve`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -47,8 +47,12 @@ fn echo<S: Read + Write>(mut stream: S) {
     }
 }
 
-/// Starts `this-exe --serve kind` and reads the address it listens on from its first line.
+/// Starts `this-exe --serve kind` and reads the address it listens on from its first line; `go`
+/// starts the Go server instead ([`crate::go_peer`], built already).
 pub fn spawn_server(kind: &str, workers: usize) -> (Child, SocketAddr) {
+    if kind == "go" {
+        return crate::go_peer::spawn_server(workers);
+    }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--serve", kind, "--workers", &workers.to_string()])
         .stdout(Stdio::piped())

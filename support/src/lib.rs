@@ -29,6 +29,8 @@ pub mod floor;
 #[cfg(feature = "harness")]
 pub mod fmt;
 #[cfg(feature = "harness")]
+pub mod go_peer;
+#[cfg(feature = "harness")]
 pub mod http_client;
 #[cfg(feature = "harness")]
 pub mod http_server;

@@ -95,7 +95,13 @@ pub(crate) fn num(result: &HashMap<String, String>, key: &str) -> f64 {
 
 /// Runs the example to completion (killing it after `secs`), and returns its output.
 pub(crate) fn run_example(name: &str, args: &[&str], secs: u64) -> Run {
+    run_example_env(name, args, &[], secs)
+}
+
+/// [`run_example`] with `env` added to the example's environment.
+pub(crate) fn run_example_env(name: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Run {
     let child = example_command(name, args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -1,0 +1,3 @@
+module fiberpeer
+
+go 1.19
