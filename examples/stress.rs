@@ -92,6 +92,7 @@ fn stage_million(o: &Opts, table: &mut Table) {
     );
     let rt = rt::fiber_rt(o.workers);
     let f = crowd::sleep_fibers(&rt, o.fibers, dur, !o.quiet);
+    metrics_line("million", &rt);
     drop(rt);
     f.print();
     mem::trim();
@@ -165,7 +166,10 @@ fn stage_spawn(o: &Opts, table: &mut Table) {
     );
     let bar = progress::bar("spawn", 3, !o.quiet);
     let f = progress::step(&bar, "fibers", || {
-        rates::spawn_rate_fiber(&rt::fiber_rt(o.workers), n, 3)
+        let rt = rt::fiber_rt(o.workers);
+        let rate = rates::spawn_rate_fiber(&rt, n, 3);
+        metrics_line("spawn", &rt);
+        rate
     });
     let k = progress::step(&bar, "tokio tasks", || {
         rates::spawn_rate_tokio(&rt::tokio_rt(o.workers), n, 3)
@@ -190,7 +194,9 @@ fn stage_switch(o: &Opts, table: &mut Table) {
     let switches = 2 * per_side;
     let f = progress::step(&bar, "fibers", || {
         let rt = rt::fiber_rt(1);
-        rates::best_of(3, || switch::fiber(&rt, switches)) / switches as f64
+        let ns = rates::best_of(3, || switch::fiber(&rt, switches)) / switches as f64;
+        metrics_line("switch", &rt);
+        ns
     });
     let k = progress::step(&bar, "tokio tasks", || {
         let rt = rt::tokio_current_thread();
@@ -295,6 +301,7 @@ fn stage_fanout(o: &Opts, table: &mut Table) {
             .count()
     });
     let fiber_time = t.elapsed();
+    metrics_line("fanout", &rt);
     drop(rt);
     bar.finish_with_message("done");
     let lat = |d: Duration| d.as_secs_f64() / latency.as_secs_f64();
@@ -310,6 +317,29 @@ fn stage_fanout(o: &Opts, table: &mut Table) {
         Some(lat(fiber_time)),
         Some(lat(thread_time)),
         None,
+    );
+}
+
+/// One line of a stage's fiber runtime metrics (docs/observability.md, "Metrics"). The echo
+/// stage's fiber server runs in a child process and is not shown.
+fn metrics_line(stage: &str, rt: &fiber::Runtime) {
+    let m = rt.metrics();
+    let busy: f64 = m.per_worker.iter().map(|w| w.busy.as_secs_f64()).sum();
+    let idle: f64 = m.per_worker.iter().map(|w| w.idle.as_secs_f64()).sum();
+    println!(
+        "  [{stage}] fiber metrics: {} spawned, {} finished, {} switches, {} parks, {} yields, \
+         {} steals, {} polls ({} events); {} workers busy {busy:.2} s, idle {idle:.2} s; \
+         {} watchdog reports",
+        m.fibers_spawned,
+        m.fibers_finished,
+        m.switches,
+        m.parks,
+        m.yields,
+        m.steals,
+        m.reactor_polls,
+        m.reactor_events,
+        m.workers,
+        m.watchdog_reports
     );
 }
 

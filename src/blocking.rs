@@ -43,6 +43,11 @@ struct State {
 fn pool() -> &'static Arc<Pool> {
     static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
     POOL.get_or_init(|| {
+        // `Runtime::metrics` reads the pool's size through this.
+        let _ = crate::monitor::metrics::BLOCKING_PROBE.set(|| {
+            let st = pool().state.lock();
+            (st.threads, st.queue.len())
+        });
         Arc::new(Pool {
             state: Mutex::new(State::default()),
             cond: Condvar::new(),

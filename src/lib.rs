@@ -32,6 +32,7 @@ pub mod fs;
 pub mod group;
 #[cfg(feature = "hook")]
 pub mod hook;
+mod monitor;
 pub mod net;
 mod observe;
 pub mod os;
@@ -48,10 +49,14 @@ mod util;
 
 pub use blocking::spawn_blocking;
 pub use driver::wait::{park_timeout, sleep, sleep_until};
+pub use monitor::metrics::{Metrics, WorkerMetrics};
+pub use monitor::watchdog::{
+    CarrierState, WatchdogReport, DEFAULT_THRESHOLD as WATCHDOG_THRESHOLD,
+};
 pub use observe::{dump, Cycle, Dump, FiberInfo, FiberState, WaitReason};
 pub use runtime::{
-    run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
-    MAX_WORKER_THREADS, MIN_STACK_SIZE,
+    current_metrics as metrics, run, Builder as RuntimeBuilder, Runtime, DEFAULT_STACK_SIZE,
+    MAX_STACK_SIZE, MAX_WORKER_THREADS, MIN_STACK_SIZE,
 };
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use spawn::{spawn, Builder};

@@ -243,7 +243,9 @@ for_each_client!(overlap, 60, concurrent_round_trips_overlap);
 /// Runs `call` in a fiber on a one-worker runtime beside a fiber that ticks every 5 ms; returns
 /// `call`'s result and the ticks seen while it ran.
 fn ticks_during<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> (T, usize) {
-    let rt = runtime(1, "hook-c-one");
+    // No spare worker: with FIBER_HOOK=0 the blocked worker would get one, and the ticker (not
+    // started yet if the call blocks at once) would tick there.
+    let rt = support::runtime_without_spares(1, "hook-c-one");
     rt.block_on(move || {
         let ticks = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));

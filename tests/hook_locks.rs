@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{runtime, watchdog};
+use support::{runtime_without_spares, watchdog};
 
 /// What one run of the scenario showed.
 struct Seen {
@@ -35,7 +35,8 @@ struct Progress {
 fn scenario(
     lock: impl Fn(&Progress) + Send + Sync + 'static,
 ) -> (Seen, fiber::Runtime, Arc<Progress>) {
-    let rt = runtime(1, "hazard");
+    // No spare worker: the ticker, if not started yet, would start on one.
+    let rt = runtime_without_spares(1, "hazard");
     let p = Arc::new(Progress::default());
     let lock = Arc::new(lock);
     let (p1, l1) = (p.clone(), lock.clone());

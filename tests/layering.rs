@@ -1,5 +1,6 @@
-//! The core's layering, checked: `util → coro → task → driver → observe → scheduler → runtime`,
-//! each layer using only the ones below it (docs/architecture.md, "Layers"). Every `crate::` path in a core
+//! The core's layering, checked: `util → coro → task → driver → observe → scheduler → monitor →
+//! runtime`, each layer using only the ones below it (docs/architecture.md, "Layers"). Every
+//! `crate::` path in a core
 //! file (code, not comments) must name a module of its own layer or a lower one; the crate root's
 //! re-exports (`crate::park`, `crate::Fiber`, ...) are the public API, above every layer.
 //! The modules above the core (`net`, `sync`, `time`, `fs`, ...) may use any core layer.
@@ -9,13 +10,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The core layers, lowest first.
-const CORE: [&str; 7] = [
+const CORE: [&str; 8] = [
     "util",
     "coro",
     "task",
     "driver",
     "observe",
     "scheduler",
+    "monitor",
     "runtime",
 ];
 

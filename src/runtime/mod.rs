@@ -9,6 +9,9 @@ use std::thread::JoinHandle as ThreadHandle;
 use crossbeam_deque::Worker as Deque;
 
 use crate::coro::stack;
+use crate::monitor::metrics::{self, Metrics};
+use crate::monitor::watchdog::{self, ReportHandler, Watchdog, WatchdogReport};
+use crate::scheduler::spare::Spares;
 use crate::scheduler::{context, worker, Handle};
 use crate::task::join::JoinHandle;
 use crate::util::steal::steal_with;
@@ -38,6 +41,7 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 pub struct Runtime {
     shared: Arc<Handle>,
     threads: Vec<ThreadHandle<()>>,
+    watchdog: Option<Watchdog>,
 }
 
 /// Configures and builds a [`Runtime`].
@@ -46,6 +50,11 @@ pub struct Builder {
     worker_threads: Option<usize>,
     stack_size: usize,
     thread_name: String,
+    /// `None`: not set (`FIBER_WATCHDOG_MS`, else the default); `Some(None)`: off.
+    watchdog: Option<Option<std::time::Duration>>,
+    on_watchdog_report: Option<ReportHandler>,
+    /// `None`: as many as `worker_threads`.
+    spare_workers: Option<usize>,
 }
 
 impl Default for Builder {
@@ -61,6 +70,9 @@ impl Builder {
             worker_threads: None,
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "fiber-worker".into(),
+            watchdog: None,
+            on_watchdog_report: None,
+            spare_workers: None,
         }
     }
 
@@ -79,6 +91,35 @@ impl Builder {
     /// Name prefix of the worker threads (`<name>-<index>`).
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
         self.thread_name = name.into();
+        self
+    }
+
+    /// The watchdog's threshold: a fiber that holds its worker longer than this without
+    /// switching is reported once (docs/observability.md, "Watchdog"); `None` (or a zero
+    /// threshold) turns the watchdog off, and with it the spare workers. If not called, the
+    /// environment variable `FIBER_WATCHDOG_MS` sets it (milliseconds, `0`: off), else it is
+    /// [`WATCHDOG_THRESHOLD`](crate::WATCHDOG_THRESHOLD) (100 ms).
+    pub fn watchdog(mut self, threshold: Option<std::time::Duration>) -> Builder {
+        self.watchdog = Some(threshold.filter(|t| !t.is_zero()));
+        self
+    }
+
+    /// Sends watchdog reports to `handler` (called on the watchdog's thread) instead of writing
+    /// them to stderr. It should return promptly: dropping the runtime waits for that thread.
+    pub fn on_watchdog_report(
+        mut self,
+        handler: impl Fn(&WatchdogReport) + Send + Sync + 'static,
+    ) -> Builder {
+        self.on_watchdog_report = Some(ReportHandler(Arc::new(handler)));
+        self
+    }
+
+    /// How many spare workers the watchdog may start, one at a time, when every worker is held
+    /// by a fiber past the threshold while unstarted fibers wait (docs/observability.md). Default:
+    /// as many as [`worker_threads`](Builder::worker_threads); `0`: none. A started spare stays
+    /// until the runtime is dropped. Without a watchdog there are none.
+    pub fn spare_workers(mut self, n: usize) -> Builder {
+        self.spare_workers = Some(n);
         self
     }
 
@@ -108,10 +149,21 @@ impl Builder {
         }
         crate::coro::overflow::install_handler();
         panic_note::install();
-        let deques: Vec<Deque<Arc<crate::task::Task>>> =
-            (0..workers).map(|_| Deque::new_lifo()).collect();
+        let threshold = self.watchdog.unwrap_or_else(watchdog::threshold_from_env);
+        // With a watchdog, spare slots (as many as workers unless set): it starts one when every
+        // worker is held (scheduler/spare.rs).
+        let spares = match threshold {
+            Some(_) => self
+                .spare_workers
+                .unwrap_or(workers)
+                .min(MAX_WORKER_THREADS),
+            None => 0,
+        };
+        let mut deques: Vec<Deque<Arc<crate::task::Task>>> =
+            (0..workers + spares).map(|_| Deque::new_lifo()).collect();
         let stealers = deques.iter().map(Deque::stealer).collect();
-        let (shared, pollers) = Handle::new(stealers, stack_size)?;
+        let spare_deques = Spares::new(deques.split_off(workers), self.thread_name.clone());
+        let (shared, pollers) = Handle::new(stealers, workers, spare_deques, stack_size)?;
         let shared = Arc::new(shared);
         let source: Arc<dyn crate::observe::registry::Source> = shared.clone();
         crate::observe::registry::add_runtime(Arc::downgrade(&source));
@@ -134,7 +186,21 @@ impl Builder {
                 }
             }
         }
-        Ok(Runtime { shared, threads })
+        let mut runtime = Runtime {
+            shared,
+            threads,
+            watchdog: None,
+        };
+        if let Some(threshold) = threshold {
+            // On failure the runtime is dropped, which shuts its workers down.
+            runtime.watchdog = Some(Watchdog::start(
+                runtime.shared.clone(),
+                threshold,
+                self.on_watchdog_report,
+                &self.thread_name,
+            )?);
+        }
+        Ok(runtime)
     }
 }
 
@@ -196,6 +262,11 @@ impl Runtime {
         }
     }
 
+    /// A snapshot of this runtime's counters and gauges (docs/observability.md, "Metrics").
+    pub fn metrics(&self) -> Metrics {
+        metrics::collect(&self.shared)
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Handle> {
         &self.shared
     }
@@ -204,6 +275,9 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shared.shut_down();
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.stop();
+        }
         let on_own_worker =
             context::with_worker(|w| Arc::ptr_eq(w.shared(), &self.shared)).unwrap_or(false);
         if on_own_worker {
@@ -213,9 +287,16 @@ impl Drop for Runtime {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        // No spare starts after the watchdog stopped.
+        for thread in self.shared.spares.take_threads() {
+            let _ = thread.join();
+        }
         // Every worker has exited: what is left in the injector never ran.
         while let Some(task) = steal_with(|| self.shared.injector.steal()) {
             task.cancel_unrun();
+            self.shared
+                .finished_outside
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -223,7 +304,7 @@ impl Drop for Runtime {
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("workers", &self.shared.remotes.len())
+            .field("workers", &self.shared.active())
             .finish()
     }
 }
@@ -243,6 +324,12 @@ pub(crate) fn default_runtime() -> &'static Runtime {
 pub(crate) fn current_or_default() -> Arc<Handle> {
     context::with_worker(|w| w.shared().clone())
         .unwrap_or_else(|| default_runtime().shared().clone())
+}
+
+/// The metrics of the calling fiber's runtime, else of the default runtime (which this starts if
+/// it is not running): see [`Runtime::metrics`].
+pub fn current_metrics() -> Metrics {
+    metrics::collect(&current_or_default())
 }
 
 /// Runs `f` on the default runtime and blocks until it returns, as [`Runtime::block_on`].

@@ -9,10 +9,12 @@
 //! - one global injector of unstarted fibers spawned from outside the workers.
 pub(crate) mod context;
 pub(crate) mod idle;
+pub(crate) mod spare;
+pub(crate) mod stats;
 pub(crate) mod worker;
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Stealer};
 
@@ -22,6 +24,8 @@ use crate::observe::registry::{Registry, Source};
 use crate::task::{Schedule, Task};
 use crate::util::steal::steal_with;
 use idle::Idle;
+use spare::Spares;
+use stats::WorkerStats;
 
 /// What other threads may touch of one worker.
 pub(crate) struct Remote {
@@ -31,8 +35,9 @@ pub(crate) struct Remote {
     /// How many started fibers the worker carries (written by it, read for spawn placement).
     pub(crate) live: AtomicUsize,
     /// The shared half of the worker's own reactor: sources its fibers wait on register here,
-    /// and its waker interrupts the worker's sleep (the worker owns the `Poller`).
-    pub(crate) reactor: Reactor,
+    /// and its waker interrupts the worker's sleep (the worker owns the `Poller`). Set at build,
+    /// or, for a spare slot, when the spare starts (`spare.rs`).
+    pub(crate) reactor: OnceLock<Reactor>,
     /// Set by the worker at the end of its shutdown, before its last drain of `inbox`. From then
     /// on whoever pushes into the inbox drains it (`push_inbox`): a notifier that took a fiber's
     /// run token before the fiber was cancelled may deliver the wake-up only now, and a task left
@@ -43,9 +48,33 @@ pub(crate) struct Remote {
     pub(crate) stalled: AtomicBool,
     /// The fibers this worker started, for dumps (src/observe/registry.rs).
     pub(crate) registry: Registry,
+    /// Counters and the watchdog probe this worker publishes (`stats.rs`).
+    pub(crate) stats: Arc<WorkerStats>,
 }
 
 impl Remote {
+    fn new(stealer: Stealer<Arc<Task>>, reactor: OnceLock<Reactor>) -> Remote {
+        Remote {
+            stealer,
+            inbox: Injector::new(),
+            sleep: AtomicU8::new(idle::RUNNING),
+            live: AtomicUsize::new(0),
+            reactor,
+            exited: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            registry: Registry::default(),
+            stats: Arc::new(WorkerStats::new()),
+        }
+    }
+
+    /// The reactor of a started worker.
+    #[inline]
+    pub(crate) fn reactor(&self) -> &Reactor {
+        self.reactor
+            .get()
+            .expect("a started worker has its reactor")
+    }
+
     /// Drops every task in the inbox. Once the worker has exited they are all finished (or
     /// leaked with their coroutine), so dropping them only drops references.
     pub(crate) fn drain_inbox(&self) {
@@ -71,49 +100,69 @@ pub(crate) struct Handle {
     /// deadlock grace period: the global deadlock check (`worker::Worker::sleep`) reports only
     /// if no worker woke during the grace period.
     pub(crate) wakeups: AtomicUsize,
+    /// Fibers spawned from threads that are not workers of this runtime (each worker counts its
+    /// own spawns in its `stats`), and unstarted fibers dropped after the workers exited.
+    pub(crate) spawned_outside: AtomicU64,
+    pub(crate) finished_outside: AtomicU64,
+    /// Watchdog reports made (`monitor::watchdog`).
+    pub(crate) watchdog_reports: AtomicU64,
+    /// When the runtime was built: busy time is the time since, less idle time.
+    pub(crate) started: std::time::Instant,
+    /// Workers started (`spare.rs`): the first `active` slots of `remotes` run; the rest are
+    /// spares not started.
+    pub(crate) active: AtomicUsize,
+    pub(crate) spares: Spares,
+    pub(crate) runtime_id: u64,
 }
 
 impl Handle {
-    /// The shared state of a runtime with one worker per stealer, and each worker's poller.
+    /// The shared state of a runtime with one worker slot per stealer, and the pollers of the
+    /// first `workers` (the others are spare slots, started by `start_spare`, whose deques
+    /// `spares` holds).
     pub(crate) fn new(
         stealers: Vec<Stealer<Arc<Task>>>,
+        workers: usize,
+        spares: Spares,
         stack_size: usize,
     ) -> std::io::Result<(Handle, Vec<Poller>)> {
-        let workers = stealers.len();
+        let slots = stealers.len();
         let runtime = crate::driver::new_runtime_id();
         let mut pollers = Vec::with_capacity(workers);
         let remotes = stealers
             .into_iter()
             .enumerate()
             .map(|(index, stealer)| {
+                let reactor = OnceLock::new();
+                if index >= workers {
+                    return Ok(Remote::new(stealer, reactor));
+                }
                 // Three fds per worker (epoll, its registry's dup, the waker's eventfd): a large
                 // runtime under a low `ulimit -n` fails here, so say what failed.
-                let (reactor, poller) = crate::driver::new_reactor(runtime).map_err(|e| {
+                let (reactor_half, poller) = crate::driver::new_reactor(runtime).map_err(|e| {
                     std::io::Error::new(
                         e.kind(),
                         format!("fiber: could not create the reactor of worker {index} (epoll and eventfd): {e}"),
                     )
                 })?;
                 pollers.push(poller);
-                Ok(Remote {
-                    stealer,
-                    inbox: Injector::new(),
-                    sleep: AtomicU8::new(idle::RUNNING),
-                    live: AtomicUsize::new(0),
-                    reactor,
-                    exited: AtomicBool::new(false),
-                    stalled: AtomicBool::new(false),
-                    registry: Registry::default(),
-                })
+                let _ = reactor.set(reactor_half);
+                Ok(Remote::new(stealer, reactor))
             })
             .collect::<std::io::Result<_>>()?;
         let shared = Handle {
             remotes,
             injector: Injector::new(),
-            idle: Idle::new(workers),
+            idle: Idle::new(slots),
             stacks: StackPool::new(stack_size),
             shutdown: AtomicBool::new(false),
             wakeups: AtomicUsize::new(0),
+            spawned_outside: AtomicU64::new(0),
+            finished_outside: AtomicU64::new(0),
+            watchdog_reports: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            active: AtomicUsize::new(workers),
+            spares,
+            runtime_id: runtime,
         };
         Ok((shared, pollers))
     }
@@ -126,7 +175,17 @@ impl Handle {
     /// else on the injector; then makes sure some worker will look.
     pub(crate) fn schedule_new(self: &Arc<Self>, task: Arc<Task>) {
         let mut task = Some(task);
-        context::with_worker(|w| task = w.push_new(self, task.take().expect("set above")));
+        let mut counted = false;
+        context::with_worker(|w| {
+            if std::ptr::eq(&**w.shared(), &**self) {
+                stats::add(&self.remotes[w.index()].stats.spawned, 1);
+                counted = true;
+            }
+            task = w.push_new(self, task.take().expect("set above"));
+        });
+        if !counted {
+            self.spawned_outside.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(task) = task {
             self.injector.push(task);
         }
@@ -166,7 +225,9 @@ impl Handle {
     fn wake_worker_fenced(&self, index: usize) {
         let remote = &self.remotes[index];
         if idle::claim_wake(&remote.sleep) {
-            remote.reactor.wake();
+            if let Some(reactor) = remote.reactor.get() {
+                reactor.wake();
+            }
         }
     }
 
@@ -175,7 +236,9 @@ impl Handle {
         self.shutdown.store(true, Ordering::Release);
         for remote in self.remotes.iter() {
             remote.sleep.store(idle::NOTIFIED, Ordering::SeqCst);
-            remote.reactor.wake();
+            if let Some(reactor) = remote.reactor.get() {
+                reactor.wake();
+            }
         }
     }
 }

@@ -45,6 +45,7 @@ use crossbeam_deque::Worker as Deque;
 
 use super::context::EnterWorker;
 use super::idle;
+use super::stats::{self, WorkerStats};
 use super::Handle;
 use crate::coro::stack::{self, FiberStack};
 use crate::coro::{Coro, Outcome, Resume, Suspend};
@@ -101,6 +102,8 @@ pub(crate) struct Worker {
     /// ticks and after sleeping.
     stamp: Cell<u32>,
     rng: FastRng,
+    /// What this worker publishes (shared with its `Remote`): one pointer away on the switch.
+    stats: Arc<WorkerStats>,
     /// Before this instant a budget check does not poll the reactor (`coop_work_waits`).
     coop_poll_at: Cell<Instant>,
 }
@@ -108,7 +111,8 @@ pub(crate) struct Worker {
 /// Runs worker `index` of `shared` on the calling thread until shutdown.
 pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, poller: Poller) {
     crate::coro::overflow::ensure_alt_stack();
-    let _reactor = crate::driver::context::enter(shared.remotes[index].reactor.handle.clone());
+    let _reactor = crate::driver::context::enter(shared.remotes[index].reactor().handle.clone());
+    let stats = shared.remotes[index].stats.clone();
     let worker = Worker {
         index,
         shared,
@@ -125,9 +129,13 @@ pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, po
         live: Cell::new(0),
         stamp: Cell::new(reason::now_stamp()),
         rng: FastRng::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+        stats,
         coop_poll_at: Cell::new(Instant::now()),
     };
     let _enter = EnterWorker::new(&worker);
+    // SAFETY: gettid has no preconditions; it returns the calling thread's kernel id.
+    let tid = unsafe { libc::gettid() };
+    worker.stats().tid.store(tid, Ordering::Relaxed);
     worker.run();
     worker.shut_down();
 }
@@ -137,9 +145,20 @@ impl Worker {
         &self.shared
     }
 
+    /// This worker's index in its runtime.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The counters and watchdog probe this worker publishes.
+    #[inline]
+    fn stats(&self) -> &WorkerStats {
+        &self.stats
+    }
+
     /// The shared half of this worker's own reactor.
     fn reactor(&self) -> &Reactor {
-        &self.shared.remotes[self.index].reactor
+        self.shared.remotes[self.index].reactor()
     }
 
     fn run(&self) {
@@ -198,6 +217,7 @@ impl Worker {
         self.stamp.set(reason::now_stamp());
         self.publish();
         self.fire_timers();
+        self.publish_timers();
         self.drain_inbox();
         self.poll_now();
         // Fairness: the oldest unstarted fiber of the injector, then of our own LIFO deque, go
@@ -246,6 +266,12 @@ impl Worker {
             }
             None => false,
         }
+    }
+
+    /// Publishes how many timers this worker holds (a gauge for `Runtime::metrics`).
+    fn publish_timers(&self) {
+        let pending = timer::with(|t| t.len()) as u64;
+        self.stats().timers.store(pending, Ordering::Relaxed);
     }
 
     /// Moves fibers woken from other threads to the run queue; true if there were any.
@@ -303,8 +329,9 @@ impl Worker {
             return Some(task);
         }
         let mine = self.live.get();
-        if mine > BALANCE_SLACK && self.shared.remotes.len() > 1 {
-            let other = self.random(self.shared.remotes.len());
+        let workers = self.shared.active();
+        if mine > BALANCE_SLACK && workers > 1 {
+            let other = self.random(workers);
             if other != self.index
                 && self.shared.remotes[other].live.load(Ordering::Relaxed) + BALANCE_SLACK < mine
             {
@@ -339,6 +366,7 @@ impl Worker {
                 // started: drop it unrun.
                 task.stage.set(Stage::Done);
                 task.cancel_unrun();
+                stats::add(&self.stats().finished, 1);
                 return;
             }
             if !self.start(&task) {
@@ -357,6 +385,7 @@ impl Worker {
                 eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
                 task.stage.set(Stage::Done);
                 task.cancel_unrun();
+                stats::add(&self.stats().finished, 1);
                 return false;
             }
         };
@@ -377,7 +406,7 @@ impl Worker {
         // SAFETY: we hold the run token; nobody else touches `coro`.
         unsafe { *task.coro.get() = Some(coro) };
         task.stage.set(Stage::Running);
-        // Worker indices are below MAX_WORKER_THREADS (1,024).
+        // Worker indices are below 2 × MAX_WORKER_THREADS (workers and spare slots: 2,048).
         task.home.store(self.index as u16, Ordering::Relaxed);
         let mut started = self.started.borrow_mut();
         // Published to the registry at the next pass (src/observe/registry.rs).
@@ -414,6 +443,8 @@ impl Worker {
         let Some(coro) = (unsafe { &mut *task.coro.get() }) else {
             return true;
         };
+        let stats = &*self.stats;
+        let seq = stats.enter(task.id.as_u64(), &task.label);
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         coop::refill();
         // For dumps: running since (coarse), and switched out since, below.
@@ -427,13 +458,22 @@ impl Worker {
         if let Outcome::Suspended(_) = outcome {
             task.since.store(self.stamp.get(), Ordering::Relaxed);
         }
+        // Before anything may drop the task: the watchdog may be reading its name.
+        stats.leave(seq);
         match outcome {
             Outcome::Suspended(Suspend::Yield) => {
+                stats::add(&stats.yields, 1);
                 self.runq.borrow_mut().push_back(task);
                 false
             }
-            Outcome::Suspended(Suspend::Wait) => false,
+            Outcome::Suspended(Suspend::Wait) => {
+                stats.parked(task.wait.load(Ordering::Relaxed));
+                false
+            }
             Outcome::Suspended(Suspend::Park) => {
+                // Read before the reference is given up (the fiber cannot run again before this
+                // worker resumes it, so the word is still this park's).
+                stats.parked(task.wait.load(Ordering::Relaxed));
                 // The reference passes to the parked state; an unparker (or the fiber itself, if
                 // cancelled) takes it over. Forgetting it saves a refcount round trip per park.
                 std::mem::forget(task);
@@ -445,6 +485,7 @@ impl Worker {
                 task.stage.set(Stage::Done);
                 self.put_stack(stack, task.stack_size());
                 self.remove_live(&task);
+                stats::add(&stats.finished, 1);
                 true
             }
         }
@@ -511,10 +552,11 @@ impl Worker {
         // At most half the workers (at least one) search others' queues at once: with many
         // workers, every idle worker stealing from every other costs more than the work it finds.
         // A worker that may not search still waits briefly for wake-ups of its own fibers.
-        if !self.searching.get() && self.shared.idle.try_begin_search(self.shared.remotes.len()) {
+        let workers = self.shared.active();
+        if !self.searching.get() && self.shared.idle.try_begin_search(workers) {
             self.searching.set(true);
         }
-        let steal_every = self.shared.remotes.len().saturating_sub(1).max(1);
+        let steal_every = workers.saturating_sub(1).max(1);
         for round in 0..IDLE_ROUNDS {
             if self.searching.get() && round % steal_every == 0 {
                 if let Some(task) = self.steal() {
@@ -568,7 +610,15 @@ impl Worker {
         if !self.reactor().has_sources() {
             return false;
         }
-        self.poller.borrow_mut().poll(Some(Duration::ZERO)) > 0
+        let events = self.poller.borrow_mut().poll(Some(Duration::ZERO));
+        self.count_poll(events);
+        events > 0
+    }
+
+    fn count_poll(&self, events: usize) {
+        let stats = self.stats();
+        stats::add(&stats.polls, 1);
+        stats::add(&stats.events, events as u64);
     }
 
     fn has_local_work(&self) -> bool {
@@ -588,19 +638,25 @@ impl Worker {
 
     fn has_stealable_work(&self) -> bool {
         !self.shared.injector.is_empty()
-            || self
-                .shared
-                .remotes
+            || self.shared.remotes[..self.shared.active()]
                 .iter()
                 .enumerate()
                 .any(|(i, r)| i != self.index && !r.stealer.is_empty())
     }
 
     fn steal(&self) -> Option<Arc<Task>> {
+        let task = self.steal_any();
+        if task.is_some() {
+            stats::add(&self.stats().steals, 1);
+        }
+        task
+    }
+
+    fn steal_any(&self) -> Option<Arc<Task>> {
         if let Some(task) = steal_with(|| self.shared.injector.steal_batch_and_pop(&self.deque)) {
             return Some(task);
         }
-        let n = self.shared.remotes.len();
+        let n = self.shared.active();
         let start = self.random(n);
         for k in 0..n {
             let i = (start + k) % n;
@@ -643,9 +699,15 @@ impl Worker {
             (Some(t), Some(trim)) => Some(t.min(trim)),
             (t, trim) => t.or(trim),
         };
+        self.publish_timers();
         let cancel = shared.is_shutdown() || self.has_local_work() || self.has_stealable_work();
         if !cancel {
-            let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // Two clock reads per sleep (none per fiber switch) measure the idle time.
+            let before = Instant::now();
+            let stats = self.stats();
+            let since = before.saturating_duration_since(shared.started).as_nanos() as u64;
+            stats.asleep_since.store(since + 1, Ordering::Relaxed);
+            let mut timeout = deadline.map(|d| d.saturating_duration_since(before));
             // The global deadlock check (docs/observability.md, "Deadlocks"): this worker has
             // nothing that could wake it by itself; if no worker has, and a thread waits for a
             // fiber, sleep only for the grace period, then report unless anyone woke meanwhile.
@@ -658,6 +720,10 @@ impl Worker {
                 }
             }
             let events = self.poller.borrow_mut().poll(timeout);
+            let slept = before.elapsed().as_nanos() as u64;
+            stats.asleep_since.store(0, Ordering::Relaxed);
+            self.count_poll(events);
+            stats::add(&stats.idle_ns, slept);
             match grace {
                 Some(seen) if events == 0 => {
                     if shared.wakeups.load(Ordering::SeqCst) == seen
@@ -688,12 +754,14 @@ impl Worker {
         }
     }
 
-    /// Every worker of this runtime sleeps with nothing that could wake it by itself, nothing
-    /// is queued, and a plain OS thread waits for a fiber (see `sleep`).
+    /// Every started worker of this runtime sleeps with nothing that could wake it by itself,
+    /// nothing is queued, and a plain OS thread waits for a fiber (see `sleep`). Spare slots not
+    /// started (`spare.rs`) run nothing and are not counted.
     fn stalled_everywhere(&self) -> bool {
+        let active = self.shared.active();
         THREAD_JOINERS.load(Ordering::SeqCst) > 0
             && self.shared.injector.is_empty()
-            && self.shared.remotes.iter().all(|r| {
+            && self.shared.remotes[..active].iter().all(|r| {
                 r.stalled.load(Ordering::SeqCst) && r.inbox.is_empty() && r.stealer.is_empty()
             })
     }
@@ -737,6 +805,7 @@ impl Worker {
             task.stage.set(Stage::Done);
             std::mem::forget(task.clone());
             self.remove_live(&task);
+            stats::add(&self.stats().finished, 1);
         }
         // Every started fiber is finished or leaked: empty the registry.
         self.publish();
@@ -748,10 +817,12 @@ impl Worker {
         for task in self.runq.borrow_mut().drain(..) {
             if task.stage.get() == Stage::Unstarted {
                 task.cancel_unrun();
+                stats::add(&self.stats().finished, 1);
             }
         }
         while let Some(task) = self.deque.pop() {
             task.cancel_unrun();
+            stats::add(&self.stats().finished, 1);
         }
         // Wake-ups may still arrive after this (see `Remote::exited`); their pushers drain.
         self.shared.remotes[self.index].drain_after_exit();

@@ -134,7 +134,8 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// The runtime's scheduler: where wake-ups of this fiber go.
     pub(crate) scheduler: Arc<dyn Schedule>,
     pub(crate) park: ParkState,
-    /// Index of the home worker; `u16::MAX` until started (below `MAX_WORKER_THREADS`, 1,024).
+    /// Index of the home worker; `u16::MAX` until started (below 2 × `MAX_WORKER_THREADS`:
+    /// workers and spare slots).
     pub(crate) home: AtomicU16,
     /// What the fiber waits for (`reason.rs`): written by the fiber, read by dumps.
     pub(crate) wait: AtomicU64,

@@ -74,6 +74,10 @@ pub(crate) mod kind {
     pub(crate) const GROUP: u8 = 20;
 }
 
+/// How many wait kinds there are ([`kind::NONE`] to [`kind::GROUP`]): the size of a table indexed
+/// by kind (parks by reason, `scheduler::stats`).
+pub(crate) const KINDS: usize = kind::GROUP as usize + 1;
+
 /// The name of a wait `kind`, as dumps (`WaitReason::kind`) and `tracing` park events give it;
 /// `None` for [`kind::NONE`] or an unknown kind.
 pub(crate) fn kind_name(kind: u8) -> Option<&'static str> {

@@ -223,11 +223,10 @@ pub(crate) fn unparked(id: u64) {
 ///
 /// Out of line and cold: call sites in the worker loop must not change how the loop is inlined
 /// (two `report_warn(.., &format!(..))` calls in the worker's cold paths cost the switch 4
-/// instructions, by callgrind, through changed inlining). Its callers (the watchdog and
-/// deadlock reports) are merged separately; the unit tests call it meanwhile.
+/// instructions, by callgrind, through changed inlining). Called by the watchdog's monitor thread
+/// (`monitor::watchdog`); the deadlock reports come with the fiber registry work.
 #[cold]
 #[inline(never)]
-#[allow(dead_code)]
 pub(crate) fn report_warn(kind: &'static str, text: &str) {
     #[cfg(feature = "tracing")]
     if tracing::event_enabled!(target: "fiber::report", tracing::Level::WARN) {

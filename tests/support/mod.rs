@@ -89,6 +89,18 @@ pub(crate) fn runtime(n: usize, name: &str) -> fiber::Runtime {
         .expect("could not build a runtime")
 }
 
+/// `runtime` without spare workers, for a test that shows a worker blocked for good: with spares,
+/// the watchdog would start one and the fibers not started yet would run there
+/// (docs/observability.md, "Watchdog").
+pub(crate) fn runtime_without_spares(n: usize, name: &str) -> fiber::Runtime {
+    fiber::Runtime::builder()
+        .worker_threads(n)
+        .thread_name(name)
+        .spare_workers(0)
+        .build()
+        .expect("could not build a runtime")
+}
+
 /// The panic payload as text (`&str` or `String` payloads), for asserting on messages.
 pub(crate) fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
