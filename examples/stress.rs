@@ -146,6 +146,7 @@ fn stage_million(o: &Opts, table: &mut Table) {
         k.as_ref().map(peak),
     );
     go_peer::stress::million(table, o.fibers, o.sleep_ms, o.workers);
+    print_floors(o, &f);
     for r in [Some(&f), t.as_ref(), k.as_ref()].into_iter().flatten() {
         if r.failed > 0 {
             println!(
@@ -156,6 +157,36 @@ fn stage_million(o: &Opts, table: &mut Table) {
             );
         }
     }
+}
+
+/// How close the million stage is to what no stackful runtime can go below on this machine: the
+/// time to touch one fresh page per fiber on the workers' threads (in a child process, measured
+/// now), and one stack page plus a task chunk per sleeper.
+fn print_floors(o: &Opts, f: &CrowdReport) {
+    let pages = f.peak_asleep.max(1);
+    // The stage's own cost: its wall time beyond the sleep every fiber does.
+    let beyond = f
+        .wall
+        .saturating_sub(Duration::from_millis(o.sleep_ms))
+        .as_secs_f64();
+    match fiber_support::floor::page_floor(pages, o.workers) {
+        Some(took) => println!(
+            "  floor: touching {pages} fresh pages on {} threads took {:.2} s; fiber's wall \
+             beyond the sleep, {beyond:.2} s, is {:.2}x that",
+            o.workers,
+            took.as_secs_f64(),
+            beyond / took.as_secs_f64().max(1e-9)
+        ),
+        None => println!("  floor: the page-touching child failed"),
+    }
+    let floor = fiber_support::floor::sleeper_floor_kib(fiber_support::floor::TASK_CHUNK);
+    println!(
+        "  floor: {floor:.2} KiB per sleeper (a stack page + a {}-byte task chunk); fiber's \
+         {:.2} KiB is {:.2}x that",
+        fiber_support::floor::TASK_CHUNK,
+        f.rss_per_sleeper_kib(),
+        f.rss_per_sleeper_kib() / floor
+    );
 }
 
 fn stage_spawn(o: &Opts, table: &mut Table) {
@@ -398,6 +429,7 @@ fn parse() -> Opts {
 }
 
 fn main() -> ExitCode {
+    fiber_support::floor::run_if_asked();
     ChildServer::serve_if_child();
     let o = parse();
     println!(

@@ -164,6 +164,16 @@ fn memory(kind: &str, n: usize, quick: bool) {
             r.peak_asleep
         ));
     }
+    if kind == "fiber" {
+        let floor = fiber_support::floor::sleeper_floor_kib(fiber_support::floor::TASK_CHUNK);
+        note(format_args!(
+            "fiber at {n}: {:.2}x its floor of {floor:.2} KiB per sleeper (one {} KiB stack \
+             page + a {}-byte task chunk)",
+            r.rss_per_sleeper_kib() / floor,
+            fiber_support::floor::page_size() / 1024,
+            fiber_support::floor::TASK_CHUNK
+        ));
+    }
     emit(&[("kib", r.rss_per_sleeper_kib())]);
 }
 

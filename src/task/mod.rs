@@ -616,7 +616,8 @@ mod tests {
             let chunk = (size + 16 + 8).div_ceil(16) * 16;
             assert_eq!(
                 chunk, 288,
-                "the Arc<Task> allocation no longer fits a 288-byte chunk"
+                "the Arc<Task> allocation no longer fits a 288-byte chunk (update \
+                 fiber_support::floor::TASK_CHUNK with it)"
             );
         }
     }
