@@ -813,20 +813,7 @@ fn wait_for_line(
     all: &mut Vec<String>,
     want: &str,
 ) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.contains(want);
-                all.push(line);
-                if hit {
-                    return true;
-                }
-            }
-            Err(_) => return false,
-        }
-    }
-    false
+    wait_for_line_within(rx, all, want, Duration::from_secs(30))
 }
 
 #[test]
