@@ -196,29 +196,35 @@ pub(crate) fn is_lock(word: u64) -> bool {
 
 impl WaitReason {
     /// A short name of the kind of wait ("mutex", "sleep", ...): the JSON `kind` and the group
-    /// headings of the text dump.
+    /// headings of the text dump. The names are the task layer's (`task::reason::kind_name`), so
+    /// dumps, metrics (`parks_by_reason`) and `tracing` park events say the same.
     pub fn kind(&self) -> &'static str {
+        raw::kind_name(self.code()).expect("every WaitReason has a named kind")
+    }
+
+    /// The kind code this reason was decoded from (`decode`'s inverse on the kind).
+    fn code(&self) -> u8 {
         match self {
-            WaitReason::Park => "park",
-            WaitReason::ParkTimeout { .. } => "park_timeout",
-            WaitReason::Sleep { .. } => "sleep",
-            WaitReason::Join { .. } => "join",
-            WaitReason::Mutex { .. } => "mutex",
-            WaitReason::RwLockRead { .. } => "rwlock_read",
-            WaitReason::RwLockWrite { .. } => "rwlock_write",
-            WaitReason::Condvar { .. } => "condvar",
-            WaitReason::ChannelSend { .. } => "channel_send",
-            WaitReason::ChannelRecv { .. } => "channel_recv",
-            WaitReason::Select => "select",
-            WaitReason::Semaphore { .. } => "semaphore",
-            WaitReason::Barrier { .. } => "barrier",
-            WaitReason::WaitGroup { .. } => "waitgroup",
-            WaitReason::FdRead { .. } => "fd_read",
-            WaitReason::FdWrite { .. } => "fd_write",
-            WaitReason::Blocking => "spawn_blocking",
-            WaitReason::Hook { .. } => "hook",
-            WaitReason::Scope => "scope",
-            WaitReason::Group => "group",
+            WaitReason::Park => kind::PARK,
+            WaitReason::ParkTimeout { .. } => kind::PARK_TIMEOUT,
+            WaitReason::Sleep { .. } => kind::SLEEP,
+            WaitReason::Join { .. } => kind::JOIN,
+            WaitReason::Mutex { .. } => kind::MUTEX,
+            WaitReason::RwLockRead { .. } => kind::RWLOCK_READ,
+            WaitReason::RwLockWrite { .. } => kind::RWLOCK_WRITE,
+            WaitReason::Condvar { .. } => kind::CONDVAR,
+            WaitReason::ChannelSend { .. } => kind::CHAN_SEND,
+            WaitReason::ChannelRecv { .. } => kind::CHAN_RECV,
+            WaitReason::Select => kind::SELECT,
+            WaitReason::Semaphore { .. } => kind::SEMAPHORE,
+            WaitReason::Barrier { .. } => kind::BARRIER,
+            WaitReason::WaitGroup { .. } => kind::WAITGROUP,
+            WaitReason::FdRead { .. } => kind::FD_READ,
+            WaitReason::FdWrite { .. } => kind::FD_WRITE,
+            WaitReason::Blocking => kind::BLOCKING,
+            WaitReason::Hook { .. } => kind::HOOK,
+            WaitReason::Scope => kind::SCOPE,
+            WaitReason::Group => kind::GROUP,
         }
     }
 

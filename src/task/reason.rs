@@ -373,4 +373,17 @@ mod tests {
         let back = decode_site(code).expect("known");
         assert_eq!((back.file(), back.line()), (here.file(), here.line()));
     }
+
+    #[test]
+    fn every_kind_but_none_has_a_distinct_name() {
+        assert_eq!(kind_name(kind::NONE), None);
+        let names: Vec<_> = (1..KINDS as u8)
+            .map(|k| kind_name(k).unwrap_or_else(|| panic!("kind {k} has no name")))
+            .collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert_eq!(kind_name(KINDS as u8), None);
+    }
 }
