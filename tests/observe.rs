@@ -741,6 +741,11 @@ fn a_dump_works_while_a_worker_is_stuck() {
 fn child_process() {
     match std::env::var("FIBER_OBSERVE_CHILD").as_deref() {
         Ok("deadlock") => {
+            // The parent kills this child; should the parent die first, do not deadlock forever.
+            std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_secs(120));
+                std::process::exit(3);
+            });
             // A global deadlock: the caller waits for a fiber that can never finish.
             fiber::run(|| {
                 let a = Arc::new(Mutex::new(()));
