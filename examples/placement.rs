@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -171,9 +171,9 @@ fn measure(kind: &str, conns: usize, heavy_every: usize, duration: Duration) -> 
         (light, heavy, errors)
     });
     // Closing its stdin asks the server for its spread line, then it exits.
-    drop(server.stdin.take());
-    let spread = read_line(&mut server).unwrap_or_else(|| "(no report)".into());
-    let _ = server.wait();
+    drop(server.child.stdin.take());
+    let spread = read_line(&mut server.out).unwrap_or_else(|| "(no report)".into());
+    let _ = server.child.wait();
     Load {
         light: percentiles(light),
         heavy: percentiles(heavy),
@@ -219,30 +219,28 @@ fn connection(
 
 // ---- the servers ------------------------------------------------------------------------------
 
-fn spawn_server(kind: &str) -> (Child, SocketAddr) {
+/// A server child, and its stdout (the address first, the spread line at the end).
+struct Server {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+fn spawn_server(kind: &str) -> (Server, SocketAddr) {
     let mut child = Command::new(std::env::current_exe().expect("this program"))
         .args(["--serve", kind])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn server");
-    let line = read_line(&mut child).expect("the server prints its address");
-    (child, line.parse().expect("an address"))
+    let out = BufReader::new(child.stdout.take().expect("piped"));
+    let mut server = Server { child, out };
+    let line = read_line(&mut server.out).expect("the server prints its address");
+    (server, line.parse().expect("an address"))
 }
 
-fn read_line(child: &mut Child) -> Option<String> {
-    // One reader per child: kept in a static map so that its buffer survives between calls.
-    static READERS: OnceLock<Mutex<HashMap<u32, BufReader<std::process::ChildStdout>>>> =
-        OnceLock::new();
-    let mut readers = READERS.get_or_init(Default::default).lock().unwrap();
-    let reader = match readers.entry(child.id()) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert(BufReader::new(child.stdout.take()?))
-        }
-    };
+fn read_line(out: &mut BufReader<ChildStdout>) -> Option<String> {
     let mut line = String::new();
-    match reader.read_line(&mut line) {
+    match out.read_line(&mut line) {
         Ok(n) if n > 0 => Some(line.trim().to_string()),
         _ => None,
     }
