@@ -140,7 +140,7 @@ pub(crate) fn collect(shared: &Handle) -> Metrics {
             started_live: remote.live.load(Relaxed) as u64,
             queued: remote.stealer.len() as u64,
             inbox: remote.inbox.len() as u64,
-            switches: s.seq.load(Relaxed) / 2,
+            switches: s.seq.load(Relaxed),
             parks: s.parks.iter().map(|c| c.load(Relaxed)).sum(),
             yields: s.yields.load(Relaxed),
             steals: s.steals.load(Relaxed),
@@ -153,7 +153,7 @@ pub(crate) fn collect(shared: &Handle) -> Metrics {
         m.fibers_queued += w.queued;
         m.switches += w.switches;
         m.parks += w.parks;
-        for (kind, counter) in s.parks.iter().enumerate() {
+        for (kind, counter) in s.parks[..KINDS].iter().enumerate() {
             by_reason[kind] += counter.load(Relaxed);
         }
         m.yields += w.yields;

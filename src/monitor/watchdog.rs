@@ -1,10 +1,11 @@
 //! The watchdog: a monitor thread per runtime that reports a fiber holding its worker too long
 //! (docs/observability.md, "Watchdog").
 //!
-//! The workers publish, per resume, the fiber's id and a sequence number that is odd while a
-//! fiber runs (`scheduler::stats`); no clock is read per switch. Every `threshold / 4` the monitor
-//! compares each worker's number with the one it saw before: an odd number unchanged for at least
-//! the threshold is one *episode*, reported once. The report says which fiber, for how long, how
+//! The workers publish, per resume, a sequence number, the fiber's id and a pointer to its name
+//! field, null between resumes (`scheduler::stats`); no clock is read per switch. Every
+//! `threshold / 4` the monitor compares each worker's number with the one it saw before: a
+//! number unchanged for at least the threshold with the pointer set is one *episode*, reported
+//! once. The report says which fiber, for how long, how
 //! many started fibers wait behind it on that worker (they cannot move), and what the carrier
 //! thread is doing, read from `/proc/self/task/<tid>/syscall` and `wchan`.
 use std::fmt;
@@ -241,8 +242,9 @@ fn monitor(
         let active = shared.active();
         for (worker, remote) in shared.remotes[..active].iter().enumerate() {
             let seq = remote.stats.seq.load(Ordering::Acquire);
+            let running = !remote.stats.name.load(Ordering::Relaxed).is_null();
             let s = &mut seen[worker];
-            if seq != s.seq || seq % 2 == 0 {
+            if seq != s.seq || !running {
                 *s = Seen {
                     seq,
                     since: now,
@@ -258,10 +260,9 @@ fn monitor(
                 continue;
             }
             s.reported = true;
-            let Some((fiber_name, spawn_site)) = read_label(&remote.stats, seq) else {
+            let Some((fiber_id, fiber_name, spawn_site)) = read_running(&remote.stats, seq) else {
                 continue; // the fiber left the worker meanwhile
             };
-            let fiber_id = remote.stats.fiber.load(Ordering::Relaxed);
             let report = WatchdogReport {
                 worker,
                 fiber_id,
@@ -291,12 +292,24 @@ fn monitor(
     }
 }
 
-/// The name and spawn site of the fiber of resume `seq`, if that resume is still going:
-/// `Some((name, site))`; `None` if the fiber has left the worker. Both are `None` (unknown) if
-/// the process cannot issue the barrier that makes reading them safe.
-fn read_label(stats: &WorkerStats, seq: u64) -> Option<(Option<String>, Option<String>)> {
+/// What a report names: the fiber's id, name and spawn site.
+type Running = (u64, Option<String>, Option<String>);
+
+/// The id, name and spawn site of the fiber of resume `seq`, if that resume is still going;
+/// `None` if the fiber has left the worker. Name and site are unknown (`None`) if the process
+/// cannot issue the barrier that makes reading them safe.
+fn read_running(stats: &WorkerStats, seq: u64) -> Option<Running> {
+    // The resume `seq` is going on if, in this order, `name` is set and `seq` is unchanged: the
+    // worker bumps `seq` before it publishes `name` (Release), so a `name` of a later resume
+    // comes with a later `seq`.
+    // `fiber` is stored before `name` too: read after it, it is this resume's fiber's id.
+    let current = |stats: &WorkerStats| {
+        let field = stats.name.load(Ordering::Acquire);
+        let id = stats.fiber.load(Ordering::Relaxed);
+        (!field.is_null() && stats.seq.load(Ordering::Relaxed) == seq).then_some((field, id))
+    };
     if !membarrier_ready() {
-        return (stats.seq.load(Ordering::Acquire) == seq).then_some((None, None));
+        return current(stats).map(|(_, id)| (id, None, None));
     }
     stats.hazard.store(true, Ordering::Relaxed);
     fence(Ordering::SeqCst);
@@ -304,19 +317,19 @@ fn read_label(stats: &WorkerStats, seq: u64) -> Option<(Option<String>, Option<S
     // is visible below, or its hazard load will see `true` and it waits for us.
     let fenced = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
     fence(Ordering::SeqCst);
-    let result = if fenced && stats.seq.load(Ordering::Acquire) == seq {
-        let field = stats.name.load(Ordering::Relaxed);
-        // SAFETY: `field` points at the label of the task of resume `seq` (published with
-        // Release before `seq`, read after our Acquire of it). That resume has not ended (`seq`
-        // unchanged after the barrier), and the worker holds a reference to the task until it
-        // ends; it cannot end while `hazard` is set (`leave` waits). So the task is alive, and
-        // its label is immutable after spawn.
-        let label = unsafe { &*field };
-        Some((label.name().cloned(), Some(label.site().to_string())))
-    } else if stats.seq.load(Ordering::Acquire) == seq {
-        Some((None, None))
-    } else {
-        None
+    let result = match current(stats) {
+        Some((field, id)) if fenced => {
+            // SAFETY: `field` points at the label of the task of the resume going on (checked
+            // above). The worker holds a reference to the task until that resume's `leave`, and
+            // `leave` cannot return while `hazard` is set: either its null store was visible to
+            // `current` after the barrier (then we would not be here), or its hazard load comes
+            // after the barrier and sees `true`. So the task is alive, and its label is
+            // immutable after spawn.
+            let label = unsafe { &*field };
+            Some((id, label.name().cloned(), Some(label.site().to_string())))
+        }
+        Some((_, id)) => Some((id, None, None)),
+        None => None,
     };
     stats.hazard.store(false, Ordering::Release);
     result

@@ -21,10 +21,6 @@ pub(crate) fn check_name(name: Option<&str>) {
     }
 }
 
-// `#[track_caller]` (under the `tracing` feature, so that the default build passes no hidden
-// argument) from the public spawn functions down to here: the fiber's span records where it was
-// spawned (src/task/trace.rs).
-#[cfg_attr(feature = "tracing", track_caller)]
 pub(crate) fn spawn_in<'a, F, T>(
     shared: Arc<Handle>,
     name: Option<String>,
@@ -55,15 +51,14 @@ where
         ));
     }
     let kind = trace::kind(scope.is_some());
-    let mut task = Task::new(
+    let task = Arc::new(Task::new(
         shared.clone(),
         name,
         site,
         stack_size,
+        kind,
         JobCell::new(f, scope),
-    );
-    task.span = trace::spawn_span(task.id.as_u64(), task.name(), kind);
-    let task = Arc::new(task);
+    ));
     let target: Arc<Task<dyn JoinTarget<T> + 'a>> = task.clone();
     let task: Arc<Task<dyn Job + 'a>> = task;
     // SAFETY: erases `'a` to `'static` (same pointers, same vtables). Callers with `'a` shorter

@@ -9,6 +9,9 @@ use std::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicPtr, Atomic
 
 use crate::task::reason::KINDS;
 
+/// The size of the parks-by-kind table: every kind's index fits.
+pub(crate) const PARK_SLOTS: usize = KINDS.next_power_of_two();
+
 /// The label of a task (its name and spawn site): what the watchdog reads (under the hazard) to
 /// name a stuck fiber and say where it was spawned.
 pub(crate) type NameField = crate::task::Label;
@@ -16,12 +19,13 @@ pub(crate) type NameField = crate::task::Label;
 /// One worker's counters and watchdog probe.
 #[repr(align(128))]
 pub(crate) struct WorkerStats {
-    /// Resumes begun and ended: odd while a fiber runs, even between fibers. The watchdog reports
-    /// a worker whose `seq` is odd and unchanged for longer than its threshold.
+    /// Resumes begun. The watchdog reports a worker whose `seq` is unchanged, with `name` set,
+    /// for longer than its threshold.
     pub(crate) seq: AtomicU64,
     /// Id of the fiber of the current (or last) resume.
     pub(crate) fiber: AtomicU64,
-    /// The name field of that fiber's task; dereferenced only under `hazard` (see `leave`).
+    /// The name field of the task of the resume going on; null between resumes. Dereferenced
+    /// only under `hazard` (see `leave`).
     pub(crate) name: AtomicPtr<NameField>,
     /// Set by the watchdog while it reads through `name`; the worker does not leave a resume
     /// (and so cannot drop the task) while it is set.
@@ -31,8 +35,9 @@ pub(crate) struct WorkerStats {
     pub(crate) spawned: AtomicU64,
     pub(crate) finished: AtomicU64,
     /// Resumes that ended in a wait, by the wait's kind (`task::reason::kind`; `NONE`: a wait
-    /// nobody described).
-    pub(crate) parks: [AtomicU64; KINDS],
+    /// nobody described). Indexed by the kind masked to the table's power-of-two size (one `and`
+    /// on the switch rather than a bound check); slots from `KINDS` up stay zero.
+    pub(crate) parks: [AtomicU64; PARK_SLOTS],
     pub(crate) yields: AtomicU64,
     pub(crate) steals: AtomicU64,
     pub(crate) polls: AtomicU64,
@@ -65,7 +70,7 @@ impl WorkerStats {
             tid: AtomicI32::new(0),
             spawned: AtomicU64::new(0),
             finished: AtomicU64::new(0),
-            parks: [const { AtomicU64::new(0) }; KINDS],
+            parks: [const { AtomicU64::new(0) }; PARK_SLOTS],
             yields: AtomicU64::new(0),
             steals: AtomicU64::new(0),
             polls: AtomicU64::new(0),
@@ -76,29 +81,27 @@ impl WorkerStats {
         }
     }
 
-    /// A resume of fiber `id` begins: three plain stores, no clock read. Returns the sequence
-    /// number to give to `leave`.
+    /// A resume of fiber `id` begins: three plain stores, no clock read.
     #[inline]
-    pub(crate) fn enter(&self, id: u64, name: &NameField) -> u64 {
+    pub(crate) fn enter(&self, id: u64, name: &NameField) {
+        // `seq` first, `name` last with Release: a watchdog that sees this `name` (Acquire) and
+        // then the same `seq` as before it knows `name` belongs to that resume.
+        add(&self.seq, 1);
         self.fiber.store(id, Ordering::Relaxed);
         self.name
-            .store((name as *const NameField).cast_mut(), Ordering::Relaxed);
-        // Release: a watchdog that reads this `seq` (Acquire) sees the fields above.
-        let seq = self.seq.load(Ordering::Relaxed).wrapping_add(1);
-        self.seq.store(seq, Ordering::Release);
-        seq
+            .store((name as *const NameField).cast_mut(), Ordering::Release);
     }
 
     /// The resume ended; the task may be dropped once this returns.
     ///
-    /// Pairs with the watchdog's `membarrier` (asymmetric fence, `observe/watchdog.rs`): the
-    /// watchdog sets `hazard`, issues a process-wide barrier, then reads `seq`. Either it sees
-    /// the new (even) `seq` and does not touch the task, or this load, ordered after the store by
+    /// Pairs with the watchdog's `membarrier` (asymmetric fence, `monitor/watchdog.rs`): the
+    /// watchdog sets `hazard`, issues a process-wide barrier, then reads `name`. Either it sees
+    /// this null store and does not touch the task, or this load, ordered after the store by
     /// that barrier, sees `hazard` and waits until the watchdog is done. The compiler fence keeps
     /// the compiler from moving the load above the store; the CPU side is the barrier's job.
     #[inline]
-    pub(crate) fn leave(&self, seq: u64) {
-        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+    pub(crate) fn leave(&self) {
+        self.name.store(std::ptr::null_mut(), Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
         if self.hazard.load(Ordering::Relaxed) {
             self.wait_hazard();
@@ -126,6 +129,6 @@ impl WorkerStats {
     #[inline]
     pub(crate) fn parked(&self, word: u64) {
         let kind = usize::from(crate::task::reason::kind_of(word));
-        add(&self.parks[kind.min(KINDS - 1)], 1);
+        add(&self.parks[kind & (PARK_SLOTS - 1)], 1);
     }
 }

@@ -99,8 +99,10 @@ pub(crate) struct Worker {
     /// How many fibers this worker started that have not finished.
     live: Cell<usize>,
     /// The worker's coarse clock for "since" stamps (`reason::now_stamp`), read at maintenance
-    /// ticks and after sleeping.
+    /// ticks and after sleeping (`tick_stamp`).
     stamp: Cell<u32>,
+    /// `stamp` with the on-CPU bit: what a resume stores (one load and one store per switch).
+    stamp_running: Cell<u32>,
     rng: FastRng,
     /// What this worker publishes (shared with its `Remote`): one pointer away on the switch.
     stats: Arc<WorkerStats>,
@@ -128,6 +130,7 @@ pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, po
         finished: RefCell::new(Vec::new()),
         live: Cell::new(0),
         stamp: Cell::new(reason::now_stamp()),
+        stamp_running: Cell::new(reason::now_stamp() | ON_CPU),
         rng: FastRng::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
         stats,
         coop_poll_at: Cell::new(Instant::now()),
@@ -214,7 +217,7 @@ impl Worker {
 
     #[cold]
     fn maintenance(&self) -> Option<Arc<Task>> {
-        self.stamp.set(reason::now_stamp());
+        self.tick_stamp();
         self.publish();
         self.fire_timers();
         self.publish_timers();
@@ -421,6 +424,13 @@ impl Worker {
         true
     }
 
+    /// Reads the coarse clock of "since" stamps.
+    fn tick_stamp(&self) {
+        let now = reason::now_stamp();
+        self.stamp.set(now);
+        self.stamp_running.set(now | ON_CPU);
+    }
+
     /// Publishes the fibers started and finished since the last pass to this worker's registry
     /// (src/observe/registry.rs): one short lock, only if there is something to publish.
     fn publish(&self) {
@@ -444,51 +454,55 @@ impl Worker {
             return true;
         };
         let stats = &*self.stats;
-        let seq = stats.enter(task.id.as_u64(), &task.label);
+        stats.enter(task.id.as_u64(), &task.label);
         let previous = context::set_task(NonNull::new(Arc::as_ptr(&task).cast_mut()));
         coop::refill();
-        // For dumps: running since (coarse), and switched out since, below.
+        // For dumps: running since (coarse).
         task.since
-            .store(self.stamp.get() | ON_CPU, Ordering::Relaxed);
+            .store(self.stamp_running.get(), Ordering::Relaxed);
         // The fiber runs inside its span (feature `tracing`; else nothing is compiled in).
         let entered = trace::enter(&task.span);
         let outcome = coro.resume(msg);
-        trace::switched_out(entered, &outcome, &task);
+        let suspended = match outcome {
+            Outcome::Suspended(how) => Some(how),
+            Outcome::Finished(_) => None,
+        };
+        trace::switched_out(entered, suspended, &task);
         context::set_task(previous);
-        if let Outcome::Suspended(_) = outcome {
-            task.since.store(self.stamp.get(), Ordering::Relaxed);
-        }
-        // Before anything may drop the task: the watchdog may be reading its name.
-        stats.leave(seq);
-        match outcome {
-            Outcome::Suspended(Suspend::Yield) => {
-                stats::add(&stats.yields, 1);
-                self.runq.borrow_mut().push_back(task);
-                false
-            }
-            Outcome::Suspended(Suspend::Wait) => {
-                stats.parked(task.wait.load(Ordering::Relaxed));
-                false
-            }
-            Outcome::Suspended(Suspend::Park) => {
-                // Read before the reference is given up (the fiber cannot run again before this
-                // worker resumes it, so the word is still this park's).
-                stats.parked(task.wait.load(Ordering::Relaxed));
-                // The reference passes to the parked state; an unparker (or the fiber itself, if
-                // cancelled) takes it over. Forgetting it saves a refcount round trip per park.
-                std::mem::forget(task);
-                false
-            }
+        // One match on the outcome (it stays in registers). Each arm calls `stats.leave()`
+        // before anything may drop the task: the watchdog may be reading its name.
+        let how = match outcome {
+            Outcome::Suspended(how) => how,
             Outcome::Finished(stack) => {
+                stats.leave();
                 // SAFETY: as above; the coroutine has returned, nothing refers to it.
                 unsafe { *task.coro.get() = None };
                 task.stage.set(Stage::Done);
                 self.put_stack(stack, task.stack_size());
                 self.remove_live(&task);
                 stats::add(&stats.finished, 1);
-                true
+                return true;
+            }
+        };
+        // For dumps: switched out since (coarse).
+        task.since.store(self.stamp.get(), Ordering::Relaxed);
+        stats.leave();
+        match how {
+            Suspend::Yield => {
+                stats::add(&stats.yields, 1);
+                self.runq.borrow_mut().push_back(task);
+            }
+            Suspend::Wait => stats.parked(task.wait.load(Ordering::Relaxed)),
+            Suspend::Park => {
+                // Read before the reference is given up (the fiber cannot run again before this
+                // worker resumes it, so the word is still this park's).
+                stats.parked(task.wait.load(Ordering::Relaxed));
+                // The reference passes to the parked state; an unparker (or the fiber itself, if
+                // cancelled) takes it over. Forgetting it saves a refcount round trip per park.
+                std::mem::forget(task);
             }
         }
+        false
     }
 
     /// A started fiber finished (or is leaked): it leaves this worker's bookkeeping, at once if
@@ -740,7 +754,7 @@ impl Worker {
             remote.stalled.store(false, Ordering::SeqCst);
         }
         remote.sleep.store(idle::RUNNING, Ordering::SeqCst);
-        self.stamp.set(reason::now_stamp());
+        self.tick_stamp();
         if !shared.idle.remove_sleeper(self.index) {
             // A notifier took us off the list and counted us as searching.
             self.searching.set(true);

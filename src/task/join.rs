@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
-use super::park::{current, park_plain, park_uncancellable};
+use super::park::current;
 use super::reason::{self, kind};
 use super::{context, Fiber, Job, Task};
 
@@ -144,6 +144,23 @@ impl<T> Packet<T> {
         }
     }
 
+    /// Publishes `waiter` and parks with `park` until the fiber is done.
+    #[inline]
+    fn wait_as(&self, waiter: Fiber, park: impl Fn()) {
+        // SAFETY: the completing side reads `waiter` only after seeing WAITING, which we have not
+        // published yet.
+        unsafe { *self.waiter.get() = Some(waiter) };
+        if self
+            .state
+            .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            while self.state.load(Ordering::Acquire) != DONE {
+                park();
+            }
+        }
+    }
+
     /// Waits for the result and takes it. Called once, by the unique `JoinHandle`. With
     /// `cancellable` false, runtime shutdown cannot unwind the waiter out of the wait (see
     /// `task::park::park_uncancellable`).
@@ -154,24 +171,18 @@ impl<T> Packet<T> {
         site: &'static std::panic::Location<'static>,
     ) -> Result<T> {
         if self.state.load(Ordering::Acquire) != DONE {
-            let _wait = reason::enter(reason::word(kind::JOIN, target), site);
-            // A plain OS thread waiting for a fiber: the global deadlock check counts it.
-            let _thread = (!super::park::is_fiber()).then(ThreadJoiner::enter);
-            // SAFETY: the completing side reads `waiter` only after seeing WAITING, which we have
-            // not published yet.
-            unsafe { *self.waiter.get() = Some(current()) };
-            if self
-                .state
-                .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                while self.state.load(Ordering::Acquire) != DONE {
-                    if cancellable {
-                        park_plain();
-                    } else {
-                        park_uncancellable();
-                    }
-                }
+            let word = reason::word(kind::JOIN, target);
+            // One thread-local read for the fiber's whole wait.
+            let as_fiber = context::with_task(|task| {
+                let _wait = reason::enter_on(task, word, site);
+                self.wait_as(Fiber::from_task(task.arc()), || {
+                    super::park::park_fiber(task, cancellable);
+                });
+            });
+            if as_fiber.is_none() {
+                // A plain OS thread waiting for a fiber: the global deadlock check counts it.
+                let _thread = ThreadJoiner::enter();
+                self.wait_as(current(), std::thread::park);
             }
         }
         // SAFETY: DONE was observed with acquire ordering: the result is written and nobody else

@@ -224,6 +224,7 @@ struct Named {
 }
 
 impl Label {
+    #[inline]
     fn new(name: Option<String>, site: &'static Location<'static>) -> Label {
         match name {
             None => Label(
@@ -288,10 +289,14 @@ impl<J> Task<J> {
         name: Option<String>,
         site: &'static Location<'static>,
         stack_size: usize,
+        kind: &'static str,
         job: J,
     ) -> Task<J> {
+        let id = FiberId::next();
+        // The span (feature `tracing`; else zero-sized) before the name moves into the label.
+        let span = trace::spawn_span(id.as_u64(), name.as_deref(), kind, site);
         Task {
-            id: FiberId::next(),
+            id,
             label: Label::new(name, site),
             stack_size: u32::try_from(stack_size).expect("stack sizes are validated to <= 1 GiB"),
             scheduler,
@@ -307,7 +312,7 @@ impl<J> Task<J> {
             locals: LocalMap::default(),
             live_index: Cell::new(u32::MAX),
             deadlines_expired: AtomicU16::new(0),
-            span: FiberSpan::none(),
+            span,
             job,
         }
     }
@@ -320,6 +325,17 @@ impl Task {
         if self.park.unpark() {
             self.scheduler.wake(self.take_run_token());
         }
+    }
+
+    /// A new reference to this task.
+    #[inline]
+    pub(crate) fn arc(&self) -> Arc<Task> {
+        let ptr: *const Task = self;
+        // SAFETY: every task lives in an `Arc` (spawn creates it so), and `self` borrows it, so
+        // the count is at least one while we add ours.
+        unsafe { Arc::increment_strong_count(ptr) };
+        // SAFETY: the count added just above is the one this `Arc` owns.
+        unsafe { Arc::from_raw(ptr) }
     }
 
     /// The reference a parked fiber's state held, after the caller made the `PARKED → EMPTY`

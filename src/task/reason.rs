@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::context;
+use std::ptr::NonNull;
+
+use super::{context, Task};
 
 /// Bits of the payload (below the kind byte).
 pub(crate) const PAYLOAD_BITS: u32 = 56;
@@ -171,25 +173,40 @@ pub(crate) fn decode_site(site: u32) -> Option<&'static Location<'static>> {
 /// dropped (on every path: a cancellation unwinds through waits). On a plain OS thread, nothing.
 #[must_use]
 pub(crate) struct Scope {
-    /// The outer wait word and site (`None` on a plain thread).
-    outer: Option<(u64, u32)>,
+    /// The running task and its outer wait word and site (`None` on a plain thread, or where
+    /// the scope describes nothing). The task outlives the scope: a scope lives on its fiber's
+    /// stack, inside the fiber's run.
+    outer: Option<(NonNull<Task>, u64, u32)>,
+}
+
+impl Scope {
+    /// Describes `word` at `site` on `task` (the running fiber's).
+    #[inline(always)]
+    fn on(task: &Task, word: u64, site: u32) -> Scope {
+        let (outer_word, outer_site) = task.enter_wait(word, site);
+        Scope {
+            outer: Some((NonNull::from(task), outer_word, outer_site)),
+        }
+    }
 }
 
 /// Enters a wait described by `word` at `site` (see the module docs).
 #[inline]
 pub(crate) fn enter(word: u64, site: &'static Location<'static>) -> Scope {
-    Scope {
-        outer: context::with_task(|task| task.enter_wait(word, encode_site(site))),
-    }
+    enter_site(word, encode_site(site))
 }
 
 /// As [`enter`] with a compressed site (0: unknown; the net and fd APIs do not pass their
 /// callers' locations down).
 #[inline]
 pub(crate) fn enter_site(word: u64, site: u32) -> Scope {
-    Scope {
-        outer: context::with_task(|task| task.enter_wait(word, site)),
-    }
+    context::with_task(|task| Scope::on(task, word, site)).unwrap_or(Scope { outer: None })
+}
+
+/// As [`enter`], for a caller that has the running fiber's task at hand.
+#[inline]
+pub(crate) fn enter_on(task: &Task, word: u64, site: &'static Location<'static>) -> Scope {
+    Scope::on(task, word, encode_site(site))
 }
 
 /// As [`enter`], unless the fiber already describes a wait (a `Barrier` around its condvar).
@@ -202,23 +219,23 @@ pub(crate) fn enter_unless_described(word: u64, site: &'static Location<'static>
 /// fd wait it causes keeps the function's name).
 #[inline]
 pub(crate) fn enter_site_unless_described(word: u64, site: u32) -> Scope {
-    Scope {
-        outer: context::with_task(|task| {
-            if kind_of(task.wait.load(Ordering::Relaxed)) == kind::NONE {
-                Some(task.enter_wait(word, site))
-            } else {
-                None
-            }
-        })
-        .flatten(),
-    }
+    context::with_task(|task| {
+        if kind_of(task.wait.load(Ordering::Relaxed)) == kind::NONE {
+            Scope::on(task, word, site)
+        } else {
+            Scope { outer: None }
+        }
+    })
+    .unwrap_or(Scope { outer: None })
 }
 
 impl Drop for Scope {
     #[inline]
     fn drop(&mut self) {
-        if let Some((word, site)) = self.outer {
-            context::with_task(|task| task.leave_wait(word, site));
+        if let Some((task, word, site)) = self.outer {
+            // SAFETY: the scope was made on the running fiber's task (`Scope::on`) and is
+            // dropped on that fiber's stack, during its run: the worker holds the task alive.
+            unsafe { task.as_ref() }.leave_wait(word, site);
         }
     }
 }

@@ -16,7 +16,7 @@
 //! both. It names nothing above `coro`; the callers pass what they know (ids, names, the
 //! suspension kind).
 use super::Task;
-use crate::coro::{Outcome, Suspend};
+use crate::coro::Suspend;
 
 /// A fiber's span, stored in its task (`Task::span`). Zero-sized without the feature.
 pub(crate) struct FiberSpan {
@@ -29,19 +29,6 @@ pub(crate) struct FiberSpan {
     /// the worker resuming the fiber, before and after the switch.
     #[cfg(feature = "tracing")]
     held: std::cell::RefCell<Vec<tracing::Span>>,
-}
-
-impl FiberSpan {
-    /// No span (the task's value until spawn sets it; also what a disabled span is).
-    #[inline(always)]
-    pub(crate) fn none() -> FiberSpan {
-        FiberSpan {
-            #[cfg(feature = "tracing")]
-            span: tracing::Span::none(),
-            #[cfg(feature = "tracing")]
-            held: std::cell::RefCell::new(Vec::new()),
-        }
-    }
 }
 
 /// At most this many spans entered inside a fiber's are carried across one switch (a bound
@@ -97,14 +84,16 @@ pub(crate) fn kind(scoped: bool) -> &'static str {
     }
 }
 
-/// Creates the span of a new fiber, with the caller's location (the public spawn functions are
-/// `#[track_caller]` down to here), and records the `spawn` event in the spawner's context.
-/// The span's parent is the spawner's current span, as tokio's task spans.
+/// Creates the span of a new fiber spawned at `loc`, and records the `spawn` event in the
+/// spawner's context. The span's parent is the spawner's current span, as tokio's task spans.
 #[cfg(feature = "tracing")]
-#[track_caller]
 #[inline]
-pub(crate) fn spawn_span(id: u64, name: Option<&str>, kind: &'static str) -> FiberSpan {
-    let loc = std::panic::Location::caller();
+pub(crate) fn spawn_span(
+    id: u64,
+    name: Option<&str>,
+    kind: &'static str,
+    loc: &'static std::panic::Location<'static>,
+) -> FiberSpan {
     let span = tracing::trace_span!(
         target: "fiber::task",
         "fiber",
@@ -125,7 +114,12 @@ pub(crate) fn spawn_span(id: u64, name: Option<&str>, kind: &'static str) -> Fib
 /// See the feature's version.
 #[cfg(not(feature = "tracing"))]
 #[inline(always)]
-pub(crate) fn spawn_span(_id: u64, _name: Option<&str>, _kind: &'static str) -> FiberSpan {
+pub(crate) fn spawn_span(
+    _id: u64,
+    _name: Option<&str>,
+    _kind: &'static str,
+    _loc: &'static std::panic::Location<'static>,
+) -> FiberSpan {
     FiberSpan {}
 }
 
@@ -171,23 +165,23 @@ pub(crate) fn enter(span: &FiberSpan) -> Entered<'_> {
 /// in its current span, exits the spans it holds entered inside its own (kept for the next
 /// [`enter`]), then its own span.
 #[inline(always)]
-pub(crate) fn switched_out(entered: Entered<'_>, outcome: &Outcome, task: &Task) {
+pub(crate) fn switched_out(entered: Entered<'_>, suspended: Option<Suspend>, task: &Task) {
     #[cfg(feature = "tracing")]
     {
-        match outcome {
-            Outcome::Suspended(Suspend::Yield) => tracing::trace!(target: "fiber::task", "yield"),
-            Outcome::Suspended(how) => {
+        match suspended {
+            Some(Suspend::Yield) => tracing::trace!(target: "fiber::task", "yield"),
+            Some(how) => {
                 let word = task.wait.load(std::sync::atomic::Ordering::Relaxed);
-                tracing::trace!(target: "fiber::task", reason = park_reason(*how, word), "park")
+                tracing::trace!(target: "fiber::task", reason = park_reason(how, word), "park")
             }
-            Outcome::Finished(_) => tracing::trace!(target: "fiber::task", "finish"),
+            None => tracing::trace!(target: "fiber::task", "finish"),
         }
-        if matches!(outcome, Outcome::Suspended(_)) && tracing_active() {
+        if suspended.is_some() && tracing_active() {
             stash_held(entered.fiber);
         }
     }
     #[cfg(not(feature = "tracing"))]
-    let _ = (outcome, task);
+    let _ = (suspended, task);
     // `entered` exits the fiber's span here, after the event.
     let _entered = entered;
 }
@@ -328,7 +322,7 @@ mod tests {
         // No subscriber on this thread (the default no-op one): the span costs nothing more.
         let span =
             tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-                super::spawn_span(7, Some("x"), "fiber")
+                super::spawn_span(7, Some("x"), "fiber", std::panic::Location::caller())
             });
         assert!(span.span.is_none());
     }
