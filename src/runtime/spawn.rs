@@ -51,14 +51,21 @@ where
         ));
     }
     let kind = trace::kind(scope.is_some());
-    let task = Arc::new(Task::new(
-        shared.clone(),
-        name,
-        site,
-        stack_size,
-        kind,
-        JobCell::new(f, scope),
-    ));
+    // Written in place: `Arc::new` moved the ~300-byte task twice (stack → `ArcInner` → heap),
+    // two `memcpy`s per spawn.
+    let mut slot = Arc::<Task<JobCell<F, T>>>::new_uninit();
+    Arc::get_mut(&mut slot)
+        .expect("a new Arc is unique")
+        .write(Task::new(
+            shared.clone(),
+            name,
+            site,
+            stack_size,
+            kind,
+            JobCell::new(f, scope),
+        ));
+    // SAFETY: initialised just above.
+    let task = unsafe { slot.assume_init() };
     let target: Arc<Task<dyn JoinTarget<T> + 'a>> = task.clone();
     let task: Arc<Task<dyn Job + 'a>> = task;
     // SAFETY: erases `'a` to `'static` (same pointers, same vtables). Callers with `'a` shorter

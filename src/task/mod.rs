@@ -284,6 +284,8 @@ unsafe impl Send for Label {}
 unsafe impl Sync for Label {}
 
 impl<J> Task<J> {
+    // Inlined so that spawn can build the task straight into its `Arc` (no copy).
+    #[inline(always)]
     pub(crate) fn new(
         scheduler: Arc<dyn Schedule>,
         name: Option<String>,
