@@ -100,7 +100,8 @@ pub fn sleep_until(deadline: Instant) {
 
 /// Suspends the running fiber until its worker's timer reaches `deadline`, or a cancellation.
 fn sleep_on_timer(task: &crate::task::Task, deadline: Instant, site: &'static Location<'static>) {
-    let _wait = reason::enter(
+    let _wait = reason::enter_on(
+        task,
         reason::word(kind::SLEEP, reason::deadline_ms(deadline)),
         site,
     );

@@ -368,8 +368,7 @@ impl Worker {
                 // Never start a fiber once shutdown has begun, or that was cancelled before it
                 // started: drop it unrun.
                 task.stage.set(Stage::Done);
-                task.cancel_unrun();
-                stats::add(&self.stats().finished, 1);
+                self.cancel_unrun(&task);
                 return;
             }
             if !self.start(&task) {
@@ -387,8 +386,7 @@ impl Worker {
             Err(err) => {
                 eprintln!("fiber: could not start fiber {:?}: {err}", task.id);
                 task.stage.set(Stage::Done);
-                task.cancel_unrun();
-                stats::add(&self.stats().finished, 1);
+                self.cancel_unrun(task);
                 return false;
             }
         };
@@ -480,7 +478,6 @@ impl Worker {
                 task.stage.set(Stage::Done);
                 self.put_stack(stack, task.stack_size());
                 self.remove_live(&task);
-                stats::add(&stats.finished, 1);
                 return true;
             }
         };
@@ -505,9 +502,17 @@ impl Worker {
         false
     }
 
+    /// An unstarted fiber is dropped unrun (its join handle reports why); it counts as finished.
+    fn cancel_unrun(&self, task: &Task) {
+        task.cancel_unrun();
+        stats::add(&self.stats().finished, 1);
+    }
+
     /// A started fiber finished (or is leaked): it leaves this worker's bookkeeping, at once if
-    /// it was never published, else at the next registry pass (a dump skips it meanwhile).
+    /// it was never published, else at the next registry pass (a dump skips it meanwhile), and
+    /// counts as finished.
     fn remove_live(&self, task: &Arc<Task>) {
+        stats::add(&self.stats().finished, 1);
         task.since.store(reason::FINISHED, Ordering::Relaxed);
         let index = task.live_index.get();
         if index & UNPUBLISHED != 0 {
@@ -819,7 +824,6 @@ impl Worker {
             task.stage.set(Stage::Done);
             std::mem::forget(task.clone());
             self.remove_live(&task);
-            stats::add(&self.stats().finished, 1);
         }
         // Every started fiber is finished or leaked: empty the registry.
         self.publish();
@@ -830,13 +834,11 @@ impl Worker {
         // (`coop_work_waits`) is cancelled.
         for task in self.runq.borrow_mut().drain(..) {
             if task.stage.get() == Stage::Unstarted {
-                task.cancel_unrun();
-                stats::add(&self.stats().finished, 1);
+                self.cancel_unrun(&task);
             }
         }
         while let Some(task) = self.deque.pop() {
-            task.cancel_unrun();
-            stats::add(&self.stats().finished, 1);
+            self.cancel_unrun(&task);
         }
         // Wake-ups may still arrive after this (see `Remote::exited`); their pushers drain.
         self.shared.remotes[self.index].drain_after_exit();

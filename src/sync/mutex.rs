@@ -86,6 +86,17 @@ impl RawMutex {
             .is_ok()
     }
 
+    /// Locks, waiting at most until `deadline` (`None`: for ever), and records the new owner;
+    /// false if the deadline passed. Every locking path but `try_lock` comes through here.
+    #[inline]
+    fn lock_until(&self, deadline: Option<Instant>) -> bool {
+        let got = self.try_lock_fast() || self.lock_slow(deadline);
+        if got {
+            self.owner.acquired();
+        }
+        got
+    }
+
     /// Locks, waiting at most until `deadline`; false if it passed.
     #[cold]
     fn lock_slow(&self, deadline: Option<Instant>) -> bool {
@@ -213,10 +224,7 @@ unsafe impl lock_api::RawMutex for RawMutex {
 
     #[inline]
     fn lock(&self) {
-        if !self.try_lock_fast() {
-            self.lock_slow(None);
-        }
-        self.owner.acquired();
+        self.lock_until(None);
     }
 
     #[inline]
@@ -267,19 +275,11 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
     type Instant = Instant;
 
     fn try_lock_for(&self, timeout: Duration) -> bool {
-        let got = self.try_lock_fast() || self.lock_slow(Instant::now().checked_add(timeout));
-        if got {
-            self.owner.acquired();
-        }
-        got
+        self.lock_until(Instant::now().checked_add(timeout))
     }
 
     fn try_lock_until(&self, deadline: Instant) -> bool {
-        let got = self.try_lock_fast() || self.lock_slow(Some(deadline));
-        if got {
-            self.owner.acquired();
-        }
-        got
+        self.lock_until(Some(deadline))
     }
 }
 

@@ -49,15 +49,8 @@ pub fn is_fiber() -> bool {
 pub fn park() {
     let site = Location::caller();
     let parked = context::with_task(|task| {
-        let outer = task.enter_wait(reason::word(kind::PARK, 0), reason::encode_site(site));
         // Restored however the park ends (a cancellation unwinds out of it).
-        struct Leave<'a>(&'a Task, (u64, u32));
-        impl Drop for Leave<'_> {
-            fn drop(&mut self) {
-                self.0.leave_wait(self.1 .0, self.1 .1);
-            }
-        }
-        let _leave = Leave(task, outer);
+        let _wait = reason::enter_on(task, reason::word(kind::PARK, 0), site);
         park_fiber(task, true);
     });
     if parked.is_none() {
