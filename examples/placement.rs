@@ -6,7 +6,12 @@
 //! makes its light fibers wait behind them.
 //!
 //! `cargo run --release --example placement -- [--conns 1000] [--heavy-every 10] [--duration 3]
-//!  [--servers fiber,tokio] [--rounds 2]`
+//!  [--servers fiber,tokio] [--rounds 2] [--arrival 0] [--random-heavy]`
+//!
+//! With `--arrival S` the connections open one after another over S seconds while the others
+//! already run (a server whose clients come and go), and `--random-heavy` picks the heavy ones
+//! at random (one in K on average) instead of every K-th: then how heavy a worker already is can
+//! be seen when a new connection is placed, and by chance alone heavy connections cluster.
 //!
 //! Each server (2 workers) runs in a child process (this program with `--serve KIND`); the load
 //! generator is this process, on fibers (2 workers). Every connection sends a 64-byte request
@@ -27,12 +32,15 @@ use fiber_support::flags::Flags;
 
 const USAGE: &str =
     "usage: placement [--conns N] [--heavy-every K] [--duration S] [--servers KIND,...]
-                 [--rounds N]
+                 [--rounds N] [--arrival S] [--random-heavy]
   --conns        connections (default 1000)
   --heavy-every  every K-th connection is heavy (default 10)
   --duration     measured seconds per run, after 1 s of warm-up (default 3)
   --servers      fiber and/or tokio (default fiber,tokio)
-  --rounds       runs per server, alternating; the best p99 is kept (default 2)";
+  --rounds       runs per server, alternating; the best p99 is kept (default 2)
+  --arrival      the connections open evenly over S seconds (default 0: all at once); the
+                 measurement starts 1 s after the last one
+  --random-heavy a connection is heavy with probability 1/K (seeded: the same ones every run)";
 
 const SIZE: usize = 64;
 const HEAVY_CPU: Duration = Duration::from_millis(1);
@@ -40,7 +48,7 @@ const LIGHT_EVERY: Duration = Duration::from_millis(50);
 const HEAVY_EVERY: Duration = Duration::from_millis(100);
 
 fn main() {
-    let mut flags = Flags::parse(USAGE, &[]);
+    let mut flags = Flags::parse(USAGE, &["--random-heavy"]);
     if let Some(kind) = flags.opt::<String>("--serve") {
         flags.done();
         serve(&kind);
@@ -50,21 +58,32 @@ fn main() {
     let duration = Duration::from_secs_f64(flags.get("--duration", 3.0));
     let servers: Vec<String> = flags.list("--servers", "fiber,tokio");
     let rounds: usize = flags.get("--rounds", 2);
+    let arrival = Duration::from_secs_f64(flags.get("--arrival", 0.0));
+    let random_heavy = flags.switch("--random-heavy");
     flags.done();
     if heavy_every == 0 || conns == 0 {
         fiber_support::flags::fail(USAGE, "--conns and --heavy-every must be at least 1");
     }
     fiber_support::fdlimit::raise_fd_limit(4 * conns as u64 + 256);
 
+    let pick = Pick {
+        heavy_every,
+        random: random_heavy,
+    };
     println!(
-        "placement: {conns} connections, every {heavy_every}th heavy (1 ms CPU per request every \
-         {HEAVY_EVERY:?}), the others echo every {LIGHT_EVERY:?}; 2 server workers; {duration:?} \
-         measured"
+        "placement: {conns} connections, {} heavy (1 ms CPU per request every {HEAVY_EVERY:?}), \
+         the others echo every {LIGHT_EVERY:?}; opened over {arrival:?}; 2 server workers; \
+         {duration:?} measured",
+        if random_heavy {
+            format!("1 in {heavy_every} at random")
+        } else {
+            format!("every {heavy_every}th")
+        }
     );
     let mut best: HashMap<String, Load> = HashMap::new();
     for round in 0..rounds {
         for kind in &servers {
-            let load = measure(kind, conns, heavy_every, duration);
+            let load = measure(kind, conns, pick, arrival, duration);
             println!(
                 "  round {round} {kind:>5}: light p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms \
                  | heavy p99 {:>7.2} ms | {} light, {} heavy requests, {} errors | spread: {}",
@@ -141,21 +160,44 @@ struct Load {
     spread: String,
 }
 
-fn measure(kind: &str, conns: usize, heavy_every: usize, duration: Duration) -> Load {
+/// Which connections are heavy.
+#[derive(Clone, Copy)]
+struct Pick {
+    heavy_every: usize,
+    random: bool,
+}
+
+impl Pick {
+    fn is_heavy(self, index: usize) -> bool {
+        if self.random {
+            fiber_support::rng::splitmix(index as u64 ^ 0x5eed) % self.heavy_every as u64 == 0
+        } else {
+            index % self.heavy_every == 0
+        }
+    }
+}
+
+fn measure(kind: &str, conns: usize, pick: Pick, arrival: Duration, duration: Duration) -> Load {
     let (mut server, addr) = spawn_server(kind);
     let rt = fiber::Runtime::builder()
         .worker_threads(2)
         .build()
         .expect("client runtime");
-    let warmup = Duration::from_secs(1);
+    let warmup = arrival + Duration::from_secs(1);
     let (light, heavy, errors) = rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));
-        let measure_from = Instant::now() + warmup;
+        let begin = Instant::now();
+        let measure_from = begin + warmup;
         let handles: Vec<_> = (0..conns)
             .map(|i| {
                 let stop = stop.clone();
-                let heavy = i % heavy_every == 0;
-                fiber::spawn(move || connection(addr, i, heavy, measure_from, &stop))
+                let heavy = pick.is_heavy(i);
+                // Opened one after another over `arrival`: the client waits before it connects.
+                let opens_at = begin + arrival.mul_f64(i as f64 / conns as f64);
+                fiber::spawn(move || {
+                    fiber::sleep(opens_at.saturating_duration_since(Instant::now()));
+                    connection(addr, i, heavy, measure_from, &stop)
+                })
             })
             .collect();
         fiber::sleep(warmup + duration);
@@ -163,7 +205,7 @@ fn measure(kind: &str, conns: usize, heavy_every: usize, duration: Duration) -> 
         let (mut light, mut heavy, mut errors) = (Vec::new(), Vec::new(), 0);
         for (i, h) in handles.into_iter().enumerate() {
             match h.join().expect("a client connection panicked") {
-                Ok(lat) if i % heavy_every == 0 => heavy.extend(lat),
+                Ok(lat) if pick.is_heavy(i) => heavy.extend(lat),
                 Ok(lat) => light.extend(lat),
                 Err(_) => errors += 1,
             }
