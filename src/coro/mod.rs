@@ -94,7 +94,7 @@ impl Coro {
     }
 
     /// Runs the fiber until it suspends or finishes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn resume(&mut self, msg: Resume) -> Outcome {
         let co = self.co.as_mut().expect("resumed a finished fiber");
         let prev = RUNNING.with(|r| r.replace(&self.running));

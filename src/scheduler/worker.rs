@@ -12,8 +12,11 @@
 //! 2. the `next` slot (the fiber this worker just woke: messaging locality), at most
 //!    [`MAX_NEXT_STREAK`] times in a row, so that two fibers waking each other cannot starve a third;
 //! 3. the local run queue (started fibers: yields and local wake-ups), then the inbox;
-//! 4. its own deque of unstarted fibers (LIFO: depth-first spawn trees keep few stacks live);
-//! 5. idle: fire timers, then search — steal a batch from the injector or another worker's deque,
+//! 4. on a worker with I/O sources, the queue of long-running fibers (their last slice took
+//!    [`LONG_SLICE`] or more, and every yield): after the run queue, and first once they waited
+//!    [`MAX_LONG_WAIT`];
+//! 5. its own deque of unstarted fibers (LIFO: depth-first spawn trees keep few stacks live);
+//! 6. idle: fire timers, then search — steal a batch from the injector or another worker's deque,
 //!    spinning briefly and polling its reactor before each yield — then sleep in its reactor's
 //!    `epoll_wait` until woken or the next own timer is due.
 //!
@@ -65,6 +68,14 @@ const MAINTENANCE_INTERVAL: u32 = 61;
 const BALANCE_SLACK: usize = 16;
 /// How often in a row the `next` slot may be preferred to the run queue.
 const MAX_NEXT_STREAK: u32 = 3;
+/// A fiber whose slice on the CPU lasted this long joins the queue of long-running fibers until
+/// a later slice is shorter (slices are timed only on workers with I/O sources: `Worker::timed`).
+/// An echo or a small request takes 5-50 µs of CPU here; a millisecond of computation is what
+/// should not make each of them wait.
+const LONG_SLICE: Duration = Duration::from_micros(100);
+/// How long long-running fibers may wait while the run queue goes first: short fibers that keep
+/// waking cannot starve them (with 1 ms slices they keep at least a third of the worker).
+const MAX_LONG_WAIT: Duration = Duration::from_millis(2);
 /// Rounds of waiting for work before going to sleep. A searching worker steals in every round
 /// with one other worker, in one round of every `workers - 1` with more (each steal visits all of
 /// them), so the stealing effort per idle spell stays bounded.
@@ -84,8 +95,20 @@ pub(crate) struct Worker {
     shared: Arc<Handle>,
     deque: Deque<Arc<Task>>,
     runq: RefCell<VecDeque<Arc<Task>>>,
+    /// Runnable fibers whose last slice was long (`LONG_SLICE`), and yields, on a timed worker:
+    /// served after the run queue, and before it once they have waited `MAX_LONG_WAIT`.
+    long: RefCell<VecDeque<Arc<Task>>>,
+    /// Since when the long-running fibers have waited: the end of the last long slice, or when
+    /// their queue became non-empty (a slice mark: no clock read of its own).
+    long_turn: Cell<Instant>,
     next: Cell<Option<Arc<Task>>>,
     next_streak: Cell<u32>,
+    /// Slices are timed (one clock read per resume) while this worker's reactor has I/O
+    /// sources: a server, where one CPU-heavy request would otherwise delay every other
+    /// connection of this worker. Refreshed at maintenance ticks and after idling.
+    timed: Cell<bool>,
+    /// When the current slice began (the previous slice's end, or the end of idling).
+    slice_mark: Cell<Instant>,
     tick: Cell<u32>,
     searching: Cell<bool>,
     /// This worker's half of its reactor: only it polls (see `driver`). Borrowed only while
@@ -120,8 +143,12 @@ pub(crate) fn run(shared: Arc<Handle>, index: usize, deque: Deque<Arc<Task>>, po
         shared,
         deque,
         runq: RefCell::new(VecDeque::new()),
+        long: RefCell::new(VecDeque::new()),
+        long_turn: Cell::new(Instant::now()),
         next: Cell::new(None),
         next_streak: Cell::new(0),
+        timed: Cell::new(false),
+        slice_mark: Cell::new(Instant::now()),
         tick: Cell::new(0),
         searching: Cell::new(false),
         poller: RefCell::new(poller),
@@ -164,33 +191,61 @@ impl Worker {
         self.shared.remotes[self.index].reactor()
     }
 
+    /// The loop, in one of two compiled variants: with slices timed (`TIMED`, while the reactor
+    /// has I/O sources) or without, so that a worker without I/O pays nothing for the
+    /// long-running fibers' queue. The variant changes at a maintenance tick or after idling.
     fn run(&self) {
         loop {
-            if let Some(task) = self.next_task() {
-                self.run_task(task);
-                continue;
-            }
-            // `next_task` returns `None` on a maintenance tick that sees shutdown, however busy.
-            if self.shared.is_shutdown() {
-                return;
-            }
-            if let Some(task) = self.idle() {
-                self.run_task(task);
-            } else if self.shared.is_shutdown() {
-                // Woken, possibly by a wake-up that a cancelled fiber caused: once shutdown has
-                // begun, fibers only unwind; none resumes its normal course.
+            let shutdown = if self.timed.get() {
+                self.run_variant::<true>()
+            } else {
+                self.run_variant::<false>()
+            };
+            if shutdown {
                 return;
             }
         }
     }
 
-    /// Picks the next fiber from the local queues (steps 1-4 of the module docs).
+    /// Runs fibers until shutdown (true) or until slice timing is switched (false).
+    fn run_variant<const TIMED: bool>(&self) -> bool {
+        loop {
+            if let Some(task) = self.next_task::<TIMED>() {
+                self.run_task::<TIMED>(task);
+                continue;
+            }
+            // `next_task` returns `None` on a maintenance tick that sees shutdown, however busy,
+            // or that switched the timing.
+            if self.shared.is_shutdown() {
+                return true;
+            }
+            if self.timed.get() != TIMED {
+                return false;
+            }
+            let found = self.idle();
+            if self.refresh_timing(true) != TIMED {
+                if let Some(task) = found {
+                    self.runq.borrow_mut().push_front(task);
+                }
+                return false;
+            }
+            if let Some(task) = found {
+                self.run_task::<TIMED>(task);
+            } else if self.shared.is_shutdown() {
+                // Woken, possibly by a wake-up that a cancelled fiber caused: once shutdown has
+                // begun, fibers only unwind; none resumes its normal course.
+                return true;
+            }
+        }
+    }
+
+    /// Picks the next fiber from the local queues (steps 1-5 of the module docs).
     #[inline]
-    fn next_task(&self) -> Option<Arc<Task>> {
+    fn next_task<const TIMED: bool>(&self) -> Option<Arc<Task>> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % MAINTENANCE_INTERVAL == 0 {
-            if self.shared.is_shutdown() {
+            if self.shared.is_shutdown() || self.refresh_timing(false) != TIMED {
                 return None;
             }
             if let Some(task) = self.maintenance() {
@@ -206,13 +261,110 @@ impl Worker {
             self.runq.borrow_mut().push_back(task);
         }
         self.next_streak.set(0);
-        if let Some(task) = self.runq.borrow_mut().pop_front() {
+        let short = self.runq.borrow_mut().pop_front();
+        if let Some(task) = short {
+            if TIMED && self.long_waits() {
+                return Some(self.short_or_long(task));
+            }
             return Some(task);
         }
         if self.drain_inbox() {
-            return self.runq.borrow_mut().pop_front();
+            if let Some(task) = self.runq.borrow_mut().pop_front() {
+                return Some(task);
+            }
+        }
+        if TIMED {
+            if let Some(task) = self.pop_long() {
+                return Some(task);
+            }
         }
         self.deque.pop()
+    }
+
+    /// Long-running fibers wait: `short` (from the run queue) goes first unless they have
+    /// waited `MAX_LONG_WAIT` since their last turn.
+    #[cold]
+    fn short_or_long(&self, short: Arc<Task>) -> Arc<Task> {
+        if self.slice_mark.get().duration_since(self.long_turn.get()) < MAX_LONG_WAIT {
+            return short;
+        }
+        self.runq.borrow_mut().push_front(short);
+        self.pop_long().expect("long_waits saw a fiber")
+    }
+
+    /// The oldest long-running fiber.
+    #[inline(never)]
+    fn pop_long(&self) -> Option<Arc<Task>> {
+        self.long.borrow_mut().pop_front()
+    }
+
+    /// Queues a fiber whose last slice was long.
+    #[inline(never)]
+    fn push_long(&self, task: Arc<Task>) {
+        let mut long = self.long.borrow_mut();
+        if long.is_empty() {
+            self.long_turn.set(self.slice_mark.get());
+        }
+        long.push_back(task);
+    }
+
+    #[inline]
+    fn long_waits(&self) -> bool {
+        !self.long.borrow().is_empty()
+    }
+
+    /// Queues a runnable started fiber of this worker: the run queue, or (timed) the
+    /// long-running fibers' queue if its last slice was long.
+    #[inline]
+    fn requeue(&self, task: Arc<Task>) {
+        if self.timed.get() && task.long_slice.get() {
+            self.push_long(task);
+        } else {
+            self.runq.borrow_mut().push_back(task);
+        }
+    }
+
+    /// Turns slice timing on while the reactor has I/O sources; `restart` begins a new slice now
+    /// (after idling: the time waited is nobody's slice). Returns whether timing is on.
+    fn refresh_timing(&self, restart: bool) -> bool {
+        let on = self.reactor().has_sources();
+        let was = self.timed.replace(on);
+        if on && (restart || !was) {
+            self.slice_mark.set(Instant::now());
+        }
+        if was && !on {
+            // The untimed loop serves only the run queue.
+            let mut long = self.long.borrow_mut();
+            self.runq.borrow_mut().extend(long.drain(..));
+        }
+        on
+    }
+
+    /// Ends the slice of `task` (timed workers only): marks it long-running or not; true if the
+    /// slice was long.
+    #[inline(never)]
+    fn end_slice(&self, task: &Task) -> bool {
+        let now = Instant::now();
+        let long = now.duration_since(self.slice_mark.get()) >= LONG_SLICE;
+        self.slice_mark.set(now);
+        task.long_slice.set(long);
+        if long {
+            self.long_turn.set(now);
+        }
+        long
+    }
+
+    /// After a long slice: what became ready meanwhile (timers, wake-ups from other threads,
+    /// I/O) is queued now, so that short fibers go before the long-running ones queued earlier
+    /// instead of waiting for the next maintenance tick (61 ticks: up to 61 long slices).
+    #[cold]
+    fn catch_up(&self) {
+        if self.shared.is_shutdown() {
+            return;
+        }
+        self.fire_timers();
+        self.drain_inbox();
+        self.poll_now();
     }
 
     #[cold]
@@ -259,7 +411,7 @@ impl Worker {
                 self.poll_now();
             }
         }
-        if self.has_next() || !self.runq.borrow().is_empty() {
+        if self.has_next() || !self.runq.borrow().is_empty() || self.long_waits() {
             return true;
         }
         match self.oldest_unstarted() {
@@ -277,18 +429,18 @@ impl Worker {
         self.stats().timers.store(pending, Ordering::Relaxed);
     }
 
-    /// Moves fibers woken from other threads to the run queue; true if there were any.
+    /// Moves fibers woken from other threads to the run queues; true if there were any.
     fn drain_inbox(&self) -> bool {
         let inbox = &self.shared.remotes[self.index].inbox;
         if inbox.is_empty() {
             return false;
         }
-        let mut runq = self.runq.borrow_mut();
-        let before = runq.len();
+        let mut any = false;
         while let Some(task) = steal_with(|| inbox.steal()) {
-            runq.push_back(task);
+            self.requeue(task);
+            any = true;
         }
-        runq.len() > before
+        any
     }
 
     /// Fires due timers; true if any fiber became runnable.
@@ -306,7 +458,7 @@ impl Worker {
                 TimerAction::Resume(task) => {
                     if task.park.leave_sleep() {
                         trace::unparked(task.id.as_u64());
-                        self.runq.borrow_mut().push_back(task);
+                        self.requeue(task);
                     }
                 }
                 TimerAction::Unpark(task) => task.unpark(),
@@ -345,11 +497,16 @@ impl Worker {
         None
     }
 
-    /// Puts a woken fiber in the `next` slot if this is its home worker; else gives it back.
+    /// Puts a woken fiber in the `next` slot if this is its home worker (a long-running one in
+    /// its queue); else gives it back.
     #[inline]
     pub(crate) fn push_woken(&self, home: usize, task: Arc<Task>) -> Option<Arc<Task>> {
         if home != self.index || !self.shared.is(&task.scheduler) {
             return Some(task);
+        }
+        if self.timed.get() && task.long_slice.get() {
+            self.push_long(task);
+            return None;
         }
         if let Some(previous) = self.next.replace(Some(task)) {
             self.runq.borrow_mut().push_back(previous);
@@ -359,7 +516,8 @@ impl Worker {
 
     // ---- running a fiber ----------------------------------------------------------------------
 
-    fn run_task(&self, task: Arc<Task>) {
+    #[inline(always)]
+    fn run_task<const TIMED: bool>(&self, task: Arc<Task>) {
         if self.searching.get() {
             self.stop_searching();
         }
@@ -375,11 +533,12 @@ impl Worker {
                 return;
             }
         }
-        self.resume(task, Resume::Run);
+        self.resume::<TIMED>(task, Resume::Run);
     }
 
     /// Turns an unstarted task into a coroutine on a stack of this worker; false if no stack
     /// could be had (the job is cancelled: its join handle reports an error).
+    #[inline(always)]
     fn start(&self, task: &Arc<Task>) -> bool {
         let stack = match self.take_stack(task.stack_size()) {
             Ok(stack) => stack,
@@ -444,8 +603,8 @@ impl Worker {
 
     /// Resumes a started fiber and files it according to how it stopped; true if it finished.
     /// Takes the caller's reference so that a yield requeues it without touching the refcount.
-    #[inline]
-    fn resume(&self, task: Arc<Task>, msg: Resume) -> bool {
+    #[inline(always)]
+    fn resume<const TIMED: bool>(&self, task: Arc<Task>, msg: Resume) -> bool {
         // SAFETY: we hold the run token of a task whose home is this worker: nobody else touches
         // its coroutine, and the fiber itself never does.
         let Some(coro) = (unsafe { &mut *task.coro.get() }) else {
@@ -461,6 +620,7 @@ impl Worker {
         // The fiber runs inside its span (feature `tracing`; else nothing is compiled in).
         let entered = trace::enter(&task.span);
         let outcome = coro.resume(msg);
+        let long = TIMED && self.end_slice(&task);
         let suspended = match outcome {
             Outcome::Suspended(how) => Some(how),
             Outcome::Finished(_) => None,
@@ -478,6 +638,9 @@ impl Worker {
                 task.stage.set(Stage::Done);
                 self.put_stack(stack, task.stack_size());
                 self.remove_live(&task);
+                if long {
+                    self.catch_up();
+                }
                 return true;
             }
         };
@@ -487,7 +650,14 @@ impl Worker {
         match how {
             Suspend::Yield => {
                 stats::add(&stats.yields, 1);
-                self.runq.borrow_mut().push_back(task);
+                // A yield lets the others run: on a timed worker that includes the long-running
+                // fibers, so it goes behind them (a fiber yielding in a loop until a long-running
+                // one is done must not keep it waiting for `MAX_LONG_WAIT` each time).
+                if TIMED {
+                    self.push_long(task);
+                } else {
+                    self.runq.borrow_mut().push_back(task);
+                }
             }
             Suspend::Wait => stats.parked(task.wait.load(Ordering::Relaxed)),
             Suspend::Park => {
@@ -498,6 +668,9 @@ impl Worker {
                 // cancelled) takes it over. Forgetting it saves a refcount round trip per park.
                 std::mem::forget(task);
             }
+        }
+        if long {
+            self.catch_up();
         }
         false
     }
@@ -643,6 +816,7 @@ impl Worker {
     fn has_local_work(&self) -> bool {
         !self.shared.remotes[self.index].inbox.is_empty()
             || !self.runq.borrow().is_empty()
+            || self.long_waits()
             || self.has_next()
     }
 
@@ -800,7 +974,7 @@ impl Worker {
         for pass in 0..CANCEL_PASSES {
             let before = pending.len();
             pending.retain(|task| {
-                (0..CANCEL_ATTEMPTS).all(|_| !self.resume(task.clone(), Resume::Cancel))
+                (0..CANCEL_ATTEMPTS).all(|_| !self.resume::<false>(task.clone(), Resume::Cancel))
             });
             if pending.is_empty() {
                 break;
@@ -832,7 +1006,9 @@ impl Worker {
         self.next.take();
         // Started fibers are finished now; an unstarted one that a budget yield moved here
         // (`coop_work_waits`) is cancelled.
-        for task in self.runq.borrow_mut().drain(..) {
+        let mut queued: Vec<Arc<Task>> = self.runq.borrow_mut().drain(..).collect();
+        queued.extend(self.long.borrow_mut().drain(..));
+        for task in queued {
             if task.stage.get() == Stage::Unstarted {
                 self.cancel_unrun(&task);
             }

@@ -145,6 +145,10 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     /// with `reason::ON_CPU` set while it runs. Written by the home worker, read by dumps.
     pub(crate) since: AtomicU32,
     pub(crate) stage: Cell<Stage>,
+    /// Its last slice on the CPU ran long (the worker's `LONG_SLICE`; timed only on workers
+    /// with I/O sources): it waits in the worker's queue of long-running fibers. Written and read
+    /// only on the home worker's thread.
+    pub(crate) long_slice: Cell<bool>,
     /// Facts only the fiber itself reads and writes (see [`Own`]).
     pub(crate) own: OwnFlags,
     pub(crate) coro: UnsafeCell<Option<Coro>>,
@@ -168,8 +172,8 @@ pub(crate) struct Task<J: ?Sized = dyn Job> {
     pub(crate) job: J,
 }
 
-// SAFETY: the fields that are not thread-safe on their own are `stage`, `coro`, `yielder`, `locals`,
-// `live_index` (`label` is immutable and `Sync`), and (feature `tracing`) the spans `span` holds. By the table above each is touched
+// SAFETY: the fields that are not thread-safe on their own are `stage`, `long_slice`, `coro`,
+// `yielder`, `locals`, `live_index` (`label` is immutable and `Sync`), and (feature `tracing`) the spans `span` holds. By the table above each is touched
 // only by the worker holding the run token or by the fiber itself; once the fiber has started both
 // are on the home worker's thread, so its coroutine (and any `!Send` value on its stack) never
 // changes thread. Before the start the task holds no coroutine, only the job's `Send` closure,
@@ -308,6 +312,7 @@ impl<J> Task<J> {
             park_site: AtomicU32::new(0),
             since: AtomicU32::new(0),
             stage: Cell::new(Stage::Unstarted),
+            long_slice: Cell::new(false),
             own: OwnFlags(Cell::new(0)),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
