@@ -3,7 +3,8 @@
 //! never moves, so where a connection's fiber first ran decides which worker carries it for its
 //! whole life; tokio's tasks move between workers at every wake-up. The figure that matters is the
 //! latency of the light connections: a worker that carries more than its share of heavy fibers
-//! makes its light fibers wait behind them.
+//! makes its light fibers wait behind them. (A fiber worker with I/O serves fibers whose last
+//! slice was short first, for up to 2 ms: src/scheduler/README.md, "Long-running fibers".)
 //!
 //! `cargo run --release --example placement -- [--conns 1000] [--heavy-every 10] [--duration 3]
 //!  [--servers fiber,tokio] [--rounds 2] [--arrival 0] [--random-heavy]`
@@ -55,10 +56,16 @@ fn main() {
     }
     let conns: usize = flags.get("--conns", 1000);
     let heavy_every: usize = flags.get("--heavy-every", 10);
-    let duration = Duration::from_secs_f64(flags.get("--duration", 3.0));
+    let seconds = |flags: &mut Flags, name: &str, default: f64| {
+        let value: f64 = flags.get(name, default);
+        Duration::try_from_secs_f64(value).unwrap_or_else(|_| {
+            fiber_support::flags::fail(USAGE, &format!("{name} must be a number of seconds >= 0"))
+        })
+    };
+    let duration = seconds(&mut flags, "--duration", 3.0);
     let servers: Vec<String> = flags.list("--servers", "fiber,tokio");
     let rounds: usize = flags.get("--rounds", 2);
-    let arrival = Duration::from_secs_f64(flags.get("--arrival", 0.0));
+    let arrival = seconds(&mut flags, "--arrival", 0.0);
     let random_heavy = flags.switch("--random-heavy");
     flags.done();
     if heavy_every == 0 || conns == 0 {
