@@ -94,7 +94,13 @@ fn a_short_fiber_goes_before_queued_long_running_ones() {
         }
         done.store(true, Ordering::SeqCst);
         let (turns, one) = short.join().unwrap();
+        // Each of the 60 two-millisecond slices was seen as long.
+        let long_slices = rt.metrics().long_slices;
         close(io);
+        assert!(
+            long_slices >= 60,
+            "{long_slices} long slices counted, expected the heavy fibers' 60"
+        );
         // 60 long slices; an OS preemption can stretch a short slice past 100 µs now and then
         // (that fiber then waits once behind the long ones), hence 80 %, not all.
         assert!(

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub parks_by_reason: Vec<(&'static str, u64)>,
     /// Times a fiber yielded (explicitly or when its cooperative budget ran out) (counter).
     pub yields: u64,
+    /// Resumes that ran 100 µs or more on a worker with I/O sources: the fiber then waits behind
+    /// the ones with short slices (src/scheduler/README.md, "Long-running fibers") (counter).
+    pub long_slices: u64,
     /// Successful steals of unstarted fibers by an idle worker (counter; one steal may take a
     /// batch).
     pub steals: u64,
@@ -95,6 +98,8 @@ pub struct WorkerMetrics {
     pub parks: u64,
     /// Resumes that ended in a yield.
     pub yields: u64,
+    /// Resumes that ran 100 µs or more while this worker had I/O sources.
+    pub long_slices: u64,
     /// Successful steals by this worker.
     pub steals: u64,
     /// Polls of this worker's reactor.
@@ -143,6 +148,7 @@ pub(crate) fn collect(shared: &Handle) -> Metrics {
             switches: s.seq.load(Relaxed),
             parks: s.parks.iter().map(|c| c.load(Relaxed)).sum(),
             yields: s.yields.load(Relaxed),
+            long_slices: s.long_slices.load(Relaxed),
             steals: s.steals.load(Relaxed),
             reactor_polls: s.polls.load(Relaxed),
             reactor_events: s.events.load(Relaxed),
@@ -157,6 +163,7 @@ pub(crate) fn collect(shared: &Handle) -> Metrics {
             by_reason[kind] += counter.load(Relaxed);
         }
         m.yields += w.yields;
+        m.long_slices += w.long_slices;
         m.steals += w.steals;
         m.reactor_polls += w.reactor_polls;
         m.reactor_events += w.reactor_events;
@@ -193,10 +200,11 @@ impl fmt::Display for Metrics {
         )?;
         writeln!(
             f,
-            "switches {}  parks {}  yields {}  steals {}  polls {}  events {}  timers {}",
+            "switches {}  parks {}  yields {}  long slices {}  steals {}  polls {}  events {}  timers {}",
             self.switches,
             self.parks,
             self.yields,
+            self.long_slices,
             self.steals,
             self.reactor_polls,
             self.reactor_events,
@@ -282,6 +290,11 @@ impl Metrics {
             ("switches_total", "Fiber resumes.", self.switches),
             ("parks_total", "Times a fiber stopped to wait.", self.parks),
             ("yields_total", "Times a fiber yielded.", self.yields),
+            (
+                "long_slices_total",
+                "Fiber resumes of 100 us or more on workers with I/O.",
+                self.long_slices,
+            ),
             ("steals_total", "Steals of unstarted fibers.", self.steals),
             ("reactor_polls_total", "Reactor polls.", self.reactor_polls),
             (

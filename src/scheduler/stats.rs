@@ -39,6 +39,8 @@ pub(crate) struct WorkerStats {
     /// on the switch rather than a bound check); slots from `KINDS` up stay zero.
     pub(crate) parks: [AtomicU64; PARK_SLOTS],
     pub(crate) yields: AtomicU64,
+    /// Slices of 100 µs or more on a worker with I/O sources (`worker::LONG_SLICE`).
+    pub(crate) long_slices: AtomicU64,
     pub(crate) steals: AtomicU64,
     pub(crate) polls: AtomicU64,
     pub(crate) events: AtomicU64,
@@ -72,6 +74,7 @@ impl WorkerStats {
             finished: AtomicU64::new(0),
             parks: [const { AtomicU64::new(0) }; PARK_SLOTS],
             yields: AtomicU64::new(0),
+            long_slices: AtomicU64::new(0),
             steals: AtomicU64::new(0),
             polls: AtomicU64::new(0),
             events: AtomicU64::new(0),

@@ -350,6 +350,7 @@ impl Worker {
         task.long_slice.set(long);
         if long {
             self.long_turn.set(now);
+            stats::add(&self.stats().long_slices, 1);
         }
         long
     }
