@@ -225,8 +225,11 @@ fn transfer(
     read_len: Option<size_t>,
     mut f: impl FnMut() -> ssize_t,
 ) -> ssize_t {
-    if crate::task::context::task_ptr().is_some() {
-        return in_fiber(fd, interest, read_len, f);
+    match crate::task::context::fiber_in_native_io() {
+        // `fiber::net`'s own call: the driver waits for this fd itself.
+        Some(true) => return f(),
+        Some(false) => return in_fiber(fd, interest, read_len, f),
+        None => {}
     }
     let r = f();
     if r < 0 {

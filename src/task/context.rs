@@ -266,16 +266,9 @@ pub(crate) fn without_unwinding<R>(f: impl FnOnce() -> R) -> (R, bool) {
     };
     // SAFETY: as in `with_task`: the running task, alive while it runs; `f` runs on it.
     let task = unsafe { ptr.as_ref() };
-    // Restores the outer state however `f` ends (a panic in `f` ends the region too).
-    struct Restore<'a>(&'a Task, bool);
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            self.0.own.set(Own::NoUnwind, self.1);
-        }
-    }
-    let restore = Restore(task, task.own.replace(Own::NoUnwind, true));
+    let region = task.own.scoped(Own::NoUnwind);
     let value = f();
-    drop(restore);
+    drop(region);
     (value, task.own.get(Own::CancelPending))
 }
 
@@ -304,15 +297,33 @@ pub fn uncancellable<R>(f: impl FnOnce() -> R) -> R {
     };
     // SAFETY: as in `with_task`: the running task, alive while it runs; `f` runs on it.
     let task = unsafe { ptr.as_ref() };
-    // Restores the outer state however `f` ends.
-    struct Restore<'a>(&'a Task, bool);
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            self.0.own.set(Own::Shielded, self.1);
-        }
-    }
-    let _restore = Restore(task, task.own.replace(Own::Shielded, true));
+    let _region = task.own.scoped(Own::Shielded);
     f()
+}
+
+/// Runs `f`, one of the driver's own syscalls on a non-blocking fd whose waits the driver does
+/// itself (`IoSource`), so that the libc interposition (feature `hook`) passes it straight to
+/// libc instead of looking the fd up and running the I/O loop a second time. Nothing in `f`
+/// may wait. On a plain thread, just runs `f`.
+#[inline]
+pub(crate) fn native_io<R>(f: impl FnOnce() -> R) -> R {
+    let Some(ptr) = task_ptr() else {
+        return f();
+    };
+    // SAFETY: as in `with_task`: the running task, alive while it runs; `f` runs on it.
+    let task = unsafe { ptr.as_ref() };
+    let _region = task.own.scoped(Own::NativeIo);
+    f()
+}
+
+/// For an interposed libc call: `None` on a plain thread, else whether the running fiber is
+/// inside [`native_io`] (one thread-local read for both answers).
+#[cfg(fiber_hook)]
+#[inline]
+pub(crate) fn fiber_in_native_io() -> Option<bool> {
+    let ptr = task_ptr()?;
+    // SAFETY: as in `with_task`: the running task, alive while it runs; we run on it.
+    Some(unsafe { ptr.as_ref() }.own.get(Own::NativeIo))
 }
 
 /// Would a cancellation requested of the running fiber unwind it at its next cancellable wait

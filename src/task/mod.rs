@@ -60,6 +60,10 @@ pub(crate) enum Own {
     /// The fiber runs inside [`uncancellable`](crate::uncancellable): every wait behaves as an
     /// uncancellable one, and a cancellation (of any kind) waits for the region to end.
     Shielded = 16,
+    /// The fiber is inside the driver's own syscall on a non-blocking fd the driver waits for
+    /// itself (`driver::io::IoSource`: `fiber::net`): an interposed libc call goes straight to
+    /// libc (`context::native_io`).
+    NativeIo = 32,
 }
 
 /// The [`Own`] facts of one fiber.
@@ -84,6 +88,31 @@ impl OwnFlags {
         let bit = fact as u8;
         self.0.set(if on { bits | bit } else { bits & !bit });
         was
+    }
+
+    /// Sets `fact` until the guard is dropped (however the region ends: a panic ends it too),
+    /// then restores what it was: regions of one fact nest.
+    #[inline]
+    pub(crate) fn scoped(&self, fact: Own) -> OwnScope<'_> {
+        OwnScope {
+            flags: self,
+            fact,
+            was: self.replace(fact, true),
+        }
+    }
+}
+
+/// A region of one [`Own`] fact (`OwnFlags::scoped`).
+pub(crate) struct OwnScope<'a> {
+    flags: &'a OwnFlags,
+    fact: Own,
+    was: bool,
+}
+
+impl Drop for OwnScope<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.flags.set(self.fact, self.was);
     }
 }
 

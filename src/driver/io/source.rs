@@ -9,6 +9,7 @@ use super::op;
 use super::options::{make_nonblocking, Options, Wait};
 use super::registry::Registration;
 use super::slot::Interest;
+use crate::task::context;
 
 /// A kernel-non-blocking I/O object `S` with its reactor registration and user-visible options.
 ///
@@ -138,8 +139,17 @@ impl<S: AsRawFd> IoSource<S> {
         interest: Interest,
         wait: Wait,
         drained: impl Fn(&T) -> bool,
-        f: impl FnMut() -> io::Result<T>,
+        mut f: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        op::run(self.io.as_raw_fd(), &self.reg, interest, wait, drained, f)
+        // The fd is non-blocking and this loop waits for it: the libc interposition has nothing
+        // to add (`context::native_io`).
+        op::run(
+            self.io.as_raw_fd(),
+            &self.reg,
+            interest,
+            wait,
+            drained,
+            || context::native_io(&mut f),
+        )
     }
 }
