@@ -612,7 +612,9 @@ pub(crate) unsafe extern "C" fn accept4(
 /// retried. One `getsockopt(SO_ACCEPTCONN)` and one `listen` per listener; a socket that is not
 /// listening is left alone (its `accept` fails as libc's). Errors leave the backlog as it was.
 fn widen_backlog_once(fd: c_int) {
-    if !in_hooked_fiber() {
+    // `fiber::net`'s listeners listen with the maximum backlog already (and its accepts run
+    // under `native_io`).
+    if crate::task::context::fiber_in_native_io() != Some(false) || !super::is_active() {
         return;
     }
     let Some(sock) = fds::socket(fd) else { return };
@@ -653,7 +655,8 @@ fn widen_backlog_once(fd: c_int) {
 pub(crate) unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let _wait =
         crate::task::reason::enter_hook(const { crate::task::reason::hook_index("connect") }, fd);
-    let sock = if in_hooked_fiber() {
+    // `fiber::net`'s own non-blocking connect (`native_io`) waits in its own loop.
+    let sock = if crate::task::context::fiber_in_native_io() == Some(false) && super::is_active() {
         fds::socket(fd)
     } else {
         None
@@ -930,4 +933,58 @@ pub(crate) unsafe extern "C" fn setsockopt(
         };
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    use super::fds;
+
+    /// `fiber::net` waits for its own fds: its reads and writes in a fiber go straight to libc
+    /// (`context::native_io`), so the hooks never look its sockets up (a lookup classifies the fd
+    /// and would leave it in the table).
+    #[test]
+    fn fiber_net_io_does_not_go_through_the_fd_table() {
+        let rt = crate::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let (client_fd, server_fd) = rt.block_on(|| {
+            let listener = crate::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = crate::spawn(move || {
+                let mut s = crate::net::TcpStream::connect(addr).unwrap();
+                s.write_all(b"ping").unwrap();
+                let mut buf = [0u8; 4];
+                s.read_exact(&mut buf).unwrap();
+                assert_eq!(&buf, b"pong");
+                s
+            });
+            let (mut server, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4];
+            server.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"ping");
+            server.write_all(b"pong").unwrap();
+            let client = client.join().unwrap();
+            let fds = (client.as_raw_fd(), server.as_raw_fd());
+            // Checked while both are open (a closed fd's number may be reused).
+            if super::super::is_active() {
+                for (what, fd) in [
+                    ("listener", listener.as_raw_fd()),
+                    ("client", fds.0),
+                    ("server", fds.1),
+                ] {
+                    assert!(
+                        fds::known(fd).is_none(),
+                        "the hooks classified fiber::net's {what} socket: its calls went \
+                         through the fd table"
+                    );
+                }
+            }
+            fds
+        });
+        assert!(client_fd >= 0 && server_fd >= 0);
+    }
 }

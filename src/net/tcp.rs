@@ -103,7 +103,10 @@ fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpS
         Some(Protocol::TCP),
     )?;
     let inner = IoSource::new(stdnet::TcpStream::from(socket), false);
-    match SockRef::from(inner.get_ref()).connect(&(*addr).into()) {
+    // Non-blocking: the hooks have nothing to add (`native_io`); the wait is `io_op`'s below.
+    let started =
+        crate::task::context::native_io(|| SockRef::from(inner.get_ref()).connect(&(*addr).into()));
+    match started {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
             let done = inner.io_op(

@@ -70,7 +70,8 @@ impl UnixStream {
         let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
         let mut backoff = Duration::from_micros(50);
         loop {
-            match socket.connect(addr) {
+            // Non-blocking (`native_io`: the hooks have nothing to add); the wait is the loop's.
+            match crate::task::context::native_io(|| socket.connect(addr)) {
                 Ok(()) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                     crate::sleep(backoff);
