@@ -80,12 +80,14 @@ pub fn is_active() -> bool {
     }
 }
 
-/// Should a hooked call made now park the fiber (instead of calling libc)? The fiber test comes
-/// first: on a plain thread this is one thread-local read, and the environment is never read.
+/// Should a hooked call made now park the fiber (instead of calling libc)? Not on a plain
+/// thread, and not inside the driver's own syscalls (`fiber::net`, `task::context::native_io`),
+/// which wait for their fds themselves. The fiber test comes first: on a plain thread this is one
+/// thread-local read, and the environment is never read.
 #[inline]
 #[cfg(fiber_hook)]
 fn in_hooked_fiber() -> bool {
-    crate::task::context::task_ptr().is_some() && is_active()
+    crate::task::context::fiber_in_native_io() == Some(false) && is_active()
 }
 
 /// The calling thread's `errno`.

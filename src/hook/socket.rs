@@ -612,9 +612,7 @@ pub(crate) unsafe extern "C" fn accept4(
 /// retried. One `getsockopt(SO_ACCEPTCONN)` and one `listen` per listener; a socket that is not
 /// listening is left alone (its `accept` fails as libc's). Errors leave the backlog as it was.
 fn widen_backlog_once(fd: c_int) {
-    // `fiber::net`'s listeners listen with the maximum backlog already (and its accepts run
-    // under `native_io`).
-    if crate::task::context::fiber_in_native_io() != Some(false) || !super::is_active() {
+    if !in_hooked_fiber() {
         return;
     }
     let Some(sock) = fds::socket(fd) else { return };
@@ -655,8 +653,7 @@ fn widen_backlog_once(fd: c_int) {
 pub(crate) unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let _wait =
         crate::task::reason::enter_hook(const { crate::task::reason::hook_index("connect") }, fd);
-    // `fiber::net`'s own non-blocking connect (`native_io`) waits in its own loop.
-    let sock = if crate::task::context::fiber_in_native_io() == Some(false) && super::is_active() {
+    let sock = if in_hooked_fiber() {
         fds::socket(fd)
     } else {
         None
@@ -947,21 +944,8 @@ mod tests {
     /// and would leave it in the table).
     #[test]
     fn fiber_net_io_does_not_go_through_the_fd_table() {
-        // A watchdog: a lost wake-up fails the test instead of hanging the suite.
-        let (done, finished) = std::sync::mpsc::channel();
-        let body = std::thread::spawn(move || {
-            fiber_net_io_stays_out_of_the_table();
-            let _ = done.send(());
-        });
-        match finished.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(()) => body.join().unwrap(),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                std::panic::resume_unwind(body.join().unwrap_err())
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                panic!("watchdog: the fiber::net exchange did not finish within 60 s")
-            }
-        }
+        // Serialized with the unit tests that count fds and readiness slots.
+        crate::driver::io::test_support::fd_test(60, fiber_net_io_stays_out_of_the_table);
     }
 
     fn fiber_net_io_stays_out_of_the_table() {

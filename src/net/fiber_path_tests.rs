@@ -1,27 +1,12 @@
 //! The fiber path (registration, readiness slots, park/unpark from `dispatch`) driven by a test
 //! reactor thread: each test thread "enters" the reactor and then behaves as a fiber would.
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use crate::driver::io::slots_in_use;
-use crate::driver::io::test_support::{TestReactor, FD_TESTS};
-
-fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let _serial = FD_TESTS.lock();
-    let (tx, rx) = mpsc::channel();
-    let h = thread::spawn(move || {
-        let r = f();
-        let _ = tx.send(());
-        r
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => h.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: still running after {secs} s"),
-    }
-}
+use crate::driver::io::test_support::{fd_test as watchdog, TestReactor};
 
 /// `watchdog` around a test that wants a reactor and a listener on a loopback port.
 fn with_listener(secs: u64, f: impl FnOnce(TestReactor, TcpListener, SocketAddr) + Send + 'static) {

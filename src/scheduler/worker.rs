@@ -308,6 +308,13 @@ impl Worker {
         long.push_back(task);
     }
 
+    /// Does a woken fiber of this worker go to the long-running fibers' queue (timed, and its
+    /// last slice was long)?
+    #[inline]
+    fn files_as_long(&self, task: &Task) -> bool {
+        self.timed.get() && task.long_slice.get()
+    }
+
     #[inline]
     fn long_waits(&self) -> bool {
         !self.long.borrow().is_empty()
@@ -317,7 +324,7 @@ impl Worker {
     /// long-running fibers' queue if its last slice was long.
     #[inline]
     fn requeue(&self, task: Arc<Task>) {
-        if self.timed.get() && task.long_slice.get() {
+        if self.files_as_long(&task) {
             self.push_long(task);
         } else {
             self.runq.borrow_mut().push_back(task);
@@ -505,7 +512,7 @@ impl Worker {
         if home != self.index || !self.shared.is(&task.scheduler) {
             return Some(task);
         }
-        if self.timed.get() && task.long_slice.get() {
+        if self.files_as_long(&task) {
             self.push_long(task);
             return None;
         }

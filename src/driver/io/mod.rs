@@ -115,6 +115,29 @@ pub(crate) mod test_support {
     /// Unit tests that open fds take this lock, so the fd-leak check can count exactly.
     pub(crate) static FD_TESTS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
+    /// Runs `f`, a unit test that opens fds, under `FD_TESTS` on a thread of its own; panics if
+    /// it has not finished after `secs` seconds (a lost wake-up fails the test instead of
+    /// hanging the suite). A panic in `f` is the test's.
+    pub(crate) fn fd_test<T: Send + 'static>(
+        secs: u64,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        use std::sync::mpsc;
+        let _serial = FD_TESTS.lock();
+        let (tx, rx) = mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let r = f();
+            let _ = tx.send(());
+            r
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => h.join().unwrap(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("watchdog: still running after {secs} s")
+            }
+        }
+    }
+
     /// Makes the calling thread behave as a fiber of the runtime of `h`, until it exits.
     pub(crate) fn enter_handle(h: Arc<Handle>) {
         std::mem::forget(context::enter(h));
